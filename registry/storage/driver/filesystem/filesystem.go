@@ -1,0 +1,366 @@
+// Package filesystem is the local-disk storage driver. Files live under a root
+// directory; temporary files for atomic writes go to root/.tmp, which no valid
+// driver path can reach. Readers are *os.File so blob downloads use sendfile.
+package filesystem
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/berth-dev/berth/registry/storage/driver"
+)
+
+const name = "filesystem"
+
+// Driver stores files under a root directory.
+type Driver struct {
+	root string
+	tmp  string
+}
+
+var _ driver.StorageDriver = (*Driver)(nil)
+
+// New creates the root directory if needed and returns a driver for it.
+func New(root string) (*Driver, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{root: abs, tmp: filepath.Join(abs, ".tmp")}
+	if err := os.MkdirAll(d.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("filesystem driver: %w", err)
+	}
+	return d, nil
+}
+
+// Name implements driver.StorageDriver.
+func (d *Driver) Name() string { return name }
+
+func (d *Driver) full(p string, allowRoot bool) (string, error) {
+	if !driver.ValidPath(p, allowRoot) {
+		return "", driver.InvalidPathError{Path: p, DriverName: name}
+	}
+	return filepath.Join(d.root, filepath.FromSlash(p)), nil
+}
+
+func (d *Driver) notFound(p string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return driver.PathNotFoundError{Path: p, DriverName: name}
+	}
+	return err
+}
+
+// GetContent implements driver.StorageDriver.
+func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
+	fp, err := d.full(p, false)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(fp)
+	if err != nil {
+		if errors.Is(err, syscall.EISDIR) {
+			return nil, driver.PathNotFoundError{Path: p, DriverName: name}
+		}
+		return nil, d.notFound(p, err)
+	}
+	return b, nil
+}
+
+func (d *Driver) tempFile() (*os.File, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return os.OpenFile(filepath.Join(d.tmp, hex.EncodeToString(b[:])), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
+// PutContent implements driver.StorageDriver: write a temp file, then rename.
+func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error {
+	fp, err := d.full(p, false)
+	if err != nil {
+		return err
+	}
+	f, err := d.tempFile()
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, fp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// Reader implements driver.StorageDriver. The returned reader is an *os.File.
+func (d *Driver) Reader(ctx context.Context, p string, offset int64) (io.ReadCloser, error) {
+	fp, err := d.full(p, false)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, driver.InvalidOffsetError{Path: p, Offset: offset, DriverName: name}
+	}
+	f, err := os.Open(fp)
+	if err != nil {
+		return nil, d.notFound(p, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, driver.PathNotFoundError{Path: p, DriverName: name}
+	}
+	if offset > fi.Size() {
+		f.Close()
+		return nil, driver.InvalidOffsetError{Path: p, Offset: offset, DriverName: name}
+	}
+	if offset > 0 {
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// Writer implements driver.StorageDriver.
+func (d *Driver) Writer(ctx context.Context, p string, append bool) (driver.FileWriter, error) {
+	fp, err := d.full(p, false)
+	if err != nil {
+		return nil, err
+	}
+	var f *os.File
+	if append {
+		f, err = os.OpenFile(fp, os.O_WRONLY, 0o644)
+		if err != nil {
+			return nil, d.notFound(p, err)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+			return nil, err
+		}
+		f, err = os.OpenFile(fp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return nil, err
+		}
+	}
+	off, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fileWriter{f: f, size: off}, nil
+}
+
+type fileWriter struct {
+	f      *os.File
+	size   int64
+	closed bool
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, os.ErrClosed
+	}
+	n, err := w.f.Write(p)
+	w.size += int64(n)
+	return n, err
+}
+
+// ReadFrom lets io.Copy into the writer use copy_file_range/splice.
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.closed {
+		return 0, os.ErrClosed
+	}
+	n, err := w.f.ReadFrom(r)
+	w.size += n
+	return n, err
+}
+
+func (w *fileWriter) Size() int64 { return w.size }
+
+func (w *fileWriter) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.f.Close()
+}
+
+func (w *fileWriter) Cancel(ctx context.Context) error {
+	name := w.f.Name()
+	w.Close()
+	return os.Remove(name)
+}
+
+func (w *fileWriter) Commit(ctx context.Context) error {
+	if w.closed {
+		return os.ErrClosed
+	}
+	return nil
+}
+
+// Stat implements driver.StorageDriver.
+func (d *Driver) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
+	fp, err := d.full(p, true)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(fp)
+	if err != nil {
+		return nil, d.notFound(p, err)
+	}
+	return driver.BasicFileInfo{FPath: p, FSize: sizeOf(fi), FModTime: fi.ModTime(), FIsDir: fi.IsDir()}, nil
+}
+
+func sizeOf(fi fs.FileInfo) int64 {
+	if fi.IsDir() {
+		return 0
+	}
+	return fi.Size()
+}
+
+// List implements driver.StorageDriver.
+func (d *Driver) List(ctx context.Context, p string) ([]string, error) {
+	fp, err := d.full(p, true)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(fp)
+	if err != nil {
+		return nil, d.notFound(p, err)
+	}
+	out := make([]string, 0, len(ents))
+	prefix := p
+	if prefix != "/" {
+		prefix += "/"
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		out = append(out, prefix+e.Name())
+	}
+	return out, nil
+}
+
+// Move implements driver.StorageDriver.
+func (d *Driver) Move(ctx context.Context, src, dst string) error {
+	fs, err := d.full(src, false)
+	if err != nil {
+		return err
+	}
+	fd, err := d.full(dst, false)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(fs); err != nil {
+		return d.notFound(src, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(fd), 0o755); err != nil {
+		return err
+	}
+	return os.Rename(fs, fd)
+}
+
+// Delete implements driver.StorageDriver.
+func (d *Driver) Delete(ctx context.Context, p string) error {
+	fp, err := d.full(p, false)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(fp); err != nil {
+		return d.notFound(p, err)
+	}
+	return os.RemoveAll(fp)
+}
+
+// Walk implements driver.StorageDriver.
+func (d *Driver) Walk(ctx context.Context, p string, fn driver.WalkFn) error {
+	fp, err := d.full(p, true)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(fp)
+	if err != nil {
+		return d.notFound(p, err)
+	}
+	if !fi.IsDir() {
+		return nil
+	}
+	return d.walk(ctx, p, fp, fn)
+}
+
+func (d *Driver) walk(ctx context.Context, p, fp string, fn driver.WalkFn) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(fp)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed concurrently
+		}
+		return err
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	prefix := p
+	if prefix != "/" {
+		prefix += "/"
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		child := prefix + e.Name()
+		bfi := driver.BasicFileInfo{FPath: child, FSize: sizeOf(info), FModTime: info.ModTime(), FIsDir: info.IsDir()}
+		err = fn(bfi)
+		if info.IsDir() {
+			if errors.Is(err, driver.ErrSkipDir) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := d.walk(ctx, child, filepath.Join(fp, e.Name()), fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, driver.ErrSkipDir) {
+			return err
+		}
+	}
+	return nil
+}
