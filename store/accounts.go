@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Instance is the one main account this Berth serves.
+type Instance struct {
+	ID        string    `bson:"_id"`
+	AccountID string    `bson:"account_id"`
+	CreatedAt time.Time `bson:"created_at"`
+}
+
+// User is an identity of the main account: its administrator, or a RAM sub-user.
+type User struct {
+	Name         string    `bson:"_id"`
+	AccountID    string    `bson:"account_id"`
+	DisplayName  string    `bson:"display_name"`
+	PasswordHash string    `bson:"password_hash"`
+	Enabled      bool      `bson:"enabled"`
+	Admin        bool      `bson:"admin"`
+	Policies     []string  `bson:"policies"`
+	CreatedAt    time.Time `bson:"created_at"`
+	UpdatedAt    time.Time `bson:"updated_at"`
+}
+
+// EnsureInstance returns the main account, creating it with a fresh numeric id on first start.
+// created tells whether this call made it.
+func (s *Store) EnsureInstance(ctx context.Context) (inst *Instance, created bool, err error) {
+	defer s.lockWrites()()
+	inst, err = findOne[Instance](ctx, s.c(colMeta), bson.M{"_id": "instance"})
+	if err == nil {
+		return inst, false, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	id, err := newAccountID()
+	if err != nil {
+		return nil, false, err
+	}
+	inst = &Instance{ID: "instance", AccountID: id, CreatedAt: now()}
+	if _, err := s.c(colMeta).InsertOne(ctx, inst); err != nil {
+		if mongo.IsDuplicateKeyError(err) { // another replica won the race
+			inst, err = findOne[Instance](ctx, s.c(colMeta), bson.M{"_id": "instance"})
+			return inst, false, err
+		}
+		return nil, false, err
+	}
+	return inst, true, nil
+}
+
+// newAccountID makes a 16-digit account id like Alibaba Cloud's.
+func newAccountID() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(9e15))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d", n.Int64()+1e15), nil
+}
+
+// CreateUser inserts u; ErrAlreadyExists when the name is taken.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	defer s.lockWrites()()
+	u.CreatedAt, u.UpdatedAt = now(), now()
+	if u.Policies == nil {
+		u.Policies = []string{}
+	}
+	if _, err := s.c(colUsers).InsertOne(ctx, u); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return ErrAlreadyExists
+		}
+		return err
+	}
+	return nil
+}
+
+// GetUser returns the user called name.
+func (s *Store) GetUser(ctx context.Context, name string) (*User, error) {
+	return findOne[User](ctx, s.c(colUsers), bson.M{"_id": name})
+}
+
+// ListUsers pages through the users, by name.
+func (s *Store) ListUsers(ctx context.Context, p Page) ([]User, int64, error) {
+	return findPage[User](ctx, s.c(colUsers), bson.M{}, bson.D{{Key: "_id", Value: 1}}, p)
+}
+
+// UpdateUser sets the given fields of a user.
+func (s *Store) UpdateUser(ctx context.Context, name string, set bson.M) (*User, error) {
+	defer s.lockWrites()()
+	set["updated_at"] = now()
+	var u User
+	err := s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": name}, bson.M{"$set": set},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&u)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	return &u, err
+}
+
+// SetUserPolicies replaces the names of the policies attached to a user.
+func (s *Store) SetUserPolicies(ctx context.Context, name string, policies []string) (*User, error) {
+	return s.UpdateUser(ctx, name, bson.M{"policies": policies})
+}
+
+// DeleteUser removes a user and its access keys.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	defer s.lockWrites()()
+	res, err := s.c(colUsers).DeleteOne(ctx, bson.M{"_id": name})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	_, err = s.c(colAccessKeys).DeleteMany(ctx, bson.M{"user": name})
+	return err
+}

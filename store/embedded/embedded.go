@@ -1,0 +1,144 @@
+//go:build !noembed
+
+// Package embedded runs the services Berth needs in-process when none is configured: FerretDB on SQLite as
+// the MongoDB-compatible store, and miniredis as the Redis that Asynq uses. Production builds may leave it out
+// with `-tags noembed`; then --mongo-uri and --redis-addr are required.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/alicebob/miniredis/v2"
+)
+
+// Available reports whether this build carries the embedded services.
+const Available = true
+
+// Mongo is a running embedded FerretDB.
+type Mongo struct {
+	URI    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartMongo runs FerretDB with its SQLite handler on a loopback port, keeping its files in dir.
+func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create embedded store dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	// FerretDB logs every connection at INFO; keep only its warnings.
+	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelWarn})
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    quiet,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded store: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	m := &Mongo{cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- f.Run(runCtx) }()
+	// MongoDBURI is ready once the listener is up; poll until it accepts connections.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		uri := f.MongoDBURI()
+		if u := hostOf(uri); u != "" {
+			if c, err := net.DialTimeout("tcp", u, 200*time.Millisecond); err == nil {
+				c.Close()
+				m.URI = uri
+				return m, nil
+			}
+		}
+		select {
+		case err := <-m.done:
+			cancel()
+			return nil, fmt.Errorf("embedded store stopped at start: %w", err)
+		case <-ctx.Done():
+			cancel()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			return nil, errors.New("embedded store did not start listening within 10s")
+		}
+	}
+}
+
+// Stop shuts FerretDB down and waits for it to flush.
+func (m *Mongo) Stop() {
+	m.cancel()
+	select {
+	case <-m.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+func hostOf(uri string) (host string) {
+	defer func() {
+		if recover() != nil {
+			host = ""
+		}
+	}()
+	const p = "mongodb://"
+	if len(uri) <= len(p) {
+		return ""
+	}
+	rest := uri[len(p):]
+	for i, c := range rest {
+		if c == '/' || c == '?' {
+			return rest[:i]
+		}
+	}
+	return rest
+}
+
+// Redis is a running in-memory miniredis. It keeps nothing across restarts.
+type Redis struct {
+	Addr string
+	m    *miniredis.Miniredis
+}
+
+// StartRedis runs miniredis on a loopback port with TTLs following the wall clock, as Asynq needs.
+func StartRedis() (*Redis, error) {
+	m := miniredis.NewMiniRedis()
+	m.ClockTTL(true)
+	if err := m.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	return &Redis{Addr: m.Addr(), m: m}, nil
+}
+
+// Stop closes miniredis.
+func (r *Redis) Stop() { r.m.Close() }
+
+type levelFilter struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (l levelFilter) Enabled(ctx context.Context, lv slog.Level) bool {
+	return lv >= l.min && l.h.Enabled(ctx, lv)
+}
+func (l levelFilter) Handle(ctx context.Context, r slog.Record) error { return l.h.Handle(ctx, r) }
+func (l levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{h: l.h.WithAttrs(a), min: l.min}
+}
+func (l levelFilter) WithGroup(n string) slog.Handler { return levelFilter{h: l.h.WithGroup(n), min: l.min} }

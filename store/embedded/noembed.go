@@ -1,0 +1,24 @@
+//go:build noembed
+
+package embedded
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// Available reports whether this build carries the embedded services.
+const Available = false
+
+var errNoEmbed = errors.New("this build of Berth has no embedded services (built with -tags noembed): set --mongo-uri and --redis-addr")
+
+type Mongo struct{ URI string }
+
+func StartMongo(context.Context, string, *slog.Logger) (*Mongo, error) { return nil, errNoEmbed }
+func (m *Mongo) Stop()                                                {}
+
+type Redis struct{ Addr string }
+
+func StartRedis() (*Redis, error) { return nil, errNoEmbed }
+func (r *Redis) Stop()            {}

@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Origin of a repository.
+const (
+	OriginUser = "USER"
+	OriginPush = "PUSH"
+)
+
+// Repository is namespace/name with its settings (SPEC §2).
+type Repository struct {
+	FullName    string    `bson:"_id"` // namespace/name
+	Namespace   string    `bson:"namespace"`
+	Name        string    `bson:"name"`
+	AccountID   string    `bson:"account_id"`
+	Summary     string    `bson:"summary"`
+	Description string    `bson:"description"`
+	Visibility  string    `bson:"visibility"`
+	Origin      string    `bson:"origin"`
+	CreatedAt   time.Time `bson:"created_at"`
+	UpdatedAt   time.Time `bson:"updated_at"`
+}
+
+// CreateRepository inserts r. Errors: ErrNotFound when the namespace is missing, ErrAlreadyExists.
+func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
+	defer s.lockWrites()()
+	if _, err := findOne[Namespace](ctx, s.c(colNamespaces), bson.M{"_id": r.Namespace}); err != nil {
+		return err
+	}
+	r.FullName = r.Namespace + "/" + r.Name
+	r.CreatedAt, r.UpdatedAt = now(), now()
+	if _, err := s.c(colRepositories).InsertOne(ctx, r); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return ErrAlreadyExists
+		}
+		return err
+	}
+	return nil
+}
+
+// GetRepository returns namespace/name.
+func (s *Store) GetRepository(ctx context.Context, namespace, name string) (*Repository, error) {
+	return findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": namespace + "/" + name})
+}
+
+// ListRepositories pages through repositories by full name: those of one namespace, or all when namespace is
+// empty (restricted to accountID when given).
+func (s *Store) ListRepositories(ctx context.Context, accountID, namespace string, p Page) ([]Repository, int64, error) {
+	filter := bson.M{}
+	if namespace != "" {
+		filter["namespace"] = namespace
+	}
+	if accountID != "" {
+		filter["account_id"] = accountID
+	}
+	return findPage[Repository](ctx, s.c(colRepositories), filter, bson.D{{Key: "_id", Value: 1}}, p)
+}
+
+// RepositoryUpdate holds what a PATCH may change; nil fields stay as they are.
+type RepositoryUpdate struct {
+	Summary     *string
+	Description *string
+	Visibility  *string
+}
+
+// UpdateRepository applies u and returns the repository as it now is.
+func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u RepositoryUpdate) (*Repository, error) {
+	defer s.lockWrites()()
+	set := bson.M{"updated_at": now()}
+	if u.Summary != nil {
+		set["summary"] = *u.Summary
+	}
+	if u.Description != nil {
+		set["description"] = *u.Description
+	}
+	if u.Visibility != nil {
+		set["visibility"] = *u.Visibility
+	}
+	var r Repository
+	err := s.c(colRepositories).FindOneAndUpdate(ctx, bson.M{"_id": namespace + "/" + name}, bson.M{"$set": set},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&r)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	return &r, err
+}
+
+// DeleteRepository removes a repository and its image versions.
+func (s *Store) DeleteRepository(ctx context.Context, namespace, name string) error {
+	defer s.lockWrites()()
+	return s.deleteRepositoryLocked(ctx, namespace+"/"+name)
+}
+
+func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
+	res, err := s.c(colRepositories).DeleteOne(ctx, bson.M{"_id": full})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	for _, col := range repoOwnedCollections {
+		if _, err := s.c(col).DeleteMany(ctx, bson.M{"repository": full}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// repoOwnedCollections hold documents with a "repository" field that die with their repository.
+var repoOwnedCollections = []string{colTags}
+
+func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
+	cur, err := s.c(colRepositories).Find(ctx, bson.M{"namespace": namespace},
+		options.Find().SetProjection(bson.M{"_id": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var rs []Repository
+	if err := cur.All(ctx, &rs); err != nil {
+		return nil, err
+	}
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = r.FullName
+	}
+	return names, nil
+}
+
+// quoteRegex escapes s for use inside a $regex.
+func quoteRegex(s string) string { return regexp.QuoteMeta(s) }

@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+func TestNamespaceLimitUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	var ok, limited atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.CreateNamespace(ctx, &store.Namespace{Name: fmt.Sprintf("ns-%02d", i), AccountID: "100"}, 3)
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, store.ErrLimitExceeded):
+				limited.Add(1)
+			default:
+				t.Errorf("create ns-%02d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 3 || limited.Load() != 47 {
+		t.Fatalf("created %d, limited %d; want 3 and 47", ok.Load(), limited.Load())
+	}
+	list, total, err := s.ListNamespaces(ctx, "100", store.Page{Page: 1, PageSize: 100})
+	if err != nil || total != 3 || len(list) != 3 {
+		t.Fatalf("list: %v total=%d len=%d", err, total, len(list))
+	}
+	// Another account has its own budget.
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "other", AccountID: "200"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	// Deleting frees a slot.
+	if _, err := s.DeleteNamespace(ctx, list[0].Name, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "again", AccountID: "100"}, 3); err != nil {
+		t.Fatalf("after delete: %v", err)
+	}
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "again", AccountID: "100"}, 0); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("duplicate: %v", err)
+	}
+}
+
+func TestRepositoriesAndForceDelete(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRepository(ctx, &store.Repository{Namespace: "missing", Name: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("repo in missing ns: %v", err)
+	}
+	for _, n := range []string{"web", "api", "db"} {
+		if err := s.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: n, AccountID: "1", Visibility: store.VisibilityPrivate}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: "web"}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("dup repo: %v", err)
+	}
+	items, total, err := s.ListRepositories(ctx, "", "team", store.Page{Page: 2, PageSize: 2})
+	if err != nil || total != 3 || len(items) != 1 || items[0].Name != "web" {
+		t.Fatalf("page 2: %v %d %+v", err, total, items)
+	}
+	pub := store.VisibilityPublic
+	r, err := s.UpdateRepository(ctx, "team", "api", store.RepositoryUpdate{Visibility: &pub})
+	if err != nil || r.Visibility != pub {
+		t.Fatalf("update: %v %+v", err, r)
+	}
+	if err := s.PutImageVersion(ctx, &store.ImageVersion{Repository: "team/api", Tag: "v1", Digest: "sha256:aa"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteNamespace(ctx, "team", false); !errors.Is(err, store.ErrNotEmpty) {
+		t.Fatalf("delete non-empty: %v", err)
+	}
+	repos, err := s.DeleteNamespace(ctx, "team", true)
+	if err != nil || len(repos) != 3 {
+		t.Fatalf("force delete: %v %v", err, repos)
+	}
+	if _, err := s.GetImageVersion(ctx, "team/api", "v1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("tag survived its repository: %v", err)
+	}
+}

@@ -1,0 +1,60 @@
+// Package storetest gives tests a fresh store on a real backend: the MongoDB at BERTH_TEST_MONGO_URI when it is
+// set (a real MongoDB, or FerretDB on PostgreSQL), else an embedded FerretDB (SQLite) started once per package.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/embedded"
+)
+
+var (
+	uri       string
+	serialize bool
+	seq       atomic.Int64
+)
+
+// Main starts the backend for a package's tests; call it from TestMain.
+func Main(m *testing.M) int {
+	uri = os.Getenv("BERTH_TEST_MONGO_URI")
+	if uri == "" {
+		dir, err := os.MkdirTemp("", "berth-storetest-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		mg, err := embedded.StartMongo(context.Background(), dir, nil)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storetest:", err)
+			return 1
+		}
+		defer mg.Stop()
+		uri, serialize = mg.URI, true
+	}
+	return m.Run()
+}
+
+// URI is the backend the tests use, and whether writes must be serialised on it.
+func URI() (string, bool) { return uri, serialize || os.Getenv("BERTH_TEST_SERIALIZE") == "1" }
+
+// New opens a store on a database of its own, dropped when the test ends.
+func New(t testing.TB) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	u, ser := URI()
+	s, err := store.Open(ctx, u, store.Options{Database: fmt.Sprintf("test%d_%d", os.Getpid(), seq.Add(1)), SerializeWrites: ser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.DropDatabase(ctx)
+		_ = s.Close(ctx)
+	})
+	return s
+}
