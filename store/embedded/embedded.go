@@ -141,4 +141,6 @@ func (l levelFilter) Handle(ctx context.Context, r slog.Record) error { return l
 func (l levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
 	return levelFilter{h: l.h.WithAttrs(a), min: l.min}
 }
-func (l levelFilter) WithGroup(n string) slog.Handler { return levelFilter{h: l.h.WithGroup(n), min: l.min} }
+func (l levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{h: l.h.WithGroup(n), min: l.min}
+}

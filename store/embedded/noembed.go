@@ -16,7 +16,7 @@ var errNoEmbed = errors.New("this build of Berth has no embedded services (built
 type Mongo struct{ URI string }
 
 func StartMongo(context.Context, string, *slog.Logger) (*Mongo, error) { return nil, errNoEmbed }
-func (m *Mongo) Stop()                                                {}
+func (m *Mongo) Stop()                                                 {}
 
 type Redis struct{ Addr string }
 
