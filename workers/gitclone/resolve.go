@@ -1,0 +1,83 @@
+package gitclone
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// RefType says whether a name is a branch or a tag (build rules' source_type).
+type RefType string
+
+const (
+	Branch RefType = "branch"
+	Tag    RefType = "tag"
+)
+
+// FullRef returns the full ref name for name: a branch "main" is
+// refs/heads/main, a tag "v1" is refs/tags/v1. A name that already starts
+// with refs/ is returned as is.
+func (t RefType) FullRef(name string) (string, error) {
+	switch t {
+	case Branch:
+		return BranchRef(name), nil
+	case Tag:
+		return TagRef(name), nil
+	default:
+		return "", fmt.Errorf("%w: ref type %q is neither %q nor %q", ErrInvalidRequest, t, Branch, Tag)
+	}
+}
+
+// ResolveRef asks the remote (like git ls-remote) which commit a branch or
+// tag points at; annotated tags are peeled to their commit. It is how "build
+// now" finds the head of a rule's branch or tag. An unknown name returns an
+// error matching ErrRefNotFound.
+func ResolveRef(ctx context.Context, url string, refType RefType, name string, creds *Credentials) (commit string, ref string, err error) {
+	ref, err = refType.FullRef(name)
+	if err != nil {
+		return "", "", err
+	}
+	if name == "" || plumbing.ReferenceName(ref).Validate() != nil {
+		return "", "", fmt.Errorf("%w: %q is not a valid %s name", ErrInvalidRequest, name, refType)
+	}
+	src, err := newSource(url, creds, nil)
+	if err != nil {
+		return "", "", err
+	}
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
+		Name: git.DefaultRemoteName,
+		URLs: []string{src.url},
+	})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: src.auth, PeelingOption: git.AppendPeeled})
+	if err != nil {
+		return "", "", src.wrap(err, ref)
+	}
+
+	var direct, peeled string
+	for _, r := range refs {
+		switch r.Name().String() {
+		case ref:
+			if r.Type() == plumbing.HashReference {
+				direct = r.Hash().String()
+			}
+		case ref + "^{}":
+			peeled = r.Hash().String()
+		}
+	}
+	switch {
+	case peeled != "":
+		return peeled, ref, nil
+	case direct != "":
+		return direct, ref, nil
+	}
+	kind := "branch"
+	if strings.HasPrefix(ref, "refs/tags/") {
+		kind = "tag"
+	}
+	return "", "", fmt.Errorf("%w: %s %q does not exist in %s", ErrRefNotFound, kind, name, src.display)
+}
