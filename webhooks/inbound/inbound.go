@@ -100,6 +100,9 @@ func Parse(provider string, h http.Header, body []byte) (*PushEvent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSize(body); err != nil {
+		return nil, err
+	}
 	return p.parse(h, body)
 }
 
@@ -111,6 +114,9 @@ func ParseAll(provider string, h http.Header, body []byte) ([]*PushEvent, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkSize(body); err != nil {
+		return nil, err
+	}
 	if p.parseAll != nil {
 		return p.parseAll(h, body)
 	}
@@ -119,4 +125,12 @@ func ParseAll(provider string, h http.Header, body []byte) ([]*PushEvent, error)
 		return nil, err
 	}
 	return []*PushEvent{ev}, nil
+}
+
+// checkSize backs up the HTTP layer's MaxBody limit.
+func checkSize(body []byte) error {
+	if len(body) > MaxBody {
+		return hook.Invalid("body is %d bytes; at most %d are accepted", len(body), MaxBody)
+	}
+	return nil
 }

@@ -121,3 +121,14 @@ func TestUnknownProvider(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRefusesOversizedBody(t *testing.T) {
+	h, _ := delivery(t, "generic", "push.json")
+	big := make([]byte, MaxBody+1)
+	if _, err := Parse("generic", h, big); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("Parse: %v", err)
+	}
+	if _, err := ParseAll("generic", h, big); !errors.Is(err, ErrInvalidPayload) {
+		t.Errorf("ParseAll: %v", err)
+	}
+}
