@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -136,6 +135,3 @@ func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, er
 	}
 	return names, nil
 }
-
-// quoteRegex escapes s for use inside a $regex.
-func quoteRegex(s string) string { return regexp.QuoteMeta(s) }

@@ -41,8 +41,8 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	if logger == nil {
 		logger = slog.Default()
 	}
-	// FerretDB logs every connection at INFO; keep only its warnings.
-	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelWarn})
+	// FerretDB logs every connection at INFO; keep only its errors (it warns on every driver command it lacks, e.g. endSessions).
+	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/workers/scandb"
+)
+
+const adminUsage = `usage:
+  berth admin reset-password [serve flags] USER     set a new random password (or $BERTH_NEW_PASSWORD)
+  berth admin scan-db build --advisories FILE --out DIR   write a Trivy DB from an advisory file
+`
+
+func admin(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, adminUsage)
+		return errors.New("admin needs a command")
+	}
+	switch args[0] {
+	case "reset-password":
+		return resetPassword(ctx, args[1:])
+	case "scan-db":
+		if len(args) < 2 || args[1] != "build" {
+			return errors.New("usage: berth admin scan-db build --advisories FILE --out DIR")
+		}
+		fs := flag.NewFlagSet("berth admin scan-db build", flag.ContinueOnError)
+		adv := fs.String("advisories", "", "advisory JSON file")
+		out := fs.String("out", "", "output directory (gets db/trivy.db and db/metadata.json)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *adv == "" || *out == "" {
+			return errors.New("--advisories and --out are required")
+		}
+		f, err := os.Open(*adv)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		af, err := scandb.LoadAdvisories(f)
+		if err != nil {
+			return err
+		}
+		if err := scandb.Build(ctx, af, *out); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s/db/trivy.db (%d advisories, %d vulnerabilities)\n", *out, len(af.Advisories), len(af.Vulnerabilities))
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, adminUsage)
+		return fmt.Errorf("unknown admin command %q", args[0])
+	}
+}
+
+func resetPassword(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: berth admin reset-password [--data-dir DIR | --mongo-uri URI] USER")
+	}
+	user := args[len(args)-1]
+	cfg, err := parseConfig("admin", args[:len(args)-1])
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	pw := os.Getenv("BERTH_NEW_PASSWORD")
+	if pw == "" {
+		pw = access.RandomPassword()
+	}
+	hash, err := access.HashPassword(pw)
+	if err != nil {
+		return err
+	}
+	if _, err := a.store.UpdateUser(ctx, user, bson.M{"password_hash": hash, "enabled": true}); err != nil {
+		return fmt.Errorf("user %s: %w", user, err)
+	}
+	fmt.Printf("password of %s set to: %s\n", user, pw)
+	return nil
+}

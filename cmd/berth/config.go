@@ -1,0 +1,133 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `berth serve` and `berth worker` take. Each field is a flag; each flag can also come
+// from the environment as BERTH_<FLAG> (dashes as underscores) or from the YAML --config file under its own
+// name. Precedence: flag, then environment, then file, then default.
+type Config struct {
+	ConfigFile     string
+	DataDir        string
+	Addr           string
+	PublicURL      string
+	Region         string
+	MongoURI       string
+	RedisAddr      string
+	RedisCluster   string
+	BuildkitAddr   string
+	Queues         string
+	NamespaceLimit int
+	MasterKeyFile  string
+	LogLevel       string
+	LogFormat      string
+	TriggerAllow   listFlag
+	ScanDBDir      string
+	ScannerBin     string
+	ScannerAddr    string
+	TokenTTL       string
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func (c *Config) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("berth "+name, flag.ContinueOnError)
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file whose keys are these flags' names")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded store, blobs, keys and scan DB live")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:5000", "listen address of the API and the registry")
+	fs.StringVar(&c.PublicURL, "public-url", "", "external URL used in tokens and pull commands (default http://ADDR)")
+	fs.StringVar(&c.Region, "region", "local", "this instance's region, used in RAM resource names and trigger payloads")
+	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI (default: embedded FerretDB in the data dir)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address host:port or URI redis://, redis-sentinel:// (default: embedded miniredis)")
+	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated Redis Cluster node addresses (instead of --redis-addr)")
+	fs.StringVar(&c.BuildkitAddr, "buildkit-addr", "", "BuildKit daemon address for this region's builds (default: start buildkitd when installed)")
+	fs.StringVar(&c.Queues, "queues", "", "build queues (regions) this process works on, comma-separated (default: the region's own queue)")
+	fs.IntVar(&c.NamespaceLimit, "namespace-limit", 3, "namespaces per account (0 = unlimited)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "file holding the key that seals secrets at rest (default DATA/keys/master.key)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Var(&c.TriggerAllow, "trigger-allow-cidr", "CIDR that trigger deliveries may reach although private (repeatable)")
+	fs.StringVar(&c.ScanDBDir, "scan-db-dir", "", "Trivy vulnerability DB directory (default DATA/trivy)")
+	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
+	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")
+	fs.StringVar(&c.TokenTTL, "token-ttl", "1h", "default lifetime of temporary registry tokens (at most 12h)")
+	return fs
+}
+
+// parseConfig reads flags, environment and the config file into a Config.
+func parseConfig(name string, args []string) (*Config, error) {
+	c := &Config{}
+	fs := c.flags(name)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q; see berth %s -h", fs.Arg(0), name)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	apply := func(name, value string) error {
+		if err := fs.Set(name, value); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		set[name] = true
+		return nil
+	}
+	// Environment, for flags not given on the command line.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "BERTH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && envErr == nil {
+			envErr = apply(f.Name, v)
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if c.ConfigFile == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("read --config: %w", err)
+	}
+	var file map[string]any
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		return nil, fmt.Errorf("parse --config %s: %w", c.ConfigFile, err)
+	}
+	for k, v := range file {
+		f := fs.Lookup(k)
+		if f == nil || k == "config" {
+			return nil, fmt.Errorf("--config %s: unknown key %q (keys are the flag names, e.g. data-dir)", c.ConfigFile, k)
+		}
+		if set[k] {
+			continue
+		}
+		vals := []any{v}
+		if list, ok := v.([]any); ok {
+			vals = list
+		}
+		for _, one := range vals {
+			if err := apply(k, fmt.Sprint(one)); err != nil {
+				return nil, fmt.Errorf("--config %s: %w", c.ConfigFile, err)
+			}
+		}
+	}
+	return c, nil
+}

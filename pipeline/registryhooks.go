@@ -1,0 +1,211 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/store"
+)
+
+// Content is the part of the registry the hooks read back.
+type Content interface {
+	GetManifest(ctx context.Context, name, reference string) (mediaType string, payload []byte, dgst string, err error)
+	OpenBlob(ctx context.Context, name, dgst string) (io.ReadCloser, int64, error)
+}
+
+// RegistryHooks connect the registry to Berth's metadata: repositories created on push, image versions
+// recorded, push events emitted.
+type RegistryHooks struct {
+	Store  *store.Store
+	Queue  Enqueuer
+	Logger *slog.Logger
+	// Blocked, when set, refuses pulls of blocked images (the security policy).
+	Blocked func(ctx context.Context, repo, digest string) error
+
+	content atomic.Pointer[Content]
+}
+
+var _ registry.Hooks = (*RegistryHooks)(nil)
+
+// SetContent gives the hooks the registry they serve (made after the hooks themselves).
+func (h *RegistryHooks) SetContent(c Content) { h.content.Store(&c) }
+
+func splitRepo(name string) (ns, repo string, err error) {
+	ns, repo, ok := strings.Cut(name, "/")
+	if !ok || strings.Contains(repo, "/") {
+		return "", "", registry.ErrNameInvalid(fmt.Sprintf(
+			"repository name %q is not namespace/name: Berth repositories have exactly two path segments", name))
+	}
+	return ns, repo, nil
+}
+
+// EnsureRepository creates ns/repo on first push when the namespace allows it (SPEC §1).
+func (h *RegistryHooks) EnsureRepository(ctx context.Context, subj registry.Subject, name string) error {
+	ns, repo, err := splitRepo(name)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Store.GetRepository(ctx, ns, repo); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	n, err := h.Store.GetNamespace(ctx, ns)
+	if errors.Is(err, store.ErrNotFound) {
+		return registry.ErrNameUnknown(fmt.Sprintf("namespace %q does not exist; create it first (POST /api/v1/namespaces)", ns))
+	}
+	if err != nil {
+		return err
+	}
+	if !n.AutoCreateRepo {
+		return registry.ErrNameUnknown(fmt.Sprintf("repository %s does not exist and namespace %s has auto_create_repo off; "+
+			"create the repository first (POST /api/v1/namespaces/%s/repositories)", name, ns, ns))
+	}
+	if err := store.ValidateRepositoryName(repo); err != nil {
+		return registry.ErrNameInvalid(err.Error())
+	}
+	err = h.Store.CreateRepository(ctx, &store.Repository{Namespace: ns, Name: repo, AccountID: n.AccountID,
+		Visibility: n.DefaultVisibility, Origin: store.OriginPush})
+	if err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		return err
+	}
+	if err == nil {
+		h.log().Info("repository created by push", "repository", name, "user", subj.Name, "visibility", n.DefaultVisibility)
+	}
+	return nil
+}
+
+// ManifestPushed records the image version of a push by tag and emits its push event.
+func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.ManifestEvent) error {
+	if ev.Tag == "" {
+		return nil
+	}
+	ns, repo, err := splitRepo(ev.Repository)
+	if err != nil {
+		return err
+	}
+	v := &store.ImageVersion{Repository: ev.Repository, Tag: ev.Tag, Digest: ev.Digest, MediaType: ev.MediaType, PushedAt: ev.PushedAt.UTC()}
+	if err := h.describe(ctx, ev.Repository, ev.Payload, v); err != nil {
+		h.log().Warn("describe pushed image", "repository", ev.Repository, "tag", ev.Tag, "err", err)
+	}
+	if err := h.Store.PutImageVersion(ctx, v); err != nil {
+		return fmt.Errorf("record image version: %w", err)
+	}
+	if h.Queue == nil {
+		return nil
+	}
+	return EnqueuePushEvent(ctx, h.Queue, PushEvent{Namespace: ns, Repo: repo, Tag: ev.Tag, Digest: ev.Digest, PushedAt: v.PushedAt})
+}
+
+// describe fills ImageID, Size and Platforms from the manifest (and its config, or its children for an index).
+func (h *RegistryHooks) describe(ctx context.Context, repo string, payload []byte, v *store.ImageVersion) error {
+	var m struct {
+		MediaType string               `json:"mediaType"`
+		Config    *ocispec.Descriptor  `json:"config"`
+		Layers    []ocispec.Descriptor `json:"layers"`
+		Manifests []ocispec.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return err
+	}
+	if m.Config != nil {
+		v.ImageID = m.Config.Digest.String()
+		v.Size = m.Config.Size
+		for _, l := range m.Layers {
+			v.Size += l.Size
+		}
+		if p := h.platformOf(ctx, repo, *m.Config); p != "" {
+			v.Platforms = []string{p}
+		}
+		return nil
+	}
+	c := h.content.Load()
+	for _, d := range m.Manifests {
+		if d.Platform != nil {
+			p := d.Platform.OS + "/" + d.Platform.Architecture
+			if d.Platform.Variant != "" {
+				p += "/" + d.Platform.Variant
+			}
+			if d.Platform.OS == "unknown" { // attestation manifests from BuildKit
+				continue
+			}
+			v.Platforms = append(v.Platforms, p)
+		}
+		v.Size += d.Size
+		if c == nil {
+			continue
+		}
+		if _, child, _, err := (*c).GetManifest(ctx, repo, d.Digest.String()); err == nil {
+			var cm struct {
+				Config ocispec.Descriptor   `json:"config"`
+				Layers []ocispec.Descriptor `json:"layers"`
+			}
+			if json.Unmarshal(child, &cm) == nil {
+				v.Size += cm.Config.Size
+				for _, l := range cm.Layers {
+					v.Size += l.Size
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (h *RegistryHooks) platformOf(ctx context.Context, repo string, cfg ocispec.Descriptor) string {
+	c := h.content.Load()
+	if c == nil || cfg.Size > 1<<20 {
+		return ""
+	}
+	rc, _, err := (*c).OpenBlob(ctx, repo, cfg.Digest.String())
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var img ocispec.Image
+	if json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&img) != nil || img.OS == "" {
+		return ""
+	}
+	p := img.OS + "/" + img.Architecture
+	if img.Variant != "" {
+		p += "/" + img.Variant
+	}
+	return p
+}
+
+// ManifestDeleted forgets every tag that pointed at the deleted manifest.
+func (h *RegistryHooks) ManifestDeleted(ctx context.Context, name, dgst string) error {
+	return h.Store.DeleteImageVersionsByDigest(ctx, name, dgst)
+}
+
+// TagDeleted forgets the tag.
+func (h *RegistryHooks) TagDeleted(ctx context.Context, name, tag string) error {
+	err := h.Store.DeleteImageVersion(ctx, name, tag)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// CheckPull refuses pulls of blocked images.
+func (h *RegistryHooks) CheckPull(ctx context.Context, _ registry.Subject, name, dgst, _ string) error {
+	if h.Blocked == nil {
+		return nil
+	}
+	return h.Blocked(ctx, name, dgst)
+}
+
+func (h *RegistryHooks) log() *slog.Logger {
+	if h.Logger == nil {
+		return slog.Default()
+	}
+	return h.Logger
+}

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/berth-dev/berth/store"
+)
+
+// Field limits (SPEC §2).
+const (
+	MaxSummaryRunes     = 100
+	MaxDescriptionBytes = 64 << 10
+)
+
+type repositoryView struct {
+	Namespace   string    `json:"namespace"`
+	Name        string    `json:"name"`
+	Summary     string    `json:"summary"`
+	Description string    `json:"description"`
+	Visibility  string    `json:"visibility"`
+	Origin      string    `json:"origin"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func viewRepository(r *store.Repository) repositoryView {
+	return repositoryView{Namespace: r.Namespace, Name: r.Name, Summary: r.Summary, Description: r.Description,
+		Visibility: r.Visibility, Origin: r.Origin, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func checkTexts(summary, description *string) error {
+	if summary != nil && utf8.RuneCountInString(*summary) > MaxSummaryRunes {
+		return badRequest("summary is %d characters; at most %d are allowed", utf8.RuneCountInString(*summary), MaxSummaryRunes)
+	}
+	if description != nil && len(*description) > MaxDescriptionBytes {
+		return badRequest("description is %d bytes; at most %d are allowed", len(*description), MaxDescriptionBytes)
+	}
+	return nil
+}
+
+func (a *api) createRepository(c *gin.Context) {
+	var req struct {
+		Name        string  `json:"name"`
+		Summary     *string `json:"summary"`
+		Description *string `json:"description"`
+		Visibility  *string `json:"visibility"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := store.ValidateRepositoryName(req.Name); err != nil {
+		fail(c, errf(http.StatusBadRequest, CodeInvalidName, "%v", err))
+		return
+	}
+	if err := checkTexts(req.Summary, req.Description); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := checkVisibility("visibility", req.Visibility); err != nil {
+		fail(c, err)
+		return
+	}
+	ns, ok := a.namespaceOr404(c)
+	if !ok {
+		return
+	}
+	r := &store.Repository{Namespace: ns.Name, Name: req.Name, AccountID: ns.AccountID,
+		Visibility: ns.DefaultVisibility, Origin: store.OriginUser}
+	if req.Summary != nil {
+		r.Summary = *req.Summary
+	}
+	if req.Description != nil {
+		r.Description = *req.Description
+	}
+	if req.Visibility != nil {
+		r.Visibility = *req.Visibility
+	}
+	err := a.Store.CreateRepository(c.Request.Context(), r)
+	switch {
+	case errors.Is(err, store.ErrAlreadyExists):
+		fail(c, errf(http.StatusConflict, CodeAlreadyExists, "repository %s/%s already exists", ns.Name, req.Name))
+	case errors.Is(err, store.ErrNotFound):
+		fail(c, notFound("namespace %q does not exist", ns.Name))
+	case err != nil:
+		fail(c, err)
+	default:
+		c.JSON(http.StatusCreated, viewRepository(r))
+	}
+}
+
+func (a *api) listRepositories(c *gin.Context) {
+	p, err := page(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	ns := c.Param("ns")
+	if ns == "" {
+		ns = c.Query("namespace")
+	}
+	if ns != "" {
+		if _, ok := a.namespaceOr404(c); !ok && c.Param("ns") != "" {
+			return
+		}
+	}
+	items, total, err := a.Store.ListRepositories(c.Request.Context(), a.AccountID, ns, p)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list(items, total, p, viewRepository))
+}
+
+// repositoryOr404 loads :ns/:repo, answering 404 with a helpful message when it is missing.
+func (a *api) repositoryOr404(c *gin.Context) (*store.Repository, bool) {
+	r, err := a.Store.GetRepository(c.Request.Context(), c.Param("ns"), c.Param("repo"))
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("repository %s/%s does not exist", c.Param("ns"), c.Param("repo")))
+		return nil, false
+	}
+	if err != nil {
+		fail(c, err)
+		return nil, false
+	}
+	return r, true
+}
+
+func (a *api) getRepository(c *gin.Context) {
+	if r, ok := a.repositoryOr404(c); ok {
+		c.JSON(http.StatusOK, viewRepository(r))
+	}
+}
+
+func (a *api) updateRepository(c *gin.Context) {
+	var req struct {
+		Summary     *string `json:"summary"`
+		Description *string `json:"description"`
+		Visibility  *string `json:"visibility"`
+	}
+	if err := bindJSON(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := checkTexts(req.Summary, req.Description); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := checkVisibility("visibility", req.Visibility); err != nil {
+		fail(c, err)
+		return
+	}
+	r, err := a.Store.UpdateRepository(c.Request.Context(), c.Param("ns"), c.Param("repo"),
+		store.RepositoryUpdate{Summary: req.Summary, Description: req.Description, Visibility: req.Visibility})
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("repository %s/%s does not exist", c.Param("ns"), c.Param("repo")))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewRepository(r))
+}
+
+func (a *api) deleteRepository(c *gin.Context) {
+	err := a.Store.DeleteRepository(c.Request.Context(), c.Param("ns"), c.Param("repo"))
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("repository %s/%s does not exist", c.Param("ns"), c.Param("repo")))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.dropContent(c, c.Param("ns")+"/"+c.Param("repo"))
+	c.Status(http.StatusNoContent)
+}

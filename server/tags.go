@@ -1,0 +1,254 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/store"
+)
+
+type vulnCounts struct {
+	High    int `json:"high"`
+	Medium  int `json:"medium"`
+	Low     int `json:"low"`
+	Unrated int `json:"unrated"`
+}
+
+type tagView struct {
+	Tag             string     `json:"tag"`
+	Digest          string     `json:"digest"`
+	MediaType       string     `json:"media_type"`
+	ImageID         string     `json:"image_id"`
+	Size            int64      `json:"size"`
+	Platforms       []string   `json:"platforms"`
+	PushedAt        time.Time  `json:"pushed_at"`
+	ScanStatus      string     `json:"scan_status"`
+	Vulnerabilities vulnCounts `json:"vulnerabilities"`
+	Blocked         bool       `json:"blocked"`
+	PullCommand     string     `json:"pull_command"`
+}
+
+func (a *api) viewTag(v *store.ImageVersion) tagView {
+	host := strings.TrimPrefix(strings.TrimPrefix(a.PublicURL, "https://"), "http://")
+	return tagView{Tag: v.Tag, Digest: v.Digest, MediaType: v.MediaType, ImageID: v.ImageID, Size: v.Size,
+		Platforms: v.Platforms, PushedAt: v.PushedAt, ScanStatus: "NOT_SCANNED",
+		PullCommand: "docker pull " + host + "/" + v.Repository + ":" + v.Tag}
+}
+
+func (a *api) listTags(c *gin.Context) {
+	p, err := page(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	r, ok := a.repositoryOr404(c)
+	if !ok {
+		return
+	}
+	items, total, err := a.Store.ListImageVersions(c.Request.Context(), r.FullName, p)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list(items, total, p, a.viewTag))
+}
+
+func (a *api) tagOr404(c *gin.Context) (*store.ImageVersion, bool) {
+	r, ok := a.repositoryOr404(c)
+	if !ok {
+		return nil, false
+	}
+	v, err := a.Store.GetImageVersion(c.Request.Context(), r.FullName, c.Param("tag"))
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("tag %q of %s does not exist; list the tags with GET …/tags", c.Param("tag"), r.FullName))
+		return nil, false
+	}
+	if err != nil {
+		fail(c, err)
+		return nil, false
+	}
+	return v, true
+}
+
+func (a *api) getTag(c *gin.Context) {
+	if v, ok := a.tagOr404(c); ok {
+		c.JSON(http.StatusOK, a.viewTag(v))
+	}
+}
+
+func (a *api) deleteTag(c *gin.Context) {
+	v, ok := a.tagOr404(c)
+	if !ok {
+		return
+	}
+	if a.Registry != nil {
+		if err := a.Registry.DeleteTag(c.Request.Context(), v.Repository, v.Tag); err != nil && registry.ErrorCode(err) != registry.CodeManifestUnknown {
+			fail(c, err)
+			return
+		}
+	}
+	if err := a.Store.DeleteImageVersion(c.Request.Context(), v.Repository, v.Tag); err != nil && !errors.Is(err, store.ErrNotFound) {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+func (a *api) deleteManifest(c *gin.Context) {
+	r, ok := a.repositoryOr404(c)
+	if !ok {
+		return
+	}
+	dgst := c.Param("digest")
+	if a.Registry == nil {
+		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "registry unavailable"))
+		return
+	}
+	err := a.Registry.DeleteManifest(c.Request.Context(), r.FullName, dgst)
+	switch registry.ErrorCode(err) {
+	case "":
+	case registry.CodeManifestUnknown:
+		fail(c, notFound("manifest %s is not in %s", dgst, r.FullName))
+		return
+	case registry.CodeDigestInvalid, registry.CodeNameInvalid:
+		fail(c, badRequest("%q is not a valid digest (e.g. sha256:<64 hex>)", dgst))
+		return
+	default:
+		fail(c, err)
+		return
+	}
+	if err := a.Store.DeleteImageVersionsByDigest(c.Request.Context(), r.FullName, dgst); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// manifestOf reads the manifest a tag points at.
+func (a *api) manifestOf(c *gin.Context, v *store.ImageVersion) (string, []byte, bool) {
+	if a.Registry == nil {
+		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "registry unavailable"))
+		return "", nil, false
+	}
+	mt, payload, _, err := a.Registry.GetManifest(c.Request.Context(), v.Repository, v.Digest)
+	if err != nil {
+		if registry.ErrorCode(err) == registry.CodeManifestUnknown {
+			fail(c, notFound("the manifest of %s:%s is gone from the registry", v.Repository, v.Tag))
+		} else {
+			fail(c, err)
+		}
+		return "", nil, false
+	}
+	return mt, payload, true
+}
+
+func (a *api) getTagManifest(c *gin.Context) {
+	v, ok := a.tagOr404(c)
+	if !ok {
+		return
+	}
+	mt, payload, ok := a.manifestOf(c, v)
+	if !ok {
+		return
+	}
+	c.Header("Docker-Content-Digest", v.Digest)
+	c.Data(http.StatusOK, mt, payload)
+}
+
+type layerView struct {
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	Size      int64  `json:"size"`
+	CreatedBy string `json:"created_by"`
+	Empty     bool   `json:"empty"`
+}
+
+// getTagLayers lists a version's layers with the history entries that made them (empty layers included).
+// For an index, ?platform=os/arch picks the child (default: the first real platform).
+func (a *api) getTagLayers(c *gin.Context) {
+	v, ok := a.tagOr404(c)
+	if !ok {
+		return
+	}
+	_, payload, ok := a.manifestOf(c, v)
+	if !ok {
+		return
+	}
+	var m struct {
+		Config    *ocispec.Descriptor  `json:"config"`
+		Layers    []ocispec.Descriptor `json:"layers"`
+		Manifests []ocispec.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(payload, &m); err != nil {
+		fail(c, err)
+		return
+	}
+	if m.Config == nil && len(m.Manifests) > 0 {
+		want := c.Query("platform")
+		var child *ocispec.Descriptor
+		for i, d := range m.Manifests {
+			if d.Platform == nil || d.Platform.OS == "unknown" {
+				continue
+			}
+			p := d.Platform.OS + "/" + d.Platform.Architecture
+			if want == "" || want == p || want == p+"/"+d.Platform.Variant {
+				child = &m.Manifests[i]
+				break
+			}
+		}
+		if child == nil {
+			fail(c, notFound("no platform %q in this index; see the tag's platforms", want))
+			return
+		}
+		_, cp, _, err := a.Registry.GetManifest(c.Request.Context(), v.Repository, child.Digest.String())
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		m.Config, m.Layers = nil, nil
+		if err := json.Unmarshal(cp, &m); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	if m.Config == nil {
+		c.JSON(http.StatusOK, gin.H{"items": []layerView{}, "total": 0})
+		return
+	}
+	var img ocispec.Image
+	if rc, _, err := a.Registry.OpenBlob(c.Request.Context(), v.Repository, m.Config.Digest.String()); err == nil {
+		_ = json.NewDecoder(io.LimitReader(rc, 8<<20)).Decode(&img)
+		rc.Close()
+	}
+	out := layersWithHistory(m.Layers, img.History)
+	c.JSON(http.StatusOK, gin.H{"items": out, "total": len(out)})
+}
+
+func layersWithHistory(layers []ocispec.Descriptor, history []ocispec.History) []layerView {
+	out := []layerView{}
+	li := 0
+	for _, h := range history {
+		if h.EmptyLayer {
+			out = append(out, layerView{CreatedBy: h.CreatedBy, Empty: true})
+			continue
+		}
+		if li < len(layers) {
+			l := layers[li]
+			out = append(out, layerView{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size, CreatedBy: h.CreatedBy})
+			li++
+		}
+	}
+	for ; li < len(layers); li++ {
+		l := layers[li]
+		out = append(out, layerView{Digest: l.Digest.String(), MediaType: l.MediaType, Size: l.Size})
+	}
+	return out
+}

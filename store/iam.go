@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// AccessKey lets a user authenticate without its password. Only a hash of the secret is kept.
+type AccessKey struct {
+	ID         string    `bson:"_id"`
+	User       string    `bson:"user"`
+	SecretHash string    `bson:"secret_hash"`
+	Enabled    bool      `bson:"enabled"`
+	CreatedAt  time.Time `bson:"created_at"`
+}
+
+// CreateAccessKey inserts k.
+func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
+	defer s.lockWrites()()
+	k.CreatedAt = now()
+	if _, err := s.c(colAccessKeys).InsertOne(ctx, k); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return ErrAlreadyExists
+		}
+		return err
+	}
+	return nil
+}
+
+// GetAccessKey returns the key with id.
+func (s *Store) GetAccessKey(ctx context.Context, id string) (*AccessKey, error) {
+	return findOne[AccessKey](ctx, s.c(colAccessKeys), bson.M{"_id": id})
+}
+
+// ListAccessKeys pages through a user's keys.
+func (s *Store) ListAccessKeys(ctx context.Context, user string, p Page) ([]AccessKey, int64, error) {
+	return findPage[AccessKey](ctx, s.c(colAccessKeys), bson.M{"user": user}, bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, p)
+}
+
+// SetAccessKeyEnabled enables or disables a user's key.
+func (s *Store) SetAccessKeyEnabled(ctx context.Context, user, id string, enabled bool) error {
+	defer s.lockWrites()()
+	res, err := s.c(colAccessKeys).UpdateOne(ctx, bson.M{"_id": id, "user": user}, bson.M{"$set": bson.M{"enabled": enabled}})
+	if err != nil {
+		return err
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteAccessKey removes a user's key.
+func (s *Store) DeleteAccessKey(ctx context.Context, user, id string) error {
+	defer s.lockWrites()()
+	res, err := s.c(colAccessKeys).DeleteOne(ctx, bson.M{"_id": id, "user": user})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Policy is a custom RAM policy; Document is its JSON text as the user saved it.
+type Policy struct {
+	Name        string    `bson:"_id"`
+	Description string    `bson:"description"`
+	Document    string    `bson:"document"`
+	CreatedAt   time.Time `bson:"created_at"`
+	UpdatedAt   time.Time `bson:"updated_at"`
+}
+
+// CreatePolicy inserts p.
+func (s *Store) CreatePolicy(ctx context.Context, p *Policy) error {
+	defer s.lockWrites()()
+	p.CreatedAt, p.UpdatedAt = now(), now()
+	if _, err := s.c(colPolicies).InsertOne(ctx, p); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return ErrAlreadyExists
+		}
+		return err
+	}
+	return nil
+}
+
+// GetPolicy returns the custom policy called name.
+func (s *Store) GetPolicy(ctx context.Context, name string) (*Policy, error) {
+	return findOne[Policy](ctx, s.c(colPolicies), bson.M{"_id": name})
+}
+
+// ListPolicies pages through the custom policies by name.
+func (s *Store) ListPolicies(ctx context.Context, p Page) ([]Policy, int64, error) {
+	return findPage[Policy](ctx, s.c(colPolicies), bson.M{}, bson.D{{Key: "_id", Value: 1}}, p)
+}
+
+// UpdatePolicy replaces a custom policy's document and description.
+func (s *Store) UpdatePolicy(ctx context.Context, name, description, document string) (*Policy, error) {
+	defer s.lockWrites()()
+	res, err := s.c(colPolicies).UpdateOne(ctx, bson.M{"_id": name},
+		bson.M{"$set": bson.M{"description": description, "document": document, "updated_at": now()}})
+	if err != nil {
+		return nil, err
+	}
+	if res.MatchedCount == 0 {
+		return nil, ErrNotFound
+	}
+	return findOne[Policy](ctx, s.c(colPolicies), bson.M{"_id": name})
+}
+
+// DeletePolicy removes a custom policy and detaches it from every user.
+func (s *Store) DeletePolicy(ctx context.Context, name string) error {
+	defer s.lockWrites()()
+	res, err := s.c(colPolicies).DeleteOne(ctx, bson.M{"_id": name})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	_, err = s.c(colUsers).UpdateMany(ctx, bson.M{"policies": name}, bson.M{"$pull": bson.M{"policies": name}})
+	return err
+}

@@ -1,0 +1,41 @@
+// Package workers holds Berth's Asynq task handlers: the build pipeline (clone, BuildKit build, push), image
+// push events, scans and trigger deliveries. Each handler is context-first and idempotent, since the queue
+// delivers at least once.
+package workers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/store"
+)
+
+// Deps are what the handlers need.
+type Deps struct {
+	Store  *store.Store
+	Queue  pipeline.Enqueuer
+	Logger *slog.Logger
+	Region string
+}
+
+// Handlers routes task types to their handlers.
+func Handlers(d Deps) *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(pipeline.TaskImagePushed, d.imagePushed)
+	return mux
+}
+
+// imagePushed is where a push event enters the second half of the pipeline: scan, gate, triggers.
+func (d Deps) imagePushed(ctx context.Context, t *asynq.Task) error {
+	var ev pipeline.PushEvent
+	if err := json.Unmarshal(t.Payload(), &ev); err != nil {
+		return fmt.Errorf("%w: bad push event: %v", asynq.SkipRetry, err)
+	}
+	d.Logger.Info("image pushed", "repository", ev.Namespace+"/"+ev.Repo, "tag", ev.Tag, "digest", ev.Digest)
+	return nil
+}
