@@ -165,6 +165,8 @@ func (u *Upload) sync(ctx context.Context) error {
 	fi, err := u.s.d.Stat(ctx, u.dataPath())
 	if err != nil {
 		if driver.IsNotFound(err) {
+			st.gone = true // purged or finished elsewhere
+			u.s.dropSession(st.info.ID, st)
 			return ErrUploadUnknown
 		}
 		return err
