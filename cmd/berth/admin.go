@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/workers/scandb"
 )
 
@@ -64,15 +65,15 @@ func resetPassword(ctx context.Context, args []string) error {
 		return errors.New("usage: berth admin reset-password [--data-dir DIR | --mongo-uri URI] USER")
 	}
 	user := args[len(args)-1]
-	cfg, err := parseConfig("admin", args[:len(args)-1])
+	cfg, err := app.ParseConfig("admin", args[:len(args)-1])
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, cfg)
+	a, err := app.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer a.close()
+	defer a.Close()
 	pw := os.Getenv("BERTH_NEW_PASSWORD")
 	if pw == "" {
 		pw = access.RandomPassword()
@@ -81,7 +82,7 @@ func resetPassword(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.store.UpdateUser(ctx, user, bson.M{"password_hash": hash, "enabled": true}); err != nil {
+	if _, err := a.Store.UpdateUser(ctx, user, bson.M{"password_hash": hash, "enabled": true}); err != nil {
 		return fmt.Errorf("user %s: %w", user, err)
 	}
 	fmt.Printf("password of %s set to: %s\n", user, pw)

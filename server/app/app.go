@@ -1,14 +1,21 @@
-package main
+// Package app is Berth's composition root: it opens or starts the store and the queue, builds the registry,
+// the API and the workers from a Config, and serves them on one listener. cmd/berth parses flags into a
+// Config; tests start whole instances with it.
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/registry"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hibiken/asynq"
 
@@ -19,18 +26,25 @@ import (
 )
 
 // app holds the services both serve and worker stand on, and stops them in reverse order.
-type app struct {
-	cfg      *Config
-	logger   *slog.Logger
-	store    *store.Store
-	redis    asynq.RedisConnOpt
-	queue    *asynq.Client
-	box      *secretbox.Box
-	instance *store.Instance
-	stops    []func()
+// App is one running Berth.
+type App struct {
+	Cfg      *Config
+	Logger   *slog.Logger
+	Store    *store.Store
+	Redis    asynq.RedisConnOpt
+	Queue    *asynq.Client
+	Box      *secretbox.Box
+	Instance *store.Instance
+	Access   *access.Service
+	Registry *registry.Registry
+	Handler  http.Handler // the API and the registry on one mux
+	Metrics  *prometheus.Registry
+
+	workers *asynq.Server
+	stops   []func()
 }
 
-func newLogger(c *Config) (*slog.Logger, error) {
+func NewLogger(c *Config) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -46,17 +60,18 @@ func newLogger(c *Config) (*slog.Logger, error) {
 	}
 }
 
-// openApp starts or connects to the store and the queue.
-func openApp(ctx context.Context, c *Config) (_ *app, err error) {
-	logger, err := newLogger(c)
-	if err != nil {
-		return nil, err
+// Open starts or connects to the store and the queue.
+func Open(ctx context.Context, c *Config) (_ *App, err error) {
+	logger := c.Logger
+	if logger == nil {
+		if logger, err = NewLogger(c); err != nil {
+			return nil, err
+		}
 	}
-	slog.SetDefault(logger)
-	a := &app{cfg: c, logger: logger}
+	a := &App{Cfg: c, Logger: logger}
 	defer func() {
 		if err != nil {
-			a.close()
+			a.Close()
 		}
 	}()
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
@@ -66,7 +81,7 @@ func openApp(ctx context.Context, c *Config) (_ *app, err error) {
 	if keyFile == "" {
 		keyFile = filepath.Join(c.DataDir, "keys", "master.key")
 	}
-	if a.box, err = secretbox.LoadOrCreate(keyFile); err != nil {
+	if a.Box, err = secretbox.LoadOrCreate(keyFile); err != nil {
 		return nil, err
 	}
 
@@ -80,53 +95,62 @@ func openApp(ctx context.Context, c *Config) (_ *app, err error) {
 		uri, serialize = m.URI, true
 		logger.Info("embedded store started (FerretDB on SQLite)", "dir", filepath.Join(c.DataDir, "db"))
 	}
-	if a.store, err = store.Open(ctx, uri, store.Options{SerializeWrites: serialize}); err != nil {
+	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, SerializeWrites: serialize}); err != nil {
 		return nil, err
 	}
 	a.stops = append(a.stops, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = a.store.Close(ctx)
+		_ = a.Store.Close(ctx)
 	})
 
 	switch {
 	case c.RedisCluster != "":
-		a.redis = asynq.RedisClusterClientOpt{Addrs: strings.Split(c.RedisCluster, ",")}
+		a.Redis = asynq.RedisClusterClientOpt{Addrs: strings.Split(c.RedisCluster, ",")}
 	case strings.Contains(c.RedisAddr, "://"):
-		if a.redis, err = asynq.ParseRedisURI(c.RedisAddr); err != nil {
+		if a.Redis, err = asynq.ParseRedisURI(c.RedisAddr); err != nil {
 			return nil, fmt.Errorf("--redis-addr: %w", err)
 		}
 	case c.RedisAddr != "":
-		a.redis = asynq.RedisClientOpt{Addr: c.RedisAddr}
+		a.Redis = asynq.RedisClientOpt{Addr: c.RedisAddr}
 	default:
 		r, err := embedded.StartRedis()
 		if err != nil {
 			return nil, err
 		}
 		a.stops = append(a.stops, r.Stop)
-		a.redis = asynq.RedisClientOpt{Addr: r.Addr}
+		a.Redis = asynq.RedisClientOpt{Addr: r.Addr}
 		logger.Info("embedded queue started (miniredis, in memory)")
 	}
-	a.queue = asynq.NewClient(a.redis)
-	a.stops = append(a.stops, func() { _ = a.queue.Close() })
-	if err := a.queue.Ping(); err != nil {
+	a.Queue = asynq.NewClient(a.Redis)
+	a.stops = append(a.stops, func() { _ = a.Queue.Close() })
+	if err := a.Queue.Ping(); err != nil {
 		return nil, fmt.Errorf("reach Redis (check --redis-addr): %w", err)
 	}
 
-	inst, created, err := a.store.EnsureInstance(ctx)
+	inst, created, err := a.Store.EnsureInstance(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load the main account: %w", err)
 	}
-	a.instance = inst
+	a.Instance = inst
 	if created {
 		logger.Info("main account created", "account_id", inst.AccountID)
+	}
+	if err := a.EnsureAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.Store.RecountNamespaces(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.build(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
 
-// ensureAdmin creates the administrator on first start.
-func (a *app) ensureAdmin(ctx context.Context) error {
-	if _, err := a.store.GetUser(ctx, "admin"); err == nil {
+// EnsureAdmin creates the administrator on first start.
+func (a *App) EnsureAdmin(ctx context.Context) error {
+	if _, err := a.Store.GetUser(ctx, "admin"); err == nil {
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -139,7 +163,7 @@ func (a *app) ensureAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("BERTH_ADMIN_PASSWORD: %w", err)
 	}
-	err = a.store.CreateUser(ctx, &store.User{Name: "admin", AccountID: a.instance.AccountID, DisplayName: "Administrator",
+	err = a.Store.CreateUser(ctx, &store.User{Name: "admin", AccountID: a.Instance.AccountID, DisplayName: "Administrator",
 		PasswordHash: hash, Enabled: true, Admin: true})
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return nil
@@ -148,7 +172,7 @@ func (a *app) ensureAdmin(ctx context.Context) error {
 		return err
 	}
 	if fromEnv && pw != "" {
-		a.logger.Info("administrator created", "user", "admin", "password", "from BERTH_ADMIN_PASSWORD")
+		a.Logger.Info("administrator created", "user", "admin", "password", "from BERTH_ADMIN_PASSWORD")
 	} else {
 		// Printed once, on purpose: there is no other way to learn it.
 		fmt.Fprintf(os.Stderr, "\n  Berth administrator created: user admin, password %s\n  (shown only now; change it with `berth admin reset-password`)\n\n", pw)
@@ -156,7 +180,8 @@ func (a *app) ensureAdmin(ctx context.Context) error {
 	return nil
 }
 
-func (a *app) close() {
+// Close stops everything Open started, in reverse order.
+func (a *App) Close() {
 	for i := len(a.stops) - 1; i >= 0; i-- {
 		a.stops[i]()
 	}

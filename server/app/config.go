@@ -1,8 +1,9 @@
-package main
+package app
 
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -19,6 +20,7 @@ type Config struct {
 	PublicURL      string
 	Region         string
 	MongoURI       string
+	MongoDatabase  string
 	RedisAddr      string
 	RedisCluster   string
 	BuildkitAddr   string
@@ -32,6 +34,9 @@ type Config struct {
 	ScannerBin     string
 	ScannerAddr    string
 	TokenTTL       string
+
+	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
+	Logger *slog.Logger
 }
 
 type listFlag []string
@@ -46,7 +51,7 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func (c *Config) flags(name string) *flag.FlagSet {
+func (c *Config) Flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("berth "+name, flag.ContinueOnError)
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file whose keys are these flags' names")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded store, blobs, keys and scan DB live")
@@ -54,6 +59,7 @@ func (c *Config) flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.PublicURL, "public-url", "", "external URL used in tokens and pull commands (default http://ADDR)")
 	fs.StringVar(&c.Region, "region", "local", "this instance's region, used in RAM resource names and trigger payloads")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI (default: embedded FerretDB in the data dir)")
+	fs.StringVar(&c.MongoDatabase, "mongo-database", "berth", "database name inside --mongo-uri")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address host:port or URI redis://, redis-sentinel:// (default: embedded miniredis)")
 	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated Redis Cluster node addresses (instead of --redis-addr)")
 	fs.StringVar(&c.BuildkitAddr, "buildkit-addr", "", "BuildKit daemon address for this region's builds (default: start buildkitd when installed)")
@@ -70,10 +76,10 @@ func (c *Config) flags(name string) *flag.FlagSet {
 	return fs
 }
 
-// parseConfig reads flags, environment and the config file into a Config.
-func parseConfig(name string, args []string) (*Config, error) {
+// ParseConfig reads flags, environment and the config file into a Config.
+func ParseConfig(name string, args []string) (*Config, error) {
 	c := &Config{}
-	fs := c.flags(name)
+	fs := c.Flags(name)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,126 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/workers"
+)
+
+// build makes the registry, the API and the workers over the opened store and queue.
+func (a *App) build() error {
+	c := a.Cfg
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	a.Metrics = prometheus.NewRegistry()
+	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	a.Access = access.New(a.Store, a.Instance.AccountID, a.Box.Derive("temporary-tokens"), a.Logger)
+	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger}
+	reg, err := registry.New(registry.Config{
+		RootDir:        filepath.Join(c.DataDir, "registry"),
+		PublicURL:      c.PublicURL,
+		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
+		Logger:         a.Logger.With("component", "registry"),
+		Metrics:        a.Metrics,
+	}, &access.RegistryAuthorizer{Service: a.Access, Region: c.Region}, hooks)
+	if err != nil {
+		return err
+	}
+	a.Registry = reg
+	a.stops = append(a.stops, func() { _ = reg.Close() })
+	hooks.SetContent(reg)
+
+	api := server.New(server.Deps{
+		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
+		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
+		Ready: []server.ReadinessCheck{
+			{Name: "store", Check: a.Store.Ping},
+			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
+		},
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", reg)
+	mux.Handle("/token", reg)
+	mux.Handle("/", api)
+	a.Handler = mux
+
+	a.workers = asynq.NewServer(a.Redis, asynq.Config{
+		Concurrency: 4,
+		Queues:      map[string]int{pipeline.QueueEvents: 5, pipeline.QueueTriggers: 3, pipeline.QueueScan: 2},
+		Logger:      asynqLogger{a.Logger.With("component", "queue")},
+		LogLevel:    asynq.WarnLevel,
+	})
+	return nil
+}
+
+// Serve runs the workers and the HTTP server on ln until ctx ends, then shuts down gracefully: in-flight
+// requests finish (up to 30 s), workers finish their tasks.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if err := a.workers.Start(workers.Handlers(a.workerDeps())); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	defer a.workers.Shutdown()
+	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Logger.Info("berth is serving", "addr", ln.Addr().String(), "public_url", a.Cfg.PublicURL, "region", a.Cfg.Region,
+		"account_id", a.Instance.AccountID)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+		a.Logger.Info("shutting down: finishing in-flight requests")
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			a.Logger.Warn("shutdown", "err", err)
+		}
+	}
+	return nil
+}
+
+func (a *App) workerDeps() workers.Deps {
+	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region}
+}
+
+// RunWorkers runs only the workers, on the given queues, until ctx ends (berth worker).
+func (a *App) RunWorkers(ctx context.Context, queues map[string]int) error {
+	qs := asynq.NewServer(a.Redis, asynq.Config{Concurrency: 2, Queues: queues,
+		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})
+	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	<-ctx.Done()
+	qs.Shutdown()
+	return nil
+}
+
+// asynqLogger sends Asynq's log lines to slog.
+type asynqLogger struct {
+	l interface{ Warn(string, ...any) }
+}
+
+func (q asynqLogger) Debug(args ...any) {}
+func (q asynqLogger) Info(args ...any)  {}
+func (q asynqLogger) Warn(args ...any)  { q.l.Warn(fmt.Sprint(args...)) }
+func (q asynqLogger) Error(args ...any) { q.l.Warn(fmt.Sprint(args...)) }
+func (q asynqLogger) Fatal(args ...any) { q.l.Warn(fmt.Sprint(args...)) }
