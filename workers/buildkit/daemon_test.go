@@ -1,0 +1,143 @@
+package buildkit
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+func TestDaemonConfigTOML(t *testing.T) {
+	cfg := DaemonConfig{InsecureRegistries: []string{"127.0.0.1:5000", "registry.internal:8443"}, GCKeepBytes: 1 << 30}
+	text := daemonConfigTOML(cfg, "/var/lib/berth/buildkit", "unix:///tmp/berth-bk-x/buildkitd.sock")
+	var got struct {
+		Root   string
+		GRPC   struct{ Address []string } `toml:"grpc"`
+		Worker struct {
+			OCI struct {
+				Enabled       bool
+				GC            bool  `toml:"gc"`
+				ReservedSpace int64 `toml:"reservedSpace"`
+				MaxUsedSpace  int64 `toml:"maxUsedSpace"`
+			} `toml:"oci"`
+			Containerd struct{ Enabled bool } `toml:"containerd"`
+		} `toml:"worker"`
+		Registry map[string]struct {
+			HTTP     bool `toml:"http"`
+			Insecure bool `toml:"insecure"`
+		} `toml:"registry"`
+	}
+	if err := toml.Unmarshal([]byte(text), &got); err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if got.Root != "/var/lib/berth/buildkit" || len(got.GRPC.Address) != 1 || !strings.HasPrefix(got.GRPC.Address[0], "unix://") {
+		t.Errorf("root/address wrong:\n%s", text)
+	}
+	if !got.Worker.OCI.Enabled || !got.Worker.OCI.GC || got.Worker.Containerd.Enabled {
+		t.Errorf("workers wrong:\n%s", text)
+	}
+	if got.Worker.OCI.MaxUsedSpace != 1<<30 || got.Worker.OCI.ReservedSpace != 1<<29 {
+		t.Errorf("gc sizes wrong:\n%s", text)
+	}
+	for _, h := range cfg.InsecureRegistries {
+		if r, ok := got.Registry[h]; !ok || !r.HTTP || !r.Insecure {
+			t.Errorf("registry %s missing or not insecure:\n%s", h, text)
+		}
+	}
+}
+
+func TestDefaultSocketPath(t *testing.T) {
+	sock, dir := defaultSocketPath("/var/lib/berth/buildkit")
+	if sock != "/var/lib/berth/buildkit/buildkitd.sock" || dir != "" {
+		t.Errorf("short root: %s %s", sock, dir)
+	}
+	long := "/" + strings.Repeat("very-long-directory-name/", 6) + "buildkit"
+	sock, dir = defaultSocketPath(long)
+	if len(sock) > maxSocketPath || !strings.HasPrefix(filepath.Base(dir), "berth-bk-") || filepath.Dir(sock) != dir {
+		t.Errorf("long root: %s %s", sock, dir)
+	}
+	if again, _ := defaultSocketPath(long); again != sock {
+		t.Errorf("socket path is not stable: %s then %s", sock, again)
+	}
+}
+
+func TestFindBinaryMissing(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("PATH", t.TempDir())
+	_, err := FindBinary()
+	if !errors.Is(err, ErrNoBuilder) {
+		t.Fatalf("err = %v, want ErrNoBuilder", err)
+	}
+	if !strings.Contains(err.Error(), "no builder: install buildkitd and runc (task install-buildkit) or set --buildkit-addr") {
+		t.Errorf("error does not tell what to do: %v", err)
+	}
+	t.Log(err)
+
+	_, err = Start(t.Context(), DaemonConfig{RootDir: t.TempDir()})
+	if !errors.Is(err, ErrNoBuilder) {
+		t.Fatalf("Start err = %v, want ErrNoBuilder", err)
+	}
+}
+
+func TestStartFailsWithLog(t *testing.T) {
+	// A "daemon" that exits at once: Start must say so with its output.
+	script := filepath.Join(t.TempDir(), "buildkitd")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'cannot start: no overlay' >&2\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := Start(t.Context(), DaemonConfig{Binary: script, RootDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "cannot start: no overlay") {
+		t.Fatalf("err = %v, want the daemon's stderr", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("Start took %v to notice the exit", time.Since(start))
+	}
+}
+
+func TestDaemonStartStop(t *testing.T) {
+	bin := requireBuildkit(t)
+	// A root too long for a socket beside it.
+	root := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 40))
+	var logBuf logWriter
+	logBuf.t = t
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	d, err := Start(ctx, DaemonConfig{Binary: bin, RootDir: root, InsecureRegistries: []string{"127.0.0.1:5999"}, GCKeepBytes: 64 << 20, LogWriter: &logBuf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("MEASURE buildkitd ready in %v", time.Since(start).Round(time.Millisecond))
+	sock := strings.TrimPrefix(d.Addr(), "unix://")
+	if len(sock) > maxSocketPath || strings.HasPrefix(sock, root) {
+		t.Errorf("socket %s for a long root", sock)
+	}
+	b, err := NewBuilder(ctx, d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := d.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
+		t.Errorf("socket dir %s left behind", filepath.Dir(sock))
+	}
+	if err := d.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+	if !strings.Contains(logBuf.String(), "running server") {
+		t.Logf("daemon log:\n%s", logBuf.String())
+	}
+}

@@ -1,0 +1,342 @@
+package buildkit
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// The tests share one buildkitd (started on first use, stopped by TestMain)
+// to keep them fast; each test uses its own registry.
+var shared struct {
+	once    sync.Once
+	daemon  *Daemon
+	builder *Builder
+	root    string
+	err     error
+	skip    string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.daemon != nil {
+		if err := shared.daemon.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stop buildkitd:", err)
+			code = 1
+		}
+		shared.builder.Close()
+	}
+	if shared.root != "" {
+		os.RemoveAll(shared.root)
+	}
+	os.Exit(code)
+}
+
+// requireBuildkit returns buildkitd's path, or skips the test when buildkitd
+// or runc are missing or we are not root — except in CI, where it fails.
+func requireBuildkit(t *testing.T) string {
+	t.Helper()
+	bin, err := FindBinary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and builds cannot run: %v", err)
+		}
+		t.Skipf("skipping: %v (build it with scripts/install-buildkit.sh)", err)
+	}
+	return bin
+}
+
+// testBuilder returns a Builder on the shared daemon, starting it once.
+func testBuilder(t *testing.T) *Builder {
+	t.Helper()
+	bin := requireBuildkit(t)
+	shared.once.Do(func() {
+		shared.root, shared.err = os.MkdirTemp("", "berth-bk-test-")
+		if shared.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		shared.daemon, shared.err = Start(ctx, DaemonConfig{
+			Binary:      bin,
+			RootDir:     shared.root,
+			GCKeepBytes: 512 << 20,
+			LogWriter:   logFile(filepath.Join(shared.root, "buildkitd.log")),
+		})
+		if shared.err != nil {
+			return
+		}
+		log.Printf("buildkitd ready in %v at %s", time.Since(start).Round(time.Millisecond), shared.daemon.Addr())
+		shared.builder, shared.err = NewBuilder(ctx, shared.daemon.Addr())
+	})
+	if shared.err != nil {
+		t.Fatalf("shared buildkitd: %v", shared.err)
+	}
+	return shared.builder
+}
+
+func logFile(path string) io.Writer {
+	f, err := os.Create(path)
+	if err != nil {
+		return io.Discard
+	}
+	return f // closed when the test binary exits
+}
+
+// newTestRegistry starts an OCI registry on 127.0.0.1 and returns its
+// host:port. For now it is go-containerregistry's toy registry; swap in
+// Berth's registry here once it exists. BuildKit talks plain HTTP to
+// 127.0.0.1 without configuration.
+func newTestRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// newTokenRegistry is newTestRegistry behind Docker token auth: /v2/ wants
+// a bearer token, which /token issues for the right basic credentials.
+func newTokenRegistry(t *testing.T, user, password string) string {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	const token = "berth-test-token"
+	var realm string
+	var mu sync.Mutex
+	var tokenRequests int
+	mux := http.NewServeMux()
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != user || p != password {
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		tokenRequests++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"token": token, "access_token": token, "expires_in": 300})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service="berth-test"`, realm))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	realm = srv.URL + "/token"
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if tokenRequests == 0 && !t.Failed() {
+			t.Errorf("the token endpoint was never used")
+		}
+	})
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// busyboxTools are linked to /bin/busybox in the base image.
+var busyboxTools = []string{"sh", "cat", "echo", "sleep", "ls", "mkdir", "env", "true", "false", "test", "wc", "date", "head"}
+
+// pushBusybox makes HOST/library/busybox:latest from Debian's
+// busybox-static (/bin/busybox): one layer with bin/busybox and symlinks.
+func pushBusybox(t *testing.T, host string, auth authn.Authenticator) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("need /bin/busybox (apt-get install busybox-static): %v", err)
+		}
+		t.Skipf("skipping: /bin/busybox missing (apt-get install busybox-static): %v", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mod := time.Unix(0, 0)
+	hdrs := []*tar.Header{
+		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mod},
+		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mod},
+		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mod},
+	}
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(bb)
+		}
+	}
+	for _, tool := range busyboxTools {
+		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + tool, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777, ModTime: mod}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	layerBytes := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	}, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+		OS:           "linux",
+		Architecture: runtime.GOARCH,
+		RootFS:       v1.RootFS{Type: "layers", DiffIDs: mustDiffIDs(t, img)},
+		Config: v1.Config{
+			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Cmd: []string{"sh"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := host + "/library/busybox:latest"
+	tag, err := name.NewTag(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth == nil {
+		auth = authn.Anonymous
+	}
+	if err := remote.Write(tag, img, remote.WithAuth(auth), remote.WithContext(t.Context())); err != nil {
+		t.Fatalf("push base image: %v", err)
+	}
+	return ref
+}
+
+func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.RootFS.DiffIDs
+}
+
+// imageFiles reads the regular files of a pushed image's flattened
+// filesystem (path without leading slash → content), and the digest.
+func imageFiles(t *testing.T, ref string, auth authn.Authenticator) (map[string]string, string) {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth == nil {
+		auth = authn.Anonymous
+	}
+	desc, err := remote.Get(r, remote.WithAuth(auth), remote.WithContext(t.Context()))
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		t.Fatalf("image %s: %v", ref, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	files := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag != tar.TypeReg || h.Name == "bin/busybox" {
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[strings.TrimPrefix(h.Name, "/")] = string(b)
+	}
+	return files, desc.Digest.String()
+}
+
+// writeFiles creates files (relative path → content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// logWriter sends build output to the test log, line by line.
+type logWriter struct {
+	t   *testing.T
+	mu  sync.Mutex
+	buf bytes.Buffer
+	all bytes.Buffer
+}
+
+func newLogWriter(t *testing.T) *logWriter { return &logWriter{t: t} }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.all.Write(p)
+	if testing.Verbose() {
+		w.buf.Write(p)
+		for {
+			line, err := w.buf.ReadString('\n')
+			if err != nil {
+				w.buf.WriteString(line)
+				break
+			}
+			w.t.Log(strings.TrimRight(line, "\n"))
+		}
+	}
+	return len(p), nil
+}
+
+func (w *logWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.all.String()
+}
