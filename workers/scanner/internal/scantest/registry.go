@@ -1,0 +1,101 @@
+package scantest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is go-containerregistry's test registry behind Docker token auth (as Berth's registry does it:
+// 401 with a Bearer challenge, a token endpoint taking Basic credentials), on 127.0.0.1. It counts blob
+// downloads so tests can tell whether a layer was fetched again.
+type Registry struct {
+	Host     string // 127.0.0.1:PORT
+	Username string
+	Password string
+
+	srv   *httptest.Server
+	token string
+
+	mu       sync.Mutex
+	blobGets map[string]int
+}
+
+// NewRegistry starts a registry accepting username/password. Close it when done.
+func NewRegistry(username, password string) *Registry {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	r := &Registry{Username: username, Password: password, token: hex.EncodeToString(b), blobGets: map[string]int{}}
+	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/token" {
+			r.serveToken(w, req)
+			return
+		}
+		if req.Header.Get("Authorization") != "Bearer "+r.token {
+			w.Header().Set("WWW-Authenticate",
+				fmt.Sprintf(`Bearer realm="http://%s/token",service="scantest"`, req.Host))
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
+			r.mu.Lock()
+			r.blobGets[req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]]++
+			r.mu.Unlock()
+		}
+		inner.ServeHTTP(w, req)
+	}))
+	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	return r
+}
+
+func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
+	u, p, ok := req.BasicAuth()
+	if !ok || u != r.Username || p != r.Password {
+		w.Header().Set("WWW-Authenticate", `Basic realm="scantest"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": r.token, "access_token": r.token, "expires_in": 300})
+}
+
+// Close stops the registry.
+func (r *Registry) Close() { r.srv.Close() }
+
+// BlobGets is how many times the blob with this digest ("sha256:…") was downloaded.
+func (r *Registry) BlobGets(digest string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blobGets[digest]
+}
+
+// Push uploads img as repo:latest and returns its by-digest reference, host/repo@sha256:….
+func (r *Registry) Push(repo string, img v1.Image) (string, error) {
+	tag, err := name.NewTag(r.Host+"/"+repo+":latest", name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	auth := remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password})
+	if err := remote.Write(tag, img, auth); err != nil {
+		return "", fmt.Errorf("push %s: %w", tag, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return r.Host + "/" + repo + "@" + d.String(), nil
+}
