@@ -117,7 +117,7 @@ func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
 }
 
 // repoOwnedCollections hold documents with a "repository" field that die with their repository.
-var repoOwnedCollections = []string{colTags}
+var repoOwnedCollections = []string{colTags, colTriggers, colTriggerRecords}
 
 func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
 	cur, err := s.c(colRepositories).Find(ctx, bson.M{"namespace": namespace},
