@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,8 +31,9 @@ type Registry struct {
 	srv   *httptest.Server
 	token string
 
-	mu       sync.Mutex
-	blobGets map[string]int
+	mu        sync.Mutex
+	blobGets  map[string]int
+	blobDelay time.Duration
 }
 
 // NewRegistry starts a registry accepting username/password. Close it when done.
@@ -54,7 +56,9 @@ func NewRegistry(username, password string) *Registry {
 		if req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/sha256:") {
 			r.mu.Lock()
 			r.blobGets[req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]]++
+			delay := r.blobDelay
 			r.mu.Unlock()
+			time.Sleep(delay)
 		}
 		inner.ServeHTTP(w, req)
 	}))
@@ -81,6 +85,13 @@ func (r *Registry) BlobGets(digest string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.blobGets[digest]
+}
+
+// SetBlobDelay slows every blob download down by d, to keep a scan running for a while.
+func (r *Registry) SetBlobDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.blobDelay = d
 }
 
 // Push uploads img as repo:latest and returns its by-digest reference, host/repo@sha256:….
