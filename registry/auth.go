@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,33 @@ type Authorizer interface {
 	// Grant returns, for each requested Access, the subset of actions the
 	// subject may have (entries with none are dropped).
 	Grant(ctx context.Context, subj Subject, requested []Access) ([]Access, error)
+}
+
+// SubjectChecker may be implemented by an Authorizer to revoke credentials
+// before they expire. On every request authorized by a bearer token or a
+// cached Basic decision, the registry asks whether the subject is still active
+// (for Berth: not disabled, and not deleted since issued); false answers 401.
+// Anonymous and internal subjects are not asked.
+type SubjectChecker interface {
+	SubjectActive(ctx context.Context, subj Subject, issued time.Time) bool
+}
+
+func (r *Registry) subjectActive(ctx context.Context, subj Subject, issued time.Time) bool {
+	sc, ok := r.authz.(SubjectChecker)
+	return !ok || subj.Anonymous || subj.Internal || sc.SubjectActive(ctx, subj, issued)
+}
+
+type clientAddrKey struct{}
+
+// ClientAddr is the remote address ("host:port") of the request an
+// Authorizer.Authenticate call serves, or "" (for per-client login limits).
+func ClientAddr(ctx context.Context) string {
+	s, _ := ctx.Value(clientAddrKey{}).(string)
+	return s
+}
+
+func withClientAddr(req *http.Request) context.Context {
+	return context.WithValue(req.Context(), clientAddrKey{}, req.RemoteAddr)
 }
 
 // Action names.
@@ -220,9 +248,9 @@ type signer struct {
 }
 
 type verifiedToken struct {
-	subj   Subject
-	grants grantSet
-	exp    time.Time
+	subj     Subject
+	grants   grantSet
+	iat, exp time.Time
 }
 
 const tokenCacheMax = 16384
@@ -384,6 +412,9 @@ func (s *signer) verify(tok string) (*verifiedToken, error) {
 		subj:   Subject{Name: claims.Subject, AccountID: claims.AccountID, Anonymous: claims.Anonymous, Internal: claims.Internal},
 		grants: newGrantSet(claims.Access, claims.Refused),
 		exp:    claims.ExpiresAt.Time,
+	}
+	if claims.IssuedAt != nil {
+		v.iat = claims.IssuedAt.Time
 	}
 	s.mu.Lock()
 	if len(s.cache) >= tokenCacheMax {

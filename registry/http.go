@@ -276,6 +276,10 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, ext
 			r.writeChallenge(w, req, scope, "invalid_token", "invalid or expired token")
 			return Subject{}, nil, false
 		}
+		if !r.subjectActive(req.Context(), v.subj, v.iat) {
+			r.writeChallenge(w, req, scope, "invalid_token", "the credentials were revoked")
+			return Subject{}, nil, false
+		}
 		for _, a := range required {
 			if !v.grants.allows(a) {
 				// Asked for and refused: an authenticated subject is denied.
@@ -299,7 +303,10 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, ext
 		}
 		return v.subj, v.grants, true
 	case len(authz) > 6 && strings.EqualFold(authz[:6], "basic "):
-		e, err := r.basicAuth(req.Context(), authz, scope)
+		e, err := r.basicAuth(withClientAddr(req), authz, scope)
+		if err == nil && !r.subjectActive(req.Context(), e.subj, e.exp.Add(-basicCacheTTL)) {
+			err = ErrUnauthorized
+		}
 		if err != nil {
 			if errors.Is(err, ErrUnauthorized) {
 				r.writeChallenge(w, req, scope, "", "authentication required")

@@ -57,7 +57,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		writeTokenError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET or POST")
 		return
 	}
-	ctx := req.Context()
+	ctx := withClientAddr(req)
 	subj := Subject{Anonymous: true}
 	if hasCreds {
 		s, err := r.authz.Authenticate(ctx, user, pass)

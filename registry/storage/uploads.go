@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -377,42 +378,124 @@ func (s *Store) PurgeUploads(ctx context.Context, cutoff time.Time) (int, error)
 
 var errShortWrite = errors.New("short write")
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// chunkSize is the unit copyHashed reads, hashes and writes.
+const chunkSize = 1 << 20
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
 func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { bufPool.Put(b) }
 
-// copyHashed copies r to w and h. It returns bytes written, the read error
-// (other than EOF) and the write error separately.
+// fill reads into b until it is full or the reader fails.
+func fill(r io.Reader, b []byte) (int, error) {
+	n := 0
+	var err error
+	for n < len(b) && err == nil {
+		var k int
+		k, err = r.Read(b[n:])
+		n += k
+	}
+	return n, err
+}
+
+// copyHashed copies r to w and h. Large bodies run as a pipeline: the next
+// chunk is read while earlier ones are hashed and written, each in its own
+// goroutine, so the network, the hash and the disk overlap. It returns the
+// bytes written, the read error (other than EOF) and the write error
+// separately; after a write error the hash may be ahead of the data.
 func copyHashed(w io.Writer, h hash.Hash, r io.Reader) (int64, error, error) {
-	buf := getBuf()
-	defer putBuf(buf)
-	b := *buf
-	var n int64
-	for {
-		nr := 0
-		var er error
-		for nr < len(b) && er == nil {
-			var k int
-			k, er = r.Read(b[nr:])
-			nr += k
-		}
+	first := getBuf()
+	nr, rerr := fill(r, *first)
+	if rerr != nil || nr < len(*first) {
+		// small body: no pipeline
+		defer putBuf(first)
+		var werr error
+		var n int
 		if nr > 0 {
-			h.Write(b[:nr])
-			nw, ew := w.Write(b[:nr])
-			n += int64(nw)
-			if ew == nil && nw != nr {
-				ew = errShortWrite
-			}
-			if ew != nil {
-				return n, nil, ew
+			h.Write((*first)[:nr])
+			n, werr = w.Write((*first)[:nr])
+			if werr == nil && n != nr {
+				werr = errShortWrite
 			}
 		}
-		if er == io.EOF {
-			return n, nil, nil
+		if rerr == io.EOF {
+			rerr = nil
 		}
-		if er != nil {
-			return n, er, nil
+		return int64(n), rerr, werr
+	}
+	type chunk struct {
+		buf  *[]byte
+		n    int
+		refs atomic.Int32
+	}
+	release := func(c *chunk) {
+		if c.refs.Add(-1) == 0 {
+			putBuf(c.buf)
 		}
 	}
+	hashCh := make(chan *chunk, 4)
+	writeCh := make(chan *chunk, 4)
+	var (
+		written int64
+		werr    error
+		wg      sync.WaitGroup
+		failed  = make(chan struct{})
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for c := range hashCh {
+			h.Write((*c.buf)[:c.n])
+			release(c)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for c := range writeCh {
+			if werr == nil {
+				n, err := w.Write((*c.buf)[:c.n])
+				written += int64(n)
+				if err == nil && n != c.n {
+					err = errShortWrite
+				}
+				if err != nil {
+					werr = err
+					close(failed)
+				}
+			}
+			release(c)
+		}
+	}()
+	send := func(b *[]byte, n int) bool {
+		c := &chunk{buf: b, n: n}
+		c.refs.Store(2)
+		hashCh <- c
+		select {
+		case writeCh <- c:
+			return true
+		case <-failed:
+			release(c)
+			return false
+		}
+	}
+	ok := send(first, nr)
+	for ok {
+		b := getBuf()
+		nr, rerr = fill(r, *b)
+		if nr > 0 {
+			ok = send(b, nr)
+		} else {
+			putBuf(b)
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	close(hashCh)
+	close(writeCh)
+	wg.Wait()
+	if rerr == io.EOF {
+		rerr = nil
+	}
+	return written, rerr, werr
 }
