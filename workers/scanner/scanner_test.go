@@ -45,7 +45,7 @@ var (
 	fixErr  error
 )
 
-func testFixture(t *testing.T) fixture {
+func testFixture(t testing.TB) fixture {
 	t.Helper()
 	fixOnce.Do(func() {
 		fix.reg = scantest.NewRegistry(testUser, testPassword)

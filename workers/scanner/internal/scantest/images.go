@@ -74,7 +74,7 @@ func Image(layers ...map[string]string) (v1.Image, error) {
 	var ls []v1.Layer
 	for _, files := range layers {
 		var buf bytes.Buffer
-		if err := writeTar(&buf, files, nil); err != nil {
+		if err := writeTar(&buf, files); err != nil {
 			return nil, err
 		}
 		data := buf.Bytes()
@@ -89,9 +89,10 @@ func Image(layers ...map[string]string) (v1.Image, error) {
 	return withLayers(ls...)
 }
 
-// BigImage builds an image with a single layer holding files plus a size-byte random (incompressible) file
-// at /opt/blob.bin. The gzipped layer is written under dir.
-func BigImage(dir string, size int64, files map[string]string) (v1.Image, error) {
+// BigImage builds an image with a single layer holding files plus size bytes of random (incompressible)
+// data split into count files under /opt/data (count 1: /opt/data/blob.bin). The gzipped layer is written
+// under dir.
+func BigImage(dir string, size int64, count int, files map[string]string) (v1.Image, error) {
 	p := filepath.Join(dir, "big-layer.tar.gz")
 	f, err := os.Create(p)
 	if err != nil {
@@ -99,7 +100,15 @@ func BigImage(dir string, size int64, files map[string]string) (v1.Image, error)
 	}
 	zw, _ := gzip.NewWriterLevel(f, gzip.BestSpeed)
 	rnd := rand.NewChaCha8([32]byte{1, 2, 3})
-	err = writeTar(zw, files, &bigFile{name: "opt/blob.bin", size: size, r: rnd})
+	var big []bigFile
+	if count <= 1 {
+		big = append(big, bigFile{name: "opt/data/blob.bin", size: size, r: rnd})
+	} else {
+		for i := range count {
+			big = append(big, bigFile{name: fmt.Sprintf("opt/data/%03d/file%05d.bin", i/1000, i), size: size / int64(count), r: rnd})
+		}
+	}
+	err = writeTar(zw, files, big...)
 	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}
@@ -138,7 +147,7 @@ func withLayers(ls ...v1.Layer) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-func writeTar(w io.Writer, files map[string]string, big *bigFile) error {
+func writeTar(w io.Writer, files map[string]string, big ...bigFile) error {
 	tw := tar.NewWriter(w)
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -171,14 +180,14 @@ func writeTar(w io.Writer, files map[string]string, big *bigFile) error {
 			return err
 		}
 	}
-	if big != nil {
-		if err := mkdirs(big.name); err != nil {
+	for _, b := range big {
+		if err := mkdirs(b.name); err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: big.name, Mode: 0o644, Size: big.size}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: b.name, Mode: 0o644, Size: b.size}); err != nil {
 			return err
 		}
-		if _, err := io.CopyN(tw, big.r, big.size); err != nil {
+		if _, err := io.CopyN(tw, b.r, b.size); err != nil {
 			return err
 		}
 	}

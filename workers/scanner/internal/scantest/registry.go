@@ -33,6 +33,7 @@ type Registry struct {
 
 	mu        sync.Mutex
 	blobGets  map[string]int
+	blobBytes int64
 	blobDelay time.Duration
 }
 
@@ -59,6 +60,12 @@ func NewRegistry(username, password string) *Registry {
 			delay := r.blobDelay
 			r.mu.Unlock()
 			time.Sleep(delay)
+			cw := &countingWriter{ResponseWriter: w}
+			inner.ServeHTTP(cw, req)
+			r.mu.Lock()
+			r.blobBytes += cw.n
+			r.mu.Unlock()
+			return
 		}
 		inner.ServeHTTP(w, req)
 	}))
@@ -85,6 +92,24 @@ func (r *Registry) BlobGets(digest string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.blobGets[digest]
+}
+
+// BlobBytes is how many bytes of blobs were downloaded in all.
+func (r *Registry) BlobBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.blobBytes
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
 }
 
 // SetBlobDelay slows every blob download down by d, to keep a scan running for a while.
