@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/registry/storage/driver/inmemory"
@@ -365,5 +367,26 @@ func TestInMemoryDriver(t *testing.T) {
 	expect(t, resp, b, 200, "")
 	if !bytes.Equal(b, m) || resp.Header.Get("Docker-Content-Digest") != dg {
 		t.Fatal("in-memory manifest")
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := startServer(t, defaultAuthz(), nil, func(c *registry.Config) { c.Metrics = reg })
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push")
+	s.pushImage(tok, "ns/app", "v1", "m")
+	s.do("GET", "/v2/ns/app/manifests/v1", nil, withBearer(tok))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"berth_registry_requests_total", "berth_registry_request_duration_seconds", "berth_registry_upload_bytes_total"} {
+		if !names[n] {
+			t.Errorf("metric %s missing (have %v)", n, names)
+		}
 	}
 }
