@@ -39,8 +39,13 @@ type Store struct {
 	db     *mongo.Database
 	opts   Options
 
-	wmu sync.Mutex
+	wmu    sync.Mutex
+	ferret bool
 }
+
+// FerretDB reports whether the backend is FerretDB, whose writes this process serialises. Several Berth
+// replicas on one FerretDB could still race on guarded updates: run one replica there, or use MongoDB.
+func (s *Store) FerretDB() bool { return s.ferret }
 
 // Open connects to uri, checks the connection and makes sure every index exists.
 func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
@@ -55,6 +60,14 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("reach MongoDB at the configured URI (check --mongo-uri): %w", err)
+	}
+	// FerretDB (any handler) does not make guarded updates atomic: serialise writes whatever the caller said.
+	var info bson.M
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
+		if _, ok := info["ferretdbVersion"]; ok {
+			s.opts.SerializeWrites = true
+			s.ferret = true
+		}
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
 	"github.com/berth-dev/berth/store/secretbox"
+	"github.com/berth-dev/berth/workers"
 )
 
 // app holds the services both serve and worker stand on, and stops them in reverse order.
@@ -40,8 +41,9 @@ type App struct {
 	Handler  http.Handler // the API and the registry on one mux
 	Metrics  *prometheus.Registry
 
-	workers *asynq.Server
-	stops   []func()
+	workers  *asynq.Server
+	triggers *workers.Triggers
+	stops    []func()
 }
 
 func NewLogger(c *Config) (*slog.Logger, error) {
@@ -97,6 +99,9 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, SerializeWrites: serialize}); err != nil {
 		return nil, err
+	}
+	if c.MongoURI != "" && a.Store.FerretDB() {
+		logger.Warn("the store is FerretDB: writes are serialised in this process; run a single berth serve replica on it, or use MongoDB for several")
 	}
 	a.stops = append(a.stops, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,5 +1,6 @@
 // Package storetest gives tests a fresh store on a real backend: the MongoDB at BERTH_TEST_MONGO_URI when it is
-// set (a real MongoDB, or FerretDB on PostgreSQL), else an embedded FerretDB (SQLite) started once per package.
+// set; FerretDB on a throwaway PostgreSQL when BERTH_TEST_STORE=ferretdb-postgresql (the test command runs the
+// store tests that way too, as a second backend); else an embedded FerretDB (SQLite) started once per package.
 package storetest
 
 import (
@@ -22,6 +23,22 @@ var (
 // Main starts the backend for a package's tests; call it from TestMain.
 func Main(m *testing.M) int {
 	uri = os.Getenv("BERTH_TEST_MONGO_URI")
+	if uri == "" && os.Getenv("BERTH_TEST_STORE") == "ferretdb-postgresql" {
+		dir, err := os.MkdirTemp("", "berth-pg-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		u, stop, err := startFerretOnPostgres(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "storetest:", err)
+			return 1
+		}
+		defer stop()
+		uri = u
+		fmt.Fprintln(os.Stderr, "storetest: FerretDB on PostgreSQL at", u)
+	}
 	if uri == "" {
 		dir, err := os.MkdirTemp("", "berth-storetest-")
 		if err != nil {
