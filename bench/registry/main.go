@@ -132,20 +132,24 @@ func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
 			dg := digestOf(blob)
 			syscall.Sync() // start each push with no dirty pages from the last one
 			runtime.GC()
+			cpu0 := cpuTime()
 			start := time.Now()
 			if err := pushBlob(t, blob, dg); err != nil {
 				return fmt.Errorf("%s push: %w", t.name, err)
 			}
 			push := mb / time.Since(start).Seconds()
+			pushCPU := cpuTime() - cpu0
 			runtime.GC()
+			cpu0 = cpuTime()
 			start = time.Now()
 			if err := pullBlob(t, dg, int64(len(blob))); err != nil {
 				return fmt.Errorf("%s pull: %w", t.name, err)
 			}
 			pull := mb / time.Since(start).Seconds()
+			pullCPU := cpuTime() - cpu0
 			r := res[t.name]
 			r.pushMBs, r.pullMBs = max(r.pushMBs, push), max(r.pullMBs, pull)
-			fmt.Printf("  run %d %-13s push %7.0f MB/s  pull %7.0f MB/s\n", i+1, t.name, push, pull)
+			fmt.Printf("  run %d %-13s push %7.0f MB/s (cpu %4dms)  pull %7.0f MB/s (cpu %4dms)\n", i+1, t.name, push, pushCPU.Milliseconds(), pull, pullCPU.Milliseconds())
 		}
 	}
 	if clients == 0 || only != "" {
@@ -189,6 +193,13 @@ func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
 	fmt.Printf("| %-44s | %12s | %12s | %9.2fx |\n", fmt.Sprintf("manifest GET p99 latency, %d clients", clients), b.p99.Round(time.Microsecond), d.p99.Round(time.Microsecond), float64(d.p99)/float64(b.p99))
 	fmt.Println("(the latency ratio is distribution p99 / Berth p99: above 1 means Berth is faster; Berth numbers include bearer-token verification)")
 	return nil
+}
+
+// cpuTime is the process's user+system CPU time (client and servers alike).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func dashes(n int) string { return string(bytes.Repeat([]byte("-"), n)) }
