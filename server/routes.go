@@ -48,6 +48,13 @@ var routes = []route{
 	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/layers", "cr:GetRepositoryLayers", resRepository, "Layers of a version with their build history (?platform= for an index)", (*api).getTagLayers},
 	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/manifest", "cr:GetRepositoryManifest", resRepository, "The manifest of a version", (*api).getTagManifest},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/manifests/:digest", "cr:DeleteRepositoryManifest", resRepository, "Delete a manifest by digest (and every tag on it)", (*api).deleteManifest},
+	{"POST", "/api/v1/repositories/:ns/:repo/triggers", "cr:CreateTrigger", resRepository, "Create a trigger (outgoing webhook); a generated secret is shown in this answer only", (*api).createTrigger},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers", "cr:ListTrigger", resRepository, "List a repository's triggers", (*api).listTriggers},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:GetTrigger", resRepository, "Get a trigger (never its secret)", (*api).getTrigger},
+	{"PATCH", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:UpdateTrigger", resRepository, "Change a trigger", (*api).updateTrigger},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:DeleteTrigger", resRepository, "Delete a trigger and its records", (*api).deleteTrigger},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id/records", "cr:ListTriggerRecord", resRepository, "A trigger's access records, newest first", (*api).listTriggerRecords},
+	{"POST", "/api/v1/repositories/:ns/:repo/triggers/:id/test", "cr:UpdateTrigger", resRepository, "Send a sample delivery now and return its record", (*api).testTrigger},
 }
 
 // resource names the RAM resource a request acts on.

@@ -60,6 +60,7 @@ type Deps struct {
 	Registry       Registry // may be nil in tests of metadata-only routes
 	Ready          []ReadinessCheck
 	Metrics        *prometheus.Registry // may be nil
+	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
 }
 
 type api struct {

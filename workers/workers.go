@@ -21,12 +21,15 @@ type Deps struct {
 	Queue  pipeline.Enqueuer
 	Logger *slog.Logger
 	Region string
+	// Triggers delivers trigger webhooks; trigger:deliver tasks fail without it.
+	Triggers *Triggers
 }
 
 // Handlers routes task types to their handlers.
 func Handlers(d Deps) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(pipeline.TaskImagePushed, d.imagePushed)
+	mux.HandleFunc(pipeline.TaskTriggerDeliver, d.deliverTrigger)
 	return mux
 }
 
@@ -37,5 +40,5 @@ func (d Deps) imagePushed(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad push event: %v", asynq.SkipRetry, err)
 	}
 	d.Logger.Info("image pushed", "repository", ev.Namespace+"/"+ev.Repo, "tag", ev.Tag, "digest", ev.Digest)
-	return nil
+	return d.FireTriggers(ctx, ev.Namespace+"/"+ev.Repo, ev.Tag, ev.Digest, ev.PushedAt, false, "")
 }

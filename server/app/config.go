@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -34,6 +35,11 @@ type Config struct {
 	ScannerBin     string
 	ScannerAddr    string
 	TokenTTL       string
+	TimeZone       string
+
+	TriggerRecordRetention time.Duration
+	TriggerRetryBase       time.Duration
+	QueueCheckInterval     time.Duration
 
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
@@ -73,6 +79,10 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
 	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")
 	fs.StringVar(&c.TokenTTL, "token-ttl", "1h", "default lifetime of temporary registry tokens (at most 12h)")
+	fs.StringVar(&c.TimeZone, "time-zone", "Local", "IANA time zone of the times in trigger payloads, e.g. Asia/Shanghai (Local = the host's)")
+	fs.DurationVar(&c.TriggerRecordRetention, "trigger-record-retention", 720*time.Hour, "how long trigger access records are kept")
+	fs.DurationVar(&c.TriggerRetryBase, "trigger-retry-base", 10*time.Second, "first retry delay of a failed trigger delivery (then doubled per attempt, 5 attempts in all)")
+	fs.DurationVar(&c.QueueCheckInterval, "queue-check-interval", 50*time.Millisecond, "how often idle workers poll the queue for new tasks (lower: faster pickup, more Redis load)")
 	return fs
 }
 

@@ -32,6 +32,11 @@ func (a *App) build() error {
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	a.Access = access.New(a.Store, a.Instance.AccountID, a.Box.Derive("temporary-tokens"), a.Logger)
+	triggers, err := a.buildTriggers()
+	if err != nil {
+		return err
+	}
+	a.triggers = triggers
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger}
 	reg, err := registry.New(registry.Config{
 		RootDir:        filepath.Join(c.DataDir, "registry"),
@@ -50,6 +55,7 @@ func (a *App) build() error {
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
+		Triggers: a.triggers,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -61,12 +67,12 @@ func (a *App) build() error {
 	mux.Handle("/", api)
 	a.Handler = mux
 
-	a.workers = asynq.NewServer(a.Redis, asynq.Config{
+	a.workers = asynq.NewServer(a.Redis, a.tuneQueue(asynq.Config{
 		Concurrency: 4,
 		Queues:      map[string]int{pipeline.QueueEvents: 5, pipeline.QueueTriggers: 3, pipeline.QueueScan: 2},
 		Logger:      asynqLogger{a.Logger.With("component", "queue")},
 		LogLevel:    asynq.WarnLevel,
-	})
+	}))
 	return nil
 }
 
@@ -77,6 +83,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	defer a.workers.Shutdown()
+	defer a.startTriggerCleanup(ctx)()
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -99,13 +106,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (a *App) workerDeps() workers.Deps {
-	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region}
+	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers}
 }
 
 // RunWorkers runs only the workers, on the given queues, until ctx ends (berth worker).
 func (a *App) RunWorkers(ctx context.Context, queues map[string]int) error {
-	qs := asynq.NewServer(a.Redis, asynq.Config{Concurrency: 2, Queues: queues,
-		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})
+	qs := asynq.NewServer(a.Redis, a.tuneQueue(asynq.Config{Concurrency: 2, Queues: queues,
+		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel}))
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
