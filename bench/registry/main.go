@@ -53,9 +53,19 @@ type target struct {
 }
 
 type result struct {
-	pushMBs, pullMBs float64
+	pushMBs, pullMBs float64 // best run
+	pushes, pulls    []float64
 	rps              float64
 	p99              time.Duration
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }
 
 var client = &http.Client{Transport: &http.Transport{
@@ -149,6 +159,7 @@ func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
 			pullCPU := cpuTime() - cpu0
 			r := res[t.name]
 			r.pushMBs, r.pullMBs = max(r.pushMBs, push), max(r.pullMBs, pull)
+			r.pushes, r.pulls = append(r.pushes, push), append(r.pulls, pull)
 			fmt.Printf("  run %d %-13s push %7.0f MB/s (cpu %4dms)  pull %7.0f MB/s (cpu %4dms)\n", i+1, t.name, push, pushCPU.Milliseconds(), pull, pullCPU.Milliseconds())
 		}
 	}
@@ -191,7 +202,11 @@ func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
 	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob pull (MB/s)", sizeMiB), b.pullMBs, d.pullMBs, b.pullMBs/d.pullMBs)
 	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("manifest GET by tag, %d clients (req/s)", clients), b.rps, d.rps, b.rps/d.rps)
 	fmt.Printf("| %-44s | %12s | %12s | %9.2fx |\n", fmt.Sprintf("manifest GET p99 latency, %d clients", clients), b.p99.Round(time.Microsecond), d.p99.Round(time.Microsecond), float64(d.p99)/float64(b.p99))
-	fmt.Println("(the latency ratio is distribution p99 / Berth p99: above 1 means Berth is faster; Berth numbers include bearer-token verification)")
+	fmt.Println("(best of the runs / rounds; the latency ratio is distribution p99 / Berth p99, above 1 means Berth is faster;")
+	fmt.Println(" Berth numbers include bearer-token verification on every request)")
+	fmt.Printf("medians: push %.0f vs %.0f MB/s (%.2fx), pull %.0f vs %.0f MB/s (%.2fx)\n",
+		median(b.pushes), median(d.pushes), median(b.pushes)/median(d.pushes),
+		median(b.pulls), median(d.pulls), median(b.pulls)/median(d.pulls))
 	return nil
 }
 
