@@ -112,12 +112,6 @@ func (c *lru[K, V]) removeIf(fn func(K, V) bool) {
 	c.mu.Unlock()
 }
 
-func (c *lru[K, V]) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.items)
-}
-
 type tagKey struct{ name, tag string }
 
 type tagEntry struct {

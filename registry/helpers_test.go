@@ -109,7 +109,6 @@ type reqOpt func(*http.Request)
 func withHeader(k, v string) reqOpt { return func(r *http.Request) { r.Header.Set(k, v) } }
 func withBearer(tok string) reqOpt  { return withHeader("Authorization", "Bearer "+tok) }
 func withBasic(u, p string) reqOpt  { return func(r *http.Request) { r.SetBasicAuth(u, p) } }
-func withLength(n int64) reqOpt     { return func(r *http.Request) { r.ContentLength = n } }
 
 // do sends a request; path may carry a query. The body is read into the
 // returned bytes.

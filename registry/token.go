@@ -48,9 +48,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 			writeTokenError(w, http.StatusBadRequest, "unsupported_grant_type", "only grant_type=password is supported")
 			return
 		}
-		for _, s := range req.PostForm["scope"] {
-			scopes = append(scopes, s)
-		}
+		scopes = append(scopes, req.PostForm["scope"]...)
 		scopes = append(scopes, req.URL.Query()["scope"]...)
 	default:
 		w.Header().Set("Allow", "GET, POST")
