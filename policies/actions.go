@@ -79,8 +79,12 @@ const (
 	ActionCreateUser      = "ram:CreateUser"
 	ActionListUsers       = "ram:ListUsers"
 	ActionGetUser         = "ram:GetUser"
+	ActionUpdateUser      = "ram:UpdateUser"
 	ActionDeleteUser      = "ram:DeleteUser"
 	ActionCreateAccessKey = "ram:CreateAccessKey"
+	ActionListAccessKeys  = "ram:ListAccessKeys"
+	ActionUpdateAccessKey = "ram:UpdateAccessKey"
+	ActionDeleteAccessKey = "ram:DeleteAccessKey"
 	ActionAttachPolicy    = "ram:AttachPolicy"
 	ActionDetachPolicy    = "ram:DetachPolicy"
 	ActionCreatePolicy    = "ram:CreatePolicy"
@@ -140,8 +144,12 @@ var AllActions = []string{
 	ActionCreateUser,
 	ActionListUsers,
 	ActionGetUser,
+	ActionUpdateUser,
 	ActionDeleteUser,
 	ActionCreateAccessKey,
+	ActionListAccessKeys,
+	ActionUpdateAccessKey,
+	ActionDeleteAccessKey,
 	ActionAttachPolicy,
 	ActionDetachPolicy,
 	ActionCreatePolicy,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,15 +23,19 @@ type Instance struct {
 
 // User is an identity of the main account: its administrator, or a RAM sub-user.
 type User struct {
-	Name         string    `bson:"_id"`
-	AccountID    string    `bson:"account_id"`
-	DisplayName  string    `bson:"display_name"`
-	PasswordHash string    `bson:"password_hash"`
-	Enabled      bool      `bson:"enabled"`
-	Admin        bool      `bson:"admin"`
-	Policies     []string  `bson:"policies"`
-	CreatedAt    time.Time `bson:"created_at"`
-	UpdatedAt    time.Time `bson:"updated_at"`
+	Name         string   `bson:"_id"`
+	AccountID    string   `bson:"account_id"`
+	DisplayName  string   `bson:"display_name"`
+	PasswordHash string   `bson:"password_hash"`
+	Enabled      bool     `bson:"enabled"`
+	Admin        bool     `bson:"admin"`
+	Policies     []string `bson:"policies"`
+	// TokensNotBefore revokes the user's temporary and registry tokens issued before it. Disabling a user
+	// sets it, so its tokens stay dead when it is enabled again. It is a whole second (registry token times
+	// have one-second precision), the one after the change.
+	TokensNotBefore time.Time `bson:"tokens_not_before,omitempty"`
+	CreatedAt       time.Time `bson:"created_at"`
+	UpdatedAt       time.Time `bson:"updated_at"`
 }
 
 // EnsureInstance returns the main account, creating it with a fresh numeric id on first start.
@@ -68,6 +73,17 @@ func newAccountID() (string, error) {
 	return fmt.Sprintf("%d", n.Int64()+1e15), nil
 }
 
+var userNameRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$`)
+
+// ValidateUserName explains why name is not a valid user name, or returns nil. Names are lower case, which
+// also keeps them apart from access key ids (upper-case "LTAI…") wherever either may be given as a login.
+func ValidateUserName(name string) error {
+	if !userNameRE.MatchString(name) {
+		return fmt.Errorf("user name %q is invalid: use 1-64 characters of a-z, 0-9, '.', '_', '-', starting and ending with a letter or digit (e.g. ci-bot)", name)
+	}
+	return nil
+}
+
 // CreateUser inserts u; ErrAlreadyExists when the name is taken.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	defer s.lockWrites()()
@@ -100,6 +116,57 @@ func (s *Store) UpdateUser(ctx context.Context, name string, set bson.M) (*User,
 	set["updated_at"] = now()
 	var u User
 	err := s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": name}, bson.M{"$set": set},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&u)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	return &u, err
+}
+
+// UserUpdate holds the user fields a change sets; nil fields stay as they are.
+type UserUpdate struct {
+	DisplayName  *string
+	PasswordHash *string
+	Enabled      *bool
+	// RevokeTokens sets TokensNotBefore to the next whole second.
+	RevokeTokens bool
+}
+
+// ChangeUser applies u to the user called name and returns the user; ErrNotFound when there is none.
+func (s *Store) ChangeUser(ctx context.Context, name string, u UserUpdate) (*User, error) {
+	set := bson.M{}
+	if u.DisplayName != nil {
+		set["display_name"] = *u.DisplayName
+	}
+	if u.PasswordHash != nil {
+		set["password_hash"] = *u.PasswordHash
+	}
+	if u.Enabled != nil {
+		set["enabled"] = *u.Enabled
+	}
+	if u.RevokeTokens {
+		set["tokens_not_before"] = now().Truncate(time.Second).Add(time.Second)
+	}
+	return s.UpdateUser(ctx, name, set)
+}
+
+// AttachPolicy adds a policy name to a user's attachments (a no-op when it is already there) and returns the
+// user; ErrNotFound when the user does not exist.
+func (s *Store) AttachPolicy(ctx context.Context, user, policy string) (*User, error) {
+	return s.changePolicies(ctx, user, bson.M{"$addToSet": bson.M{"policies": policy}})
+}
+
+// DetachPolicy removes a policy name from a user's attachments and returns the user; ErrNotFound when the
+// user does not exist.
+func (s *Store) DetachPolicy(ctx context.Context, user, policy string) (*User, error) {
+	return s.changePolicies(ctx, user, bson.M{"$pull": bson.M{"policies": policy}})
+}
+
+func (s *Store) changePolicies(ctx context.Context, user string, update bson.M) (*User, error) {
+	defer s.lockWrites()()
+	update["$set"] = bson.M{"updated_at": now()}
+	var u User
+	err := s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": user}, update,
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&u)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound

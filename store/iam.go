@@ -6,6 +6,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // AccessKey lets a user authenticate without its password. Only a hash of the secret is kept.
@@ -96,6 +97,26 @@ func (s *Store) GetPolicy(ctx context.Context, name string) (*Policy, error) {
 // ListPolicies pages through the custom policies by name.
 func (s *Store) ListPolicies(ctx context.Context, p Page) ([]Policy, int64, error) {
 	return findPage[Policy](ctx, s.c(colPolicies), bson.M{}, bson.D{{Key: "_id", Value: 1}}, p)
+}
+
+// ListPoliciesFrom returns up to limit custom policies by name, skipping the first skip, and how many there are
+// (for lists that put the system policies first).
+func (s *Store) ListPoliciesFrom(ctx context.Context, skip, limit int) ([]Policy, int64, error) {
+	col := s.c(colPolicies)
+	total, err := col.CountDocuments(ctx, bson.M{})
+	if err != nil || limit <= 0 {
+		return []Policy{}, total, err
+	}
+	cur, err := col.Find(ctx, bson.M{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).
+		SetSkip(int64(skip)).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, 0, err
+	}
+	items := []Policy{}
+	if err := cur.All(ctx, &items); err != nil {
+		return nil, 0, err
+	}
+	return items, total, nil
 }
 
 // UpdatePolicy replaces a custom policy's document and description.

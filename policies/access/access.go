@@ -15,8 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -70,6 +70,12 @@ type Service struct {
 	logger    *slog.Logger
 	limiter   *failLimiter
 	dummyHash []byte
+
+	// logins serialises the logins of one user name (striped by hash), so a
+	// burst of parallel guesses cannot all pass the failed-login limit before
+	// the first failure is counted; parallel good logins wait for the first
+	// one and then hit the verified-credentials cache.
+	logins [64]sync.Mutex
 
 	mu    sync.Mutex
 	users map[string]cachedUser  // name → user with compiled policies
@@ -135,6 +141,11 @@ func (s *Service) Login(ctx context.Context, username, secret, client string) (*
 	if username == "" {
 		return nil, ErrNoCredentials
 	}
+	h := fnv.New32a()
+	h.Write([]byte(username))
+	lock := &s.logins[h.Sum32()%uint32(len(s.logins))]
+	lock.Lock()
+	defer lock.Unlock()
 	if s.limiter.blocked(username, client) {
 		return nil, ErrRateLimited
 	}
@@ -174,11 +185,14 @@ func (s *Service) verifyPassword(ctx context.Context, name, pw string) (*Princip
 	if cached && time.Now().Before(until) && cu != nil && cu.user.Enabled {
 		return s.principal(cu, false), nil
 	}
-	hash := s.dummyHash // unknown users cost as much as wrong passwords
-	if cu != nil {
-		hash = []byte(cu.user.PasswordHash)
+	// Unknown users, and users without a password (access keys only), cost
+	// one bcrypt comparison too, so the answer time does not tell them apart
+	// from a wrong password.
+	hash, known := s.dummyHash, false
+	if cu != nil && cu.user.PasswordHash != "" {
+		hash, known = []byte(cu.user.PasswordHash), true
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pw)) != nil || cu == nil || !cu.user.Enabled {
+	if bcrypt.CompareHashAndPassword(hash, []byte(pw)) != nil || !known || !cu.user.Enabled {
 		return nil, ErrBadCredentials
 	}
 	s.mu.Lock()
@@ -207,6 +221,12 @@ func (s *Service) verifyAccessKey(ctx context.Context, id, secret string) (*Prin
 		return nil, ErrBadCredentials
 	}
 	return s.principal(cu, false), nil
+}
+
+// NewPrincipal makes a principal with an explicit policy set, for callers that
+// authenticate by other means (tests, internal work). A nil set allows nothing.
+func NewPrincipal(name, accountID string, admin bool, set *policies.Set) *Principal {
+	return &Principal{Name: name, AccountID: accountID, Admin: admin, set: set}
 }
 
 func (s *Service) principal(cu *cachedUser, temp bool) *Principal {
@@ -268,6 +288,7 @@ func (s *Service) loadUser(ctx context.Context, name string) (*cachedUser, error
 type tempClaims struct {
 	User    string `json:"u"`
 	Born    int64  `json:"b"` // the user's creation time (ms): a re-created user does not inherit old tokens
+	Issued  int64  `json:"i"` // ms: tokens issued before the user's TokensNotBefore are revoked
 	Expires int64  `json:"e"`
 	Nonce   string `json:"n"`
 }
@@ -287,7 +308,7 @@ func (s *Service) IssueTemporary(ctx context.Context, user string, ttl time.Dura
 	var n [9]byte
 	_, _ = rand.Read(n[:])
 	expires = time.Now().Add(ttl).UTC().Truncate(time.Second)
-	payload, _ := json.Marshal(tempClaims{User: u.Name, Born: u.CreatedAt.UnixMilli(), Expires: expires.Unix(),
+	payload, _ := json.Marshal(tempClaims{User: u.Name, Born: u.CreatedAt.UnixMilli(), Issued: time.Now().UnixMilli(), Expires: expires.Unix(),
 		Nonce: base64.RawURLEncoding.EncodeToString(n[:])})
 	body := base64.RawURLEncoding.EncodeToString(payload)
 	return tempTokenPrefix + body + "." + s.sign(body), expires, nil
@@ -323,7 +344,7 @@ func (s *Service) verifyTempToken(ctx context.Context, username, tok string) (*P
 	if err != nil {
 		return nil, err
 	}
-	if !cu.user.Enabled || cu.user.CreatedAt.UnixMilli() != c.Born {
+	if !cu.user.Enabled || cu.user.CreatedAt.UnixMilli() != c.Born || c.Issued < cu.user.TokensNotBefore.UnixMilli() {
 		return nil, ErrBadCredentials
 	}
 	return s.principal(cu, true), nil
@@ -352,10 +373,4 @@ func randomString(n int) string {
 // RandomPassword makes a strong random password.
 func RandomPassword() string { return randomString(20) }
 
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func clientIP(r *http.Request) string { return hostOf(r.RemoteAddr) }

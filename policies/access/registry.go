@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/registry"
@@ -21,7 +23,7 @@ var _ registry.Authorizer = (*RegistryAuthorizer)(nil)
 
 // Authenticate checks `docker login` credentials.
 func (a *RegistryAuthorizer) Authenticate(ctx context.Context, username, password string) (registry.Subject, error) {
-	p, err := a.Service.Login(ctx, username, password, "")
+	p, err := a.Service.Login(ctx, username, password, hostOf(registry.ClientAddr(ctx)))
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrNoCredentials) {
 		return registry.Subject{}, registry.ErrUnauthorized
 	}
@@ -32,6 +34,23 @@ func (a *RegistryAuthorizer) Authenticate(ctx context.Context, username, passwor
 		return registry.Subject{}, err
 	}
 	return registry.Subject{Name: p.Name, AccountID: p.AccountID}, nil
+}
+
+var _ registry.SubjectChecker = (*RegistryAuthorizer)(nil)
+
+// SubjectActive lets the registry refuse, at once, tokens and cached logins of a user who has been disabled or
+// deleted since they were issued (also one deleted and re-created under the same name, or disabled and
+// enabled again). A store error other
+// than not-found answers true: the user's state cannot have changed while the store is unreachable, and pulls
+// keep working through a database blip.
+func (a *RegistryAuthorizer) SubjectActive(ctx context.Context, subj registry.Subject, issued time.Time) bool {
+	cu, err := a.Service.loadUser(ctx, subj.Name)
+	if err != nil {
+		return !errors.Is(err, store.ErrNotFound)
+	}
+	// Token times have one-second precision (TokensNotBefore is a whole second already).
+	return cu.user.Enabled && !issued.Before(cu.user.CreatedAt.Truncate(time.Second)) &&
+		!issued.Before(cu.user.TokensNotBefore)
 }
 
 var actionFor = map[string]string{
@@ -87,4 +106,11 @@ func (a *RegistryAuthorizer) Grant(ctx context.Context, subj registry.Subject, r
 func (a *RegistryAuthorizer) public(ctx context.Context, ns, repo string) bool {
 	r, err := a.Service.store.GetRepository(ctx, ns, repo)
 	return err == nil && r.Visibility == store.VisibilityPublic
+}
+
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
