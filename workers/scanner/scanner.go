@@ -493,9 +493,10 @@ func vulnerabilities(r types.Report) []Vulnerability {
 				Package:          v.PkgName,
 				InstalledVersion: v.InstalledVersion,
 				FixedVersion:     v.FixedVersion,
-				Severity:         v.Severity,
-				Title:            v.Title,
-				Link:             link,
+				//lint:ignore SA1019 on a detected vulnerability this is the severity Trivy selected (trivy's own JSON "Severity")
+				Severity: v.Severity,
+				Title:    v.Title,
+				Link:     link,
 			}
 			if f.Severity == "" {
 				f.Severity = "UNKNOWN"

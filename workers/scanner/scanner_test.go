@@ -290,3 +290,26 @@ func TestOneScannerPerProcess(t *testing.T) {
 		t.Fatal("a second Scanner opened while the first is open")
 	}
 }
+
+// TestExternalDB scans the test images against a DB built elsewhere, e.g. by the main module's
+// workers/scandb from its testdata/advisories.json (the same advisories as scantest's):
+//
+//	BERTH_SCANNER_DB_DIR=/path/to/out GOEXPERIMENT=jsonv2 go test -run TestExternalDB .
+func TestExternalDB(t *testing.T) {
+	dbDir := os.Getenv("BERTH_SCANNER_DB_DIR")
+	if dbDir == "" {
+		t.Skip("set BERTH_SCANNER_DB_DIR to a DB built from workers/scandb/testdata/advisories.json")
+	}
+	f := testFixture(t)
+	s, err := New(Options{DBDir: dbDir, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for ref, want := range map[string][]Vulnerability{f.alpine: {muslVuln}, f.lodash: {lodashVuln}, f.clean: {}} {
+		rep, err := s.Scan(context.Background(), request(ref))
+		if err != nil || !equalVulns(rep.Vulnerabilities, want) {
+			t.Errorf("%s: %+v, %v; want %+v", ref, rep.Vulnerabilities, err, want)
+		}
+	}
+}
