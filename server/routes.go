@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/berth-dev/berth/policies"
 )
 
 // resourceKind says which RAM resource a route's action is checked on (SPEC §9).
@@ -31,41 +33,73 @@ type route struct {
 }
 
 var routes = []route{
-	{"POST", "/api/v1/namespaces", "cr:CreateNamespace", resAny, "Create a namespace", (*api).createNamespace},
-	{"GET", "/api/v1/namespaces", "cr:ListNamespace", resAny, "List namespaces", (*api).listNamespaces},
-	{"GET", "/api/v1/namespaces/:ns", "cr:GetNamespace", resNamespace, "Get a namespace", (*api).getNamespace},
-	{"PATCH", "/api/v1/namespaces/:ns", "cr:UpdateNamespace", resNamespace, "Change a namespace's settings", (*api).updateNamespace},
-	{"DELETE", "/api/v1/namespaces/:ns", "cr:DeleteNamespace", resNamespace, "Delete a namespace (?force=true deletes its repositories)", (*api).deleteNamespace},
-	{"POST", "/api/v1/namespaces/:ns/repositories", "cr:CreateRepository", resNamespace, "Create a repository", (*api).createRepository},
-	{"GET", "/api/v1/namespaces/:ns/repositories", "cr:ListRepository", resAny, "List a namespace's repositories", (*api).listRepositories},
-	{"GET", "/api/v1/repositories", "cr:ListRepository", resAny, "List all repositories", (*api).listRepositories},
-	{"GET", "/api/v1/repositories/:ns/:repo", "cr:GetRepository", resRepository, "Get a repository", (*api).getRepository},
-	{"PATCH", "/api/v1/repositories/:ns/:repo", "cr:UpdateRepository", resRepository, "Change a repository", (*api).updateRepository},
-	{"DELETE", "/api/v1/repositories/:ns/:repo", "cr:DeleteRepository", resRepository, "Delete a repository and its images", (*api).deleteRepository},
-	{"GET", "/api/v1/repositories/:ns/:repo/tags", "cr:ListRepositoryTag", resRepository, "List image versions, newest first", (*api).listTags},
-	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag", "cr:ListRepositoryTag", resRepository, "Get one image version", (*api).getTag},
-	{"DELETE", "/api/v1/repositories/:ns/:repo/tags/:tag", "cr:DeleteRepositoryTag", resRepository, "Delete a tag", (*api).deleteTag},
-	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/layers", "cr:GetRepositoryLayers", resRepository, "Layers of a version with their build history (?platform= for an index)", (*api).getTagLayers},
-	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/manifest", "cr:GetRepositoryManifest", resRepository, "The manifest of a version", (*api).getTagManifest},
-	{"DELETE", "/api/v1/repositories/:ns/:repo/manifests/:digest", "cr:DeleteRepositoryManifest", resRepository, "Delete a manifest by digest (and every tag on it)", (*api).deleteManifest},
-	{"POST", "/api/v1/repositories/:ns/:repo/triggers", "cr:CreateTrigger", resRepository, "Create a trigger (outgoing webhook); a generated secret is shown in this answer only", (*api).createTrigger},
-	{"GET", "/api/v1/repositories/:ns/:repo/triggers", "cr:ListTrigger", resRepository, "List a repository's triggers", (*api).listTriggers},
-	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:GetTrigger", resRepository, "Get a trigger (never its secret)", (*api).getTrigger},
-	{"PATCH", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:UpdateTrigger", resRepository, "Change a trigger", (*api).updateTrigger},
-	{"DELETE", "/api/v1/repositories/:ns/:repo/triggers/:id", "cr:DeleteTrigger", resRepository, "Delete a trigger and its records", (*api).deleteTrigger},
-	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id/records", "cr:ListTriggerRecord", resRepository, "A trigger's access records, newest first", (*api).listTriggerRecords},
-	{"POST", "/api/v1/repositories/:ns/:repo/triggers/:id/test", "cr:UpdateTrigger", resRepository, "Send a sample delivery now and return its record", (*api).testTrigger},
+	{"POST", "/api/v1/namespaces", policies.ActionCreateNamespace, resAny, "Create a namespace", (*api).createNamespace},
+	{"GET", "/api/v1/namespaces", policies.ActionListNamespace, resAny, "List namespaces", (*api).listNamespaces},
+	{"GET", "/api/v1/namespaces/:ns", policies.ActionGetNamespace, resNamespace, "Get a namespace", (*api).getNamespace},
+	{"PATCH", "/api/v1/namespaces/:ns", policies.ActionUpdateNamespace, resNamespace, "Change a namespace's settings", (*api).updateNamespace},
+	{"DELETE", "/api/v1/namespaces/:ns", policies.ActionDeleteNamespace, resNamespace, "Delete a namespace (?force=true deletes its repositories)", (*api).deleteNamespace},
+	{"POST", "/api/v1/namespaces/:ns/repositories", policies.ActionCreateRepository, resNamespace, "Create a repository", (*api).createRepository},
+	{"GET", "/api/v1/namespaces/:ns/repositories", policies.ActionListRepository, resAny, "List a namespace's repositories", (*api).listRepositories},
+	{"GET", "/api/v1/repositories", policies.ActionListRepository, resAny, "List all repositories", (*api).listRepositories},
+	{"GET", "/api/v1/repositories/:ns/:repo", policies.ActionGetRepository, resRepository, "Get a repository", (*api).getRepository},
+	{"PATCH", "/api/v1/repositories/:ns/:repo", policies.ActionUpdateRepository, resRepository, "Change a repository", (*api).updateRepository},
+	{"DELETE", "/api/v1/repositories/:ns/:repo", policies.ActionDeleteRepository, resRepository, "Delete a repository and its images", (*api).deleteRepository},
+	{"GET", "/api/v1/repositories/:ns/:repo/tags", policies.ActionListRepositoryTag, resRepository, "List image versions, newest first", (*api).listTags},
+	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag", policies.ActionListRepositoryTag, resRepository, "Get one image version", (*api).getTag},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/tags/:tag", policies.ActionDeleteRepositoryTag, resRepository, "Delete a tag", (*api).deleteTag},
+	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/layers", policies.ActionGetRepositoryLayers, resRepository, "Layers of a version with their build history (?platform= for an index)", (*api).getTagLayers},
+	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/manifest", policies.ActionGetRepositoryManifest, resRepository, "The manifest of a version", (*api).getTagManifest},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/manifests/:digest", policies.ActionDeleteRepositoryManifest, resRepository, "Delete a manifest by digest (and every tag on it)", (*api).deleteManifest},
+	// Code source, build rules and builds (SPEC §4, §5); the inbound webhook, POST /hooks/:hook_id, is mounted in New.
+	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer alone carries webhook_secret", (*api).putSource},
+	{"GET", "/api/v1/repositories/:ns/:repo/source", policies.ActionGetRepositorySource, resRepository, "The connected Git repository and its webhook_url (never its credentials)", (*api).getSource},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/source", policies.ActionDeleteRepositorySource, resRepository, "Disconnect the Git repository (its webhook URL stops working; rules stay)", (*api).deleteSource},
+	{"POST", "/api/v1/repositories/:ns/:repo/build-rules", policies.ActionCreateBuildRule, resRepository, "Create a build rule", (*api).createRule},
+	{"GET", "/api/v1/repositories/:ns/:repo/build-rules", policies.ActionListBuildRule, resRepository, "List build rules", (*api).listRules},
+	{"GET", "/api/v1/repositories/:ns/:repo/build-rules/:id", policies.ActionGetBuildRule, resRepository, "Get a build rule", (*api).getRule},
+	{"PATCH", "/api/v1/repositories/:ns/:repo/build-rules/:id", policies.ActionUpdateBuildRule, resRepository, "Change a build rule", (*api).updateRule},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/build-rules/:id", policies.ActionDeleteBuildRule, resRepository, "Delete a build rule (its builds stay)", (*api).deleteRule},
+	{"POST", "/api/v1/repositories/:ns/:repo/build-rules/:id/builds", policies.ActionCreateBuild, resRepository, "Build now: run the rule on the head of its branch or tag ({\"ref\": …} for a pattern)", (*api).buildNow},
+	{"GET", "/api/v1/repositories/:ns/:repo/builds", policies.ActionListBuild, resRepository, "List builds, newest first", (*api).listBuilds},
+	{"GET", "/api/v1/repositories/:ns/:repo/builds/:id", policies.ActionGetBuild, resRepository, "Get a build with its stages", (*api).getBuild},
+	{"GET", "/api/v1/repositories/:ns/:repo/builds/:id/logs", policies.ActionGetBuildLog, resRepository, "A build's log as text (?follow=true streams it until the build ends)", (*api).getBuildLog},
+	{"POST", "/api/v1/repositories/:ns/:repo/builds/:id/cancel", policies.ActionUpdateBuild, resRepository, "Cancel a queued or running build", (*api).cancelBuild},
+	// Users, access keys and policies (RAM): only the administrator and AdministratorAccess hold ram: actions.
+	{"POST", "/api/v1/users", policies.ActionCreateUser, resAny, "Create a RAM user", (*api).createUser},
+	{"GET", "/api/v1/users", policies.ActionListUsers, resAny, "List users", (*api).listUsers},
+	{"GET", "/api/v1/users/:name", policies.ActionGetUser, resAny, "Get a user", (*api).getUser},
+	{"PATCH", "/api/v1/users/:name", policies.ActionUpdateUser, resAny, "Change a user's display name, password or enabled flag", (*api).updateUser},
+	{"DELETE", "/api/v1/users/:name", policies.ActionDeleteUser, resAny, "Delete a user and its access keys", (*api).deleteUser},
+	{"POST", "/api/v1/users/:name/access-keys", policies.ActionCreateAccessKey, resAny, "Create an access key; its secret is shown in this answer only", (*api).createAccessKey},
+	{"GET", "/api/v1/users/:name/access-keys", policies.ActionListAccessKeys, resAny, "List a user's access keys (never their secrets)", (*api).listAccessKeys},
+	{"PATCH", "/api/v1/users/:name/access-keys/:id", policies.ActionUpdateAccessKey, resAny, "Enable or disable an access key", (*api).updateAccessKey},
+	{"DELETE", "/api/v1/users/:name/access-keys/:id", policies.ActionDeleteAccessKey, resAny, "Delete an access key", (*api).deleteAccessKey},
+	{"PUT", "/api/v1/users/:name/policies/:policy", policies.ActionAttachPolicy, resAny, "Attach a policy to a user", (*api).attachPolicy},
+	{"DELETE", "/api/v1/users/:name/policies/:policy", policies.ActionDetachPolicy, resAny, "Detach a policy from a user", (*api).detachPolicy},
+	{"POST", "/api/v1/policies", policies.ActionCreatePolicy, resAny, "Create a custom policy", (*api).createPolicy},
+	{"GET", "/api/v1/policies", policies.ActionListPolicies, resAny, "List policies, system policies first", (*api).listPolicies},
+	{"GET", "/api/v1/policies/:name", policies.ActionGetPolicy, resAny, "Get a policy", (*api).getPolicy},
+	{"PUT", "/api/v1/policies/:name", policies.ActionUpdatePolicy, resAny, "Replace a custom policy's document (system policies are read-only)", (*api).updatePolicy},
+	{"DELETE", "/api/v1/policies/:name", policies.ActionDeletePolicy, resAny, "Delete a custom policy, detaching it from every user", (*api).deletePolicy},
+	{"POST", "/api/v1/auth/token", policies.ActionGetAuthorizationToken, resAny, "Issue a temporary registry password (also a Bearer token for this API)", (*api).createAuthToken},
+	{"POST", "/api/v1/repositories/:ns/:repo/triggers", policies.ActionCreateTrigger, resRepository, "Create a trigger (outgoing webhook); a generated secret is shown in this answer only", (*api).createTrigger},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers", policies.ActionListTrigger, resRepository, "List a repository's triggers", (*api).listTriggers},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id", policies.ActionGetTrigger, resRepository, "Get a trigger (never its secret)", (*api).getTrigger},
+	{"PATCH", "/api/v1/repositories/:ns/:repo/triggers/:id", policies.ActionUpdateTrigger, resRepository, "Change a trigger", (*api).updateTrigger},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/triggers/:id", policies.ActionDeleteTrigger, resRepository, "Delete a trigger and its records", (*api).deleteTrigger},
+	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id/records", policies.ActionListTriggerRecord, resRepository, "A trigger's access records, newest first", (*api).listTriggerRecords},
+	{"POST", "/api/v1/repositories/:ns/:repo/triggers/:id/test", policies.ActionUpdateTrigger, resRepository, "Send a sample delivery now and return its record", (*api).testTrigger},
 }
 
 // resource names the RAM resource a request acts on.
 func (a *api) resource(kind resourceKind, c *gin.Context) string {
 	switch kind {
 	case resNamespace:
-		return fmt.Sprintf("acs:cr:%s:%s:repository/%s", a.Region, a.AccountID, c.Param("ns"))
+		return policies.NamespaceResource(a.Region, a.AccountID, c.Param("ns"))
 	case resRepository:
-		return fmt.Sprintf("acs:cr:%s:%s:repository/%s/%s", a.Region, a.AccountID, c.Param("ns"), c.Param("repo"))
+		return policies.RepositoryResource(a.Region, a.AccountID, c.Param("ns"), c.Param("repo"))
 	default:
-		return "*"
+		return policies.AnyResource
 	}
 }
 
