@@ -242,11 +242,24 @@ func TestCrossRepoMount(t *testing.T) {
 	// missing blob in the source: fallback
 	resp, b = s.do("POST", "/v2/ns/dst/blobs/uploads/?mount="+sha256Digest([]byte("nope"))+"&from=ns/src", nil, withBearer(mtok))
 	expect(t, resp, b, 202, "")
-	// no from: only blobs the repository already has count
+	// no from: the repositories holding the blob are tried, each only if the
+	// subject may pull it
 	resp, b = s.do("POST", "/v2/ns/dst/blobs/uploads/?mount="+dg, nil, withBearer(mtok))
 	expect(t, resp, b, 201, "")
 	otok := s.token("alice", "alice-pw", "repository:ns/fresh:pull,push")
 	resp, b = s.do("POST", "/v2/ns/fresh/blobs/uploads/?mount="+dg, nil, withBearer(otok))
+	expect(t, resp, b, 201, "")
+	secret := s.pushBlob(s.token("alice", "alice-pw", "repository:other/secret:pull,push"), "other/secret", []byte("secret layer"))
+	ytok := s.token("bob", "bob-pw", "repository:bobs/y:pull,push")
+	resp, b = s.do("POST", "/v2/bobs/y/blobs/uploads/?mount="+secret, nil, withBearer(ytok))
+	expect(t, resp, b, 202, "")
+	resp, b = s.do("HEAD", "/v2/bobs/y/blobs/"+secret, nil, withBearer(ytok))
+	expect(t, resp, b, 404, "")
+	// once unlinked from its only repository, nobody can mount it by digest
+	resp, b = s.do("DELETE", "/v2/other/secret/blobs/"+secret, nil, withBearer(s.token("alice", "alice-pw", "repository:other/secret:delete")))
+	expect(t, resp, b, 202, "")
+	ftok := s.token("alice", "alice-pw", "repository:ns/fresh2:pull,push")
+	resp, b = s.do("POST", "/v2/ns/fresh2/blobs/uploads/?mount="+secret, nil, withBearer(ftok))
 	expect(t, resp, b, 202, "")
 	// basic auth mount checks the source too
 	resp, b = s.do("POST", "/v2/bobs/viabasic/blobs/uploads/?mount="+dg+"&from=ns/src", nil, withBasic("bob", "bob-pw"))

@@ -198,7 +198,7 @@ func (r *Registry) serveUploadStart(ctx context.Context, w http.ResponseWriter, 
 		if !r.ensureRepository(ctx, w, req, subj, name) {
 			return
 		}
-		if r.tryMount(ctx, grants, name, q.Get("from"), dg) {
+		if r.tryMount(ctx, subj, grants, name, q.Get("from"), dg) {
 			w.Header().Set("Location", blobLocation(name, dg))
 			w.Header().Set("Docker-Content-Digest", dg.String())
 			w.Header().Set("Content-Length", "0")
@@ -223,17 +223,60 @@ func (r *Registry) serveUploadStart(ctx context.Context, w http.ResponseWriter, 
 }
 
 // tryMount links dg into name from the repository from, when the request may
-// pull from and from has the blob. Without from, only a blob the repository
-// already links counts: blobs of other repositories are not discoverable by
-// digest alone.
-func (r *Registry) tryMount(ctx context.Context, grants grantSet, name, from string, dg reference.Digest) bool {
-	if from == "" || from == name {
-		_, err := r.store.RepoBlobStat(ctx, name, dg)
-		return err == nil
+// pull from and from has the blob. Without from, the repositories recorded as
+// holding the blob are tried, each only if the subject may pull it (the
+// token's grants, else the Authorizer is asked): a digest alone never gives
+// access to a blob.
+func (r *Registry) tryMount(ctx context.Context, subj Subject, grants grantSet, name, from string, dg reference.Digest) bool {
+	if _, err := r.store.RepoBlobStat(ctx, name, dg); err == nil {
+		return true // already here
 	}
-	if !reference.ValidName(from) || !grants.allows(Access{Type: "repository", Name: from, Actions: []string{ActionPull}}) {
+	if from != "" {
+		if from == name || !reference.ValidName(from) || !grants.allows(Access{Type: "repository", Name: from, Actions: []string{ActionPull}}) {
+			return false
+		}
+		return r.mountFrom(ctx, name, from, dg)
+	}
+	candidates, err := r.store.BlobRepositories(ctx, dg, maxMountCandidates)
+	if err != nil {
+		r.log.Warn("registry: listing blob repositories", "digest", dg.String(), "err", err)
 		return false
 	}
+	var ask []Access
+	for _, c := range candidates {
+		if c == name {
+			continue
+		}
+		pull := Access{Type: "repository", Name: c, Actions: []string{ActionPull}}
+		if grants.allows(pull) {
+			if r.mountFrom(ctx, name, c, dg) {
+				return true
+			}
+			continue
+		}
+		ask = append(ask, pull)
+	}
+	if len(ask) == 0 {
+		return false
+	}
+	granted, err := r.authz.Grant(ctx, subj, ask)
+	if err != nil {
+		r.log.Warn("registry: grant for anonymous mount", "err", err)
+		return false
+	}
+	g := newGrantSet(granted, nil)
+	for _, a := range ask {
+		if g.allows(a) && r.mountFrom(ctx, name, a.Name, dg) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxMountCandidates bounds the repositories tried for a mount without from.
+const maxMountCandidates = 16
+
+func (r *Registry) mountFrom(ctx context.Context, name, from string, dg reference.Digest) bool {
 	if _, err := r.store.RepoBlobStat(ctx, from, dg); err != nil {
 		return false
 	}

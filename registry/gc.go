@@ -72,6 +72,10 @@ func (r *Registry) GarbageCollect(ctx context.Context, grace time.Duration) (GCS
 		if _, ok := marked[b.Digest]; ok || b.ModTime.After(cutoff) {
 			return nil
 		}
+		// re-pushed since the walk saw it? then it is in use again
+		if _, mt, err := r.store.BlobStat(ctx, b.Digest); err != nil || mt.After(cutoff) {
+			return nil
+		}
 		if err := r.store.DeleteBlob(ctx, b.Digest); err != nil && !errors.Is(err, storage.ErrBlobUnknown) {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 // Storage layout. Every path is built here, from validated values only:
 //
 //	/blobs/<alg>/<hex[0:2]>/<hex>/data                                  content-addressed blob (layers, configs, manifests)
+//	/blobs/<alg>/<hex[0:2]>/<hex>/_repositories/<name>/link             hint: a repository that linked the blob
 //	/repositories/<name>/_layers/<alg>/<hex>/link                       the repository may serve this blob
 //	/repositories/<name>/_manifests/revisions/<alg>/<hex>/link          manifest in the repository; content: its media type
 //	/repositories/<name>/_manifests/tags/<tag>/current/link             tag; content: manifest digest
@@ -31,6 +32,11 @@ const (
 type pathSpec interface{ pathSpec() }
 
 type blobDataPathSpec struct{ digest reference.Digest }
+type blobRepositoriesPathSpec struct{ digest reference.Digest }
+type blobRepositoryLinkPathSpec struct {
+	digest reference.Digest
+	name   string
+}
 type blobsAlgPathSpec struct{} // /blobs
 type repositoryPathSpec struct{ name string }
 type layerLinkPathSpec struct {
@@ -69,6 +75,8 @@ type uploadHashStatesPathSpec struct {
 }
 
 func (blobDataPathSpec) pathSpec()             {}
+func (blobRepositoriesPathSpec) pathSpec()     {}
+func (blobRepositoryLinkPathSpec) pathSpec()   {}
 func (blobsAlgPathSpec) pathSpec()             {}
 func (repositoryPathSpec) pathSpec()           {}
 func (layerLinkPathSpec) pathSpec()            {}
@@ -122,6 +130,21 @@ func pathFor(spec pathSpec) (string, error) {
 		}
 		hx := s.digest.Hex()
 		return blobsRoot + "/" + string(s.digest.Algorithm()) + "/" + hx[:2] + "/" + hx + "/data", nil
+	case blobRepositoriesPathSpec:
+		if s.digest.IsZero() {
+			return "", fmt.Errorf("storage: empty digest")
+		}
+		hx := s.digest.Hex()
+		return blobsRoot + "/" + string(s.digest.Algorithm()) + "/" + hx[:2] + "/" + hx + "/_repositories", nil
+	case blobRepositoryLinkPathSpec:
+		if err := checkName(s.name); err != nil {
+			return "", err
+		}
+		if s.digest.IsZero() {
+			return "", fmt.Errorf("storage: empty digest")
+		}
+		hx := s.digest.Hex()
+		return blobsRoot + "/" + string(s.digest.Algorithm()) + "/" + hx[:2] + "/" + hx + "/_repositories/" + s.name + "/link", nil
 	case repositoryPathSpec:
 		if err := checkName(s.name); err != nil {
 			return "", err

@@ -115,12 +115,50 @@ func (s *Store) DeleteBlob(ctx context.Context, dg reference.Digest) error {
 }
 
 // LinkBlob makes a blob servable from a repository.
+// It also records the repository under the blob, a hint that lets a mount
+// without a source repository find where the blob may be pulled from.
 func (s *Store) LinkBlob(ctx context.Context, name string, dg reference.Digest) error {
 	p, err := mustPath(layerLinkPathSpec{name: name, digest: dg})
 	if err != nil {
 		return err
 	}
+	rp, err := mustPath(blobRepositoryLinkPathSpec{digest: dg, name: name})
+	if err != nil {
+		return err
+	}
+	if err := s.d.PutContent(ctx, rp, nil); err != nil {
+		return err
+	}
 	return s.d.PutContent(ctx, p, []byte(dg.String()))
+}
+
+// BlobRepositories lists up to limit repositories recorded as having linked
+// the blob. The list is a hint: callers check the repository link itself.
+func (s *Store) BlobRepositories(ctx context.Context, dg reference.Digest, limit int) ([]string, error) {
+	root, err := mustPath(blobRepositoriesPathSpec{digest: dg})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	stop := errors.New("enough")
+	err = s.d.Walk(ctx, root, func(fi driver.FileInfo) error {
+		p := fi.Path()
+		if fi.IsDir() || !strings.HasSuffix(p, "/link") {
+			return nil
+		}
+		name := strings.TrimSuffix(strings.TrimPrefix(p, root+"/"), "/link")
+		if reference.ValidName(name) {
+			out = append(out, name)
+		}
+		if len(out) >= limit {
+			return stop
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, stop) && !driver.IsNotFound(err) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // RepoBlobStat returns the blob's size when the repository links it and the
@@ -142,6 +180,9 @@ func (s *Store) UnlinkBlob(ctx context.Context, name string, dg reference.Digest
 	p, err := mustPath(layerLinkPathSpec{name: name, digest: dg})
 	if err != nil {
 		return err
+	}
+	if rp, err := mustPath(blobRepositoryLinkPathSpec{digest: dg, name: name}); err == nil {
+		_ = s.d.Delete(ctx, rp)
 	}
 	return mapNotFound(s.d.Delete(ctx, strings.TrimSuffix(p, "/link")), ErrBlobUnknown)
 }
@@ -462,6 +503,9 @@ func (s *Store) WalkBlobs(ctx context.Context, fn func(BlobInfo) error) error {
 	root, _ := mustPath(blobsAlgPathSpec{})
 	err := s.d.Walk(ctx, root, func(fi driver.FileInfo) error {
 		p := fi.Path()
+		if fi.IsDir() && strings.HasSuffix(p, "/_repositories") {
+			return driver.ErrSkipDir
+		}
 		if fi.IsDir() || !strings.HasSuffix(p, "/data") {
 			return nil
 		}
