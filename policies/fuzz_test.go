@@ -97,3 +97,57 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEvaluate: a compiled Set decides exactly as the definition says (Deny if a Deny statement matches,
+// else Allow if an Allow statement does, else ImplicitDeny; actions folded, resources not), whether the
+// requested action takes the precomputed fast path (a canonically spelled Berth action) or not.
+func FuzzEvaluate(f *testing.F) {
+	f.Add("cr:Get*", "cr:PullRepository", "acs:cr:*:*:repository/juzhong/*", "*", uint8(2), uint8(0), "", "acs:cr:cn-hangzhou:1:repository/juzhong/nginx")
+	f.Add("cr:*", "*", "acs:cr:cn-hangzhou:*:repository/juzhong/nginx", "acs:cr:*:*:repository/juzhong", uint8(5), uint8(200), "CR:getrepository", "acs:cr:cn-hangzhou:1:repository/juzhong")
+	f.Add("cr:Delete*", "cr:?ushRepository", "acs:cr:*:*:repository/prod/*", "acs:cr:*:*:repository/*", uint8(1), uint8(16), "", "acs:cr:x:1:repository/prod/api")
+	f.Fuzz(func(t *testing.T, a1, a2, r1, r2 string, effects, actIdx uint8, freeAction, resource string) {
+		for _, s := range []string{a1, a2, r1, r2, freeAction, resource} {
+			if len(s) > 64 {
+				return
+			}
+		}
+		effect := func(bit uint8) Effect {
+			if effects&bit != 0 {
+				return EffectDeny
+			}
+			return EffectAllow
+		}
+		doc := &Document{Version: Version, Statement: []Statement{
+			{Effect: effect(1), Action: []string{a1}, Resource: []string{r1}},
+			{Effect: effect(2), Action: []string{a1, a2}, Resource: []string{r2}},
+			{Effect: effect(4), Action: []string{a2}, Resource: []string{r1, r2}},
+		}}
+		action := freeAction
+		if int(actIdx) < len(AllActions) {
+			action = AllActions[actIdx]
+		} else if int(actIdx)-128 >= 0 && int(actIdx)-128 < len(AllActions) {
+			action = asciiLower(AllActions[actIdx-128]) // a known action, not canonically spelled
+		}
+		req := Request{Action: action, Resource: resource}
+		want := ImplicitDeny
+		for _, st := range doc.Statement {
+			am, rm := false, false
+			for _, a := range st.Action {
+				am = am || refMatch(a, req.Action, true)
+			}
+			for _, r := range st.Resource {
+				rm = rm || refMatch(r, req.Resource, false)
+			}
+			if am && rm {
+				if st.Effect == EffectDeny {
+					want = Deny
+					break
+				}
+				want = Allow
+			}
+		}
+		if got := Compile(doc).Evaluate(req); got != want {
+			t.Fatalf("Evaluate(%+v) on %+v = %v, want %v", req, doc.Statement, got, want)
+		}
+	})
+}
