@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -310,6 +311,46 @@ func TestExternalDB(t *testing.T) {
 		rep, err := s.Scan(context.Background(), request(ref))
 		if err != nil || !equalVulns(rep.Vulnerabilities, want) {
 			t.Errorf("%s: %+v, %v; want %+v", ref, rep.Vulnerabilities, err, want)
+		}
+	}
+}
+
+// TestExternalRegistry pushes the test images to a running registry (Berth's own, say) and scans them
+// from there, through its token auth:
+//
+//	BERTH_SCANNER_REGISTRY=127.0.0.1:5000 BERTH_SCANNER_REGISTRY_USER=admin BERTH_SCANNER_REGISTRY_PASSWORD=… \
+//	BERTH_SCANNER_REGISTRY_NS=scantest GOEXPERIMENT=jsonv2 go test -run TestExternalRegistry -v .
+func TestExternalRegistry(t *testing.T) {
+	host := os.Getenv("BERTH_SCANNER_REGISTRY")
+	if host == "" {
+		t.Skip("set BERTH_SCANNER_REGISTRY (and _USER, _PASSWORD, _NS) to scan through a running registry")
+	}
+	user, password := os.Getenv("BERTH_SCANNER_REGISTRY_USER"), os.Getenv("BERTH_SCANNER_REGISTRY_PASSWORD")
+	ns := cmp.Or(os.Getenv("BERTH_SCANNER_REGISTRY_NS"), "scantest")
+	s, _ := newScanner(t, true)
+	images := []struct {
+		repo   string
+		layers []map[string]string
+		want   []Vulnerability
+	}{
+		{"alpine", []map[string]string{scantest.Alpine322(scantest.APKPackage{Name: "musl", Version: "1.2.5-r8"})}, []Vulnerability{muslVuln}},
+		{"node-app", []map[string]string{scantest.NodeModule("lodash", "4.17.20")}, []Vulnerability{lodashVuln}},
+	}
+	for _, im := range images {
+		img, err := scantest.Image(im.layers...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := scantest.Push(host, user, password, ns+"/"+im.repo, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Scan(context.Background(), Request{Image: ref, Username: user, Password: password, Insecure: true})
+		if err != nil || !equalVulns(rep.Vulnerabilities, im.want) {
+			t.Errorf("%s: %+v, %v", ref, rep.Vulnerabilities, err)
+		}
+		if _, err := s.Scan(context.Background(), Request{Image: ref, Username: user, Password: password + "x", Insecure: true}); !errors.Is(err, ErrRegistryDenied) {
+			t.Errorf("%s with a wrong password: %v", ref, err)
 		}
 	}
 }

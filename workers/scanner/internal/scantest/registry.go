@@ -121,11 +121,16 @@ func (r *Registry) SetBlobDelay(d time.Duration) {
 
 // Push uploads img as repo:latest and returns its by-digest reference, host/repo@sha256:….
 func (r *Registry) Push(repo string, img v1.Image) (string, error) {
-	tag, err := name.NewTag(r.Host+"/"+repo+":latest", name.Insecure)
+	return Push(r.Host, r.Username, r.Password, repo, img)
+}
+
+// Push uploads img to any registry (plain HTTP allowed) as repo:latest and returns host/repo@sha256:….
+func Push(host, username, password, repo string, img v1.Image) (string, error) {
+	tag, err := name.NewTag(host+"/"+repo+":latest", name.Insecure)
 	if err != nil {
 		return "", err
 	}
-	auth := remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password})
+	auth := remote.WithAuth(&authn.Basic{Username: username, Password: password})
 	if err := remote.Write(tag, img, auth); err != nil {
 		return "", fmt.Errorf("push %s: %w", tag, err)
 	}
@@ -133,5 +138,5 @@ func (r *Registry) Push(repo string, img v1.Image) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return r.Host + "/" + repo + "@" + d.String(), nil
+	return host + "/" + repo + "@" + d.String(), nil
 }
