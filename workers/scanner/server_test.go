@@ -1,12 +1,14 @@
 package scanner
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/workers/scanner/internal/scantest"
 )
@@ -126,5 +128,34 @@ func TestHandler(t *testing.T) {
 				t.Errorf("%s %s = %d %s, want %d %s", tt.method, tt.path, code, b, tt.status, tt.code)
 			}
 		})
+	}
+}
+
+// TestScanSlotsAndTimeout: with one slot, a scan waits for the running one; a scan whose time runs out
+// (waiting included) answers 504 SCAN_TIMEOUT.
+func TestScanSlotsAndTimeout(t *testing.T) {
+	f := testFixture(t)
+	s, _ := newScanner(t, true) // fresh cache: layers are downloaded, slowly
+	f.reg.SetBlobDelay(700 * time.Millisecond)
+	defer f.reg.SetBlobDelay(0)
+	srv := httptest.NewServer(NewHandler(s, HandlerOptions{ScanTimeout: 300 * time.Millisecond}))
+	defer srv.Close()
+
+	first := make(chan error, 1)
+	go func() {
+		_, err := s.Scan(context.Background(), request(f.alpine))
+		first <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let it take the slot
+	start := time.Now()
+	code, b := do(t, srv, "POST", "/scan", `{"image": "`+f.clean+`", "username": "`+testUser+`", "password": "`+testPassword+`"}`)
+	if e := decodeError(t, b); code != 504 || e.Code != "SCAN_TIMEOUT" {
+		t.Errorf("POST /scan while the slot is taken = %d %s", code, b)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("timeout answered after %v", d)
+	}
+	if err := <-first; err != nil {
+		t.Errorf("the running scan: %v", err)
 	}
 }
