@@ -1,0 +1,180 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/storetest"
+)
+
+func buildRepo(t *testing.T, s *store.Store, ns, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: ns, AccountID: "100"}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatal(err)
+	}
+	if err := s.CreateRepository(ctx, &store.Repository{Namespace: ns, Name: name, AccountID: "100"}); err != nil {
+		t.Fatal(err)
+	}
+	return ns + "/" + name
+}
+
+func TestSourcesHooksAndDeliveries(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	repo := buildRepo(t, s, "team", "app")
+	src := &store.Source{Repository: repo, Provider: "github", URL: "https://example.com/a.git", AutoBuild: true}
+	created, err := s.PutSource(ctx, src)
+	if err != nil || !created || len(src.HookID) != 32 {
+		t.Fatalf("put: %v created=%v hook=%q", err, created, src.HookID)
+	}
+	hook := src.HookID
+	again := &store.Source{Repository: repo, Provider: "gitlab", URL: "https://example.com/b.git"}
+	if created, err := s.PutSource(ctx, again); err != nil || created || again.HookID != hook {
+		t.Fatalf("replace: %v created=%v hook %q → %q", err, created, hook, again.HookID)
+	}
+	got, err := s.SourceByHook(ctx, hook)
+	if err != nil || got.Provider != "gitlab" || got.Repository != repo {
+		t.Fatalf("by hook: %+v %v", got, err)
+	}
+	if _, err := s.SourceByHook(ctx, store.NewHookID()); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown hook: %v", err)
+	}
+	if _, err := s.PutSource(ctx, &store.Source{Repository: "team/none"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing repository: %v", err)
+	}
+
+	if err := s.RecordDelivery(ctx, repo, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, repo, "d1"); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("redelivery: %v", err)
+	}
+	if n, err := s.DeleteDeliveriesBefore(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("expire: %d %v", n, err)
+	}
+	if err := s.RecordDelivery(ctx, repo, "d1"); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+
+	if err := s.DeleteSource(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SourceByHook(ctx, hook); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("hook after delete: %v", err)
+	}
+}
+
+func TestBuildRecordsAndLogsDieWithRepository(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	repo := buildRepo(t, s, "team", "app")
+	if _, err := s.PutSource(ctx, &store.Source{Repository: repo, Provider: "github", URL: "https://x/y.git"}); err != nil {
+		t.Fatal(err)
+	}
+	rule := &store.BuildRule{Repository: repo, SourceType: store.RuleBranch, SourceRef: "main", ImageTag: "latest"}
+	if err := s.CreateBuildRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	b := &store.Build{Repository: repo, RuleID: rule.ID, Ref: "main", ImageTag: "latest", Region: "default"}
+	if err := s.CreateBuild(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Status != store.BuildQueued {
+		t.Fatalf("status %s", b.Status)
+	}
+	if err := s.PutLogChunk(ctx, &store.LogChunk{Build: b.ID, Repository: repo, Seq: 0, Data: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordDelivery(ctx, repo, "d"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Stages: entering one ends the previous; finishing ends the running one with the final status.
+	t0 := time.Now().UTC()
+	nb, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildCloning, t0); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err = s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildBuilding, t0.Add(time.Second)); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err = s.UpdateBuild(ctx, b.ID, func(b *store.Build) error {
+		b.Finish(store.BuildCanceled, "canceled by admin", t0.Add(2*time.Second))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nb.Status != store.BuildCanceled || len(nb.Stages) != 2 || nb.Stages[0].Status != store.StageSuccess ||
+		nb.Stages[1].Status != store.StageCanceled || nb.Stages[1].FinishedAt.IsZero() || nb.Rev != 3 {
+		t.Fatalf("build %+v", nb)
+	}
+	// A change that refuses writes nothing.
+	stop := errors.New("stop")
+	if _, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { return stop }); !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
+	// Concurrent writers both land (revision check and retry).
+	done := make(chan error, 2)
+	for _, w := range []string{"w1", "w2"} {
+		go func() {
+			_, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.Pusher += w; return nil })
+			done <- err
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := s.GetBuild(ctx, repo, b.ID); len(got.Pusher) != 4 {
+		t.Fatalf("lost a write: %q", got.Pusher)
+	}
+	if _, err := s.GetBuild(ctx, "team/other", b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other repository: %v", err)
+	}
+
+	if err := s.DeleteRepository(ctx, "team", "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BuildByID(ctx, b.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("build after repository delete: %v", err)
+	}
+	if _, err := s.GetLogChunk(ctx, b.ID, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("log after repository delete: %v", err)
+	}
+	if _, err := s.GetBuildRule(ctx, repo, rule.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("rule after repository delete: %v", err)
+	}
+	if _, err := s.GetSource(ctx, repo); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("source after repository delete: %v", err)
+	}
+	// The delivery record went too: the same delivery is new for a re-created repository.
+	buildRepo(t, s, "team", "app")
+	if err := s.RecordDelivery(ctx, repo, "d"); err != nil {
+		t.Fatalf("delivery after repository delete: %v", err)
+	}
+}
+
+func TestBuildRuleLimit(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	repo := buildRepo(t, s, "team", "app")
+	for i := range store.MaxBuildRules {
+		if err := s.CreateBuildRule(ctx, &store.BuildRule{Repository: repo, SourceType: store.RuleBranch, SourceRef: "b", ImageTag: "t"}); err != nil {
+			t.Fatalf("rule %d: %v", i, err)
+		}
+	}
+	if err := s.CreateBuildRule(ctx, &store.BuildRule{Repository: repo, SourceType: store.RuleBranch, SourceRef: "b"}); !errors.Is(err, store.ErrLimitExceeded) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	rules, err := s.AllBuildRules(ctx, repo)
+	if err != nil || len(rules) != store.MaxBuildRules {
+		t.Fatalf("all: %d %v", len(rules), err)
+	}
+}

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+const (
+	colSources         = "sources"
+	colSourceHooks     = "source_hooks"
+	colHookDeliveries  = "hook_deliveries"
+	colBuildRules      = "build_rules"
+	colBuilds          = "builds"
+	colBuildLogs       = "build_logs"
+	maxHookDeliveryKey = 512
+)
+
+// Source is the Git repository connected to a Berth repository (SPEC §4). Its _id is the repository's full
+// name; the webhook finds it through SourceHook, keyed by the hook id, so both lookups are by _id.
+type Source struct {
+	ID         string `bson:"_id"`        // = Repository
+	Repository string `bson:"repository"` // namespace/name
+	HookID     string `bson:"hook_id"`
+	Provider   string `bson:"provider"`
+	URL        string `bson:"url"`
+	Username   string `bson:"username"`
+	// Password (a password or a token) and SSHKey are sealed with the instance's secretbox; WebhookSecret too.
+	// They never leave the store except to clone or to verify a delivery.
+	Password      string    `bson:"password"`
+	SSHKey        string    `bson:"ssh_key"`
+	WebhookSecret string    `bson:"webhook_secret"`
+	AutoBuild     bool      `bson:"auto_build"`
+	OverseasBuild bool      `bson:"overseas_build"`
+	NoCache       bool      `bson:"no_cache"`
+	CreatedAt     time.Time `bson:"created_at"`
+	UpdatedAt     time.Time `bson:"updated_at"`
+}
+
+// sourceHook maps a webhook id to its repository.
+type sourceHook struct {
+	ID         string `bson:"_id"`
+	Repository string `bson:"repository"`
+}
+
+// hookDelivery remembers a webhook delivery so a redelivery (to any replica, or after a restart) starts nothing.
+type hookDelivery struct {
+	ID         string    `bson:"_id"` // repository + "\n" + delivery key
+	Repository string    `bson:"repository"`
+	At         time.Time `bson:"at"`
+}
+
+// NewHookID returns a fresh unguessable webhook id (it is part of the webhook URL).
+func NewHookID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// PutSource creates or replaces the source of src.Repository. A new source gets a hook id unless one is set;
+// a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist.
+func (s *Store) PutSource(ctx context.Context, src *Source) (created bool, err error) {
+	defer s.lockWrites()()
+	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": src.Repository}); err != nil {
+		return false, err
+	}
+	src.ID = src.Repository
+	old, err := findOne[Source](ctx, s.c(colSources), bson.M{"_id": src.Repository})
+	switch {
+	case errors.Is(err, ErrNotFound):
+		created = true
+		if src.HookID == "" {
+			src.HookID = NewHookID()
+		}
+		src.CreatedAt = now()
+	case err != nil:
+		return false, err
+	default:
+		src.HookID, src.CreatedAt = old.HookID, old.CreatedAt
+	}
+	src.UpdatedAt = now()
+	// The hook mapping first: a source is never reachable by a hook id that does not lead back to it.
+	if _, err := s.c(colSourceHooks).ReplaceOne(ctx, bson.M{"_id": src.HookID},
+		sourceHook{ID: src.HookID, Repository: src.Repository}, options.Replace().SetUpsert(true)); err != nil {
+		return false, err
+	}
+	if _, err := s.c(colSources).ReplaceOne(ctx, bson.M{"_id": src.Repository}, src, options.Replace().SetUpsert(true)); err != nil {
+		return false, err
+	}
+	return created, nil
+}
+
+// GetSource returns the source of repo (namespace/name).
+func (s *Store) GetSource(ctx context.Context, repo string) (*Source, error) {
+	return findOne[Source](ctx, s.c(colSources), bson.M{"_id": repo})
+}
+
+// SourceByHook returns the source whose webhook id is hookID.
+func (s *Store) SourceByHook(ctx context.Context, hookID string) (*Source, error) {
+	h, err := findOne[sourceHook](ctx, s.c(colSourceHooks), bson.M{"_id": hookID})
+	if err != nil {
+		return nil, err
+	}
+	src, err := s.GetSource(ctx, h.Repository)
+	if err != nil {
+		return nil, err
+	}
+	if src.HookID != hookID { // a stale mapping left by an interrupted delete
+		return nil, ErrNotFound
+	}
+	return src, nil
+}
+
+// DeleteSource disconnects repo from its Git repository; its webhook URL stops working. Build rules stay.
+func (s *Store) DeleteSource(ctx context.Context, repo string) error {
+	defer s.lockWrites()()
+	src, err := findOne[Source](ctx, s.c(colSources), bson.M{"_id": repo})
+	if err != nil {
+		return err
+	}
+	if _, err := s.c(colSources).DeleteOne(ctx, bson.M{"_id": repo}); err != nil {
+		return err
+	}
+	if _, err := s.c(colSourceHooks).DeleteOne(ctx, bson.M{"_id": src.HookID}); err != nil {
+		return err
+	}
+	_, err = s.c(colHookDeliveries).DeleteMany(ctx, bson.M{"repository": repo})
+	return err
+}
+
+// RecordDelivery remembers a webhook delivery of repo by key (the provider's delivery id, with the ref when one
+// delivery carries several). It returns ErrAlreadyExists when the delivery was recorded before: a redelivery.
+func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
+	if len(key) > maxHookDeliveryKey {
+		return fmt.Errorf("delivery key is longer than %d bytes", maxHookDeliveryKey)
+	}
+	// No write lock: the unique _id decides between concurrent inserts on both backends.
+	_, err := s.c(colHookDeliveries).InsertOne(ctx, hookDelivery{ID: repo + "\n" + key, Repository: repo, At: now()})
+	if mongo.IsDuplicateKeyError(err) {
+		return ErrAlreadyExists
+	}
+	return err
+}
+
+// DeleteDeliveriesBefore forgets deliveries recorded before t (FerretDB has no TTL indexes).
+func (s *Store) DeleteDeliveriesBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.c(colHookDeliveries).DeleteMany(ctx, bson.M{"at": bson.M{"$lt": t}})
+	if err != nil {
+		return 0, err
+	}
+	return res.DeletedCount, nil
+}
