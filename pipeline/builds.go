@@ -1,0 +1,343 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/secretbox"
+	"github.com/berth-dev/berth/webhooks/inbound"
+	"github.com/berth-dev/berth/workers/gitclone"
+)
+
+// TaskBuild runs one build: clone, BuildKit build, push. Its TaskID is the build id, so a build is queued at
+// most once however often it is enqueued.
+const TaskBuild = "build:run"
+
+// Build pipeline bounds.
+const (
+	// BuildMaxRetry is how often a build is delivered again after its worker died (a failed build is final
+	// and is not retried).
+	BuildMaxRetry = 2
+	// BuildTimeout bounds one attempt; the build then fails as timed out.
+	BuildTimeout = time.Hour
+	// BuildRetryDelay is the wait before a build whose worker died runs again.
+	BuildRetryDelay = 2 * time.Second
+	// HeartbeatInterval is how often a running build's worker proves it is alive.
+	HeartbeatInterval = 5 * time.Second
+	// StaleAfter fails a running build whose worker sent no heartbeat for this long. It is well past the
+	// queue's own recovery of a dead worker's task (lease 30 s, checked every minute, then BuildRetryDelay),
+	// so the retry gets its chance first.
+	StaleAfter = 10 * time.Minute
+	// DeliveryRetention is how long webhook delivery ids are remembered.
+	DeliveryRetention = 24 * time.Hour
+)
+
+// BuildTask is the payload of a build:run task.
+type BuildTask struct {
+	BuildID string `json:"build_id"`
+}
+
+// QueueFor returns the queue (region) the builds of src run on.
+func QueueFor(src *store.Source) string {
+	if src.OverseasBuild {
+		return QueueOverseas
+	}
+	return QueueDefault
+}
+
+// EnqueueBuild queues b on its region's queue. Enqueuing a build that is queued or running already does
+// nothing (TaskID).
+func EnqueueBuild(ctx context.Context, q Enqueuer, b *store.Build) error {
+	body, err := json.Marshal(BuildTask{BuildID: b.ID})
+	if err != nil {
+		return err
+	}
+	_, err = q.EnqueueContext(ctx, asynq.NewTask(TaskBuild, body), asynq.Queue(b.Region), asynq.TaskID(b.ID),
+		asynq.MaxRetry(BuildMaxRetry), asynq.Timeout(BuildTimeout))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+// BuildRetryDelayFunc wraps next (the queue's retry delay) so that a build whose worker died runs again after
+// BuildRetryDelay; other task types keep next.
+func BuildRetryDelayFunc(next asynq.RetryDelayFunc) asynq.RetryDelayFunc {
+	if next == nil {
+		next = asynq.DefaultRetryDelayFunc
+	}
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		if t.Type() == TaskBuild {
+			return BuildRetryDelay
+		}
+		return next(n, err, t)
+	}
+}
+
+// Builds makes, queues, cancels and recovers builds for the API and the webhook endpoint.
+type Builds struct {
+	Store *store.Store
+	Queue Enqueuer
+	// Inspector cancels running tasks and drops queued ones; nil leaves cancel to the workers' heartbeat check.
+	Inspector *asynq.Inspector
+	// Box seals source credentials and webhook secrets.
+	Box    *secretbox.Box
+	Logger *slog.Logger
+
+	dedupe inbound.Deduper
+}
+
+// Errors callers branch on.
+var (
+	ErrBuildFinished = errors.New("the build has finished already")
+	ErrNoMatch       = errors.New("the ref does not match the rule")
+)
+
+// Ref is a branch or tag at a commit, as a push or "build now" names it.
+type Ref struct {
+	Type   string // store.RuleBranch or store.RuleTag
+	Name   string
+	Commit string // empty: the head when the build clones
+	Pusher string
+}
+
+// Skipped is a rule that matched a push but started no build, and why.
+type Skipped struct {
+	RuleID string `json:"rule_id"`
+	Reason string `json:"reason"`
+}
+
+// Start makes a QUEUED build of rule for ref and queues it. ErrNoMatch when ref does not match the rule; an
+// invalid image tag from the rule's template is an error too (nothing is recorded).
+func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.BuildRule, ref Ref, trigger string) (*store.Build, error) {
+	if ref.Type != rule.SourceType {
+		return nil, fmt.Errorf("%w: %s %q is not a %s", ErrNoMatch, strings.ToLower(ref.Type), ref.Name, strings.ToLower(rule.SourceType))
+	}
+	m, err := CompileRef(rule.SourceRef)
+	if err != nil {
+		return nil, err
+	}
+	vars, ok := m.Match(ref.Name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %q does not match source_ref %q", ErrNoMatch, strings.ToLower(ref.Type), ref.Name, rule.SourceRef)
+	}
+	tag, err := ExpandTag(rule.ImageTag, vars)
+	if err != nil {
+		return nil, err
+	}
+	b := &store.Build{
+		Repository: src.Repository, RuleID: rule.ID, Trigger: trigger, RefType: ref.Type, Ref: ref.Name,
+		Commit: ref.Commit, Pusher: ref.Pusher, ImageTag: tag, Region: QueueFor(src), NoCache: src.NoCache,
+		Spec: store.BuildSpec{DockerfileDir: rule.DockerfileDir, DockerfileName: rule.DockerfileName,
+			BuildArgs: rule.BuildArgs, Target: rule.Target, Platforms: rule.Platforms},
+	}
+	if err := s.Store.CreateBuild(ctx, b); err != nil {
+		return nil, err
+	}
+	if err := EnqueueBuild(ctx, s.Queue, b); err != nil {
+		// The build stays QUEUED: the sweeper queues it again once Redis answers.
+		s.log().Error("enqueue build; the sweeper will retry", "build", b.ID, "err", err)
+	}
+	return b, nil
+}
+
+// Push starts a build for every rule of src that matches the pushed ref. Deleted refs and sources with
+// auto_build off start nothing.
+func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent) ([]*store.Build, []Skipped, error) {
+	if ev.Deleted || !src.AutoBuild {
+		return nil, nil, nil
+	}
+	ref := Ref{Type: store.RuleBranch, Name: ev.Name, Commit: ev.Commit, Pusher: ev.Pusher}
+	if ev.RefType == inbound.RefTypeTag {
+		ref.Type = store.RuleTag
+	}
+	rules, err := s.Store.AllBuildRules(ctx, src.Repository)
+	if err != nil {
+		return nil, nil, err
+	}
+	var builds []*store.Build
+	var skipped []Skipped
+	for i := range rules {
+		b, err := s.Start(ctx, src, &rules[i], ref, store.BuildByWebhook)
+		switch {
+		case errors.Is(err, ErrNoMatch):
+		case errors.Is(err, ErrInvalidRule), errors.Is(err, ErrBadImageTag):
+			skipped = append(skipped, Skipped{RuleID: rules[i].ID, Reason: err.Error()})
+		case err != nil:
+			return builds, skipped, err
+		default:
+			builds = append(builds, b)
+		}
+	}
+	return builds, skipped, nil
+}
+
+// Seen reports whether a webhook delivery of repo was handled before, by this process (in memory) or by any
+// replica or before a restart (in the store), and records it if not. When the store cannot record it, the
+// delivery counts as new (a push is not dropped because of a bookkeeping failure) and the error is logged.
+func (s *Builds) Seen(ctx context.Context, repo, key string) bool {
+	if s.dedupe.Seen(repo + "\n" + key) {
+		return true
+	}
+	err := s.Store.RecordDelivery(ctx, repo, key)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return true
+	}
+	if err != nil {
+		s.log().Warn("record webhook delivery", "repository", repo, "err", err)
+	}
+	return false
+}
+
+// Cancel marks b CANCELED and stops its task: a queued task is dropped, a running one has its context
+// canceled, which stops the BuildKit solve. ErrBuildFinished when it had finished.
+func (s *Builds) Cancel(ctx context.Context, b *store.Build, who string) (*store.Build, error) {
+	nb, err := s.Store.UpdateBuild(ctx, b.ID, func(b *store.Build) error {
+		if store.BuildFinal(b.Status) {
+			return ErrBuildFinished
+		}
+		b.Finish(store.BuildCanceled, "canceled by "+who, time.Now().UTC())
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Inspector != nil {
+		// Either may fail because the task is elsewhere (or gone): the worker checks the record anyway.
+		if err := s.Inspector.DeleteTask(nb.Region, nb.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			_ = s.Inspector.CancelProcessing(nb.ID)
+		}
+	}
+	return nb, nil
+}
+
+// Recover queues again every build left QUEUED or running (by a process that stopped); builds whose task
+// still exists are left alone (TaskID). Run it when the instance starts: an in-memory queue forgets
+// everything on restart.
+func (s *Builds) Recover(ctx context.Context) (int, error) {
+	statuses := append([]string{store.BuildQueued}, store.BuildRunning...)
+	bs, err := s.Store.BuildsInStatus(ctx, statuses, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range bs {
+		if err := EnqueueBuild(ctx, s.Queue, &bs[i]); err != nil {
+			return n, fmt.Errorf("re-enqueue build %s: %w", bs[i].ID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Sweep fails running builds whose worker has sent no heartbeat for staleAfter (the worker died and the queue
+// did not run the build again), queues again builds QUEUED for over a minute whose task is gone, and forgets
+// old webhook deliveries.
+func (s *Builds) Sweep(ctx context.Context, staleAfter time.Duration) (failed int, err error) {
+	bs, err := s.Store.BuildsInStatus(ctx, store.BuildRunning, 1000)
+	if err != nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-staleAfter)
+	for i := range bs {
+		if bs[i].Heartbeat.After(cutoff) {
+			continue
+		}
+		_, err := s.Store.UpdateBuild(ctx, bs[i].ID, func(b *store.Build) error {
+			if !b.Running() || b.Heartbeat.After(cutoff) {
+				return ErrBuildFinished
+			}
+			b.Finish(store.BuildFailed, fmt.Sprintf("the worker %s stopped during %s (no heartbeat for %s; attempt %d of %d): "+
+				"it was killed or lost its connection", b.Worker, b.Status, staleAfter, b.Attempt, BuildMaxRetry+1), time.Now().UTC())
+			return nil
+		})
+		if err == nil {
+			failed++
+			s.log().Warn("build failed: worker lost", "build", bs[i].ID, "repository", bs[i].Repository, "worker", bs[i].Worker)
+		}
+	}
+	queued, err := s.Store.BuildsInStatus(ctx, []string{store.BuildQueued}, 1000)
+	if err != nil {
+		return failed, err
+	}
+	for i := range queued {
+		if time.Since(queued[i].CreatedAt) > time.Minute {
+			if err := EnqueueBuild(ctx, s.Queue, &queued[i]); err != nil {
+				return failed, err
+			}
+		}
+	}
+	_, err = s.Store.DeleteDeliveriesBefore(ctx, time.Now().Add(-DeliveryRetention))
+	return failed, err
+}
+
+// SealSecret seals a credential or webhook secret for the store.
+func (s *Builds) SealSecret(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return s.Box.Seal([]byte(secret))
+}
+
+// OpenSecret opens a sealed secret ("" stays "").
+func (s *Builds) OpenSecret(sealed string) (string, error) { return openSecret(s.Box, sealed) }
+
+func openSecret(box *secretbox.Box, sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	b, err := box.Open(sealed)
+	if err != nil {
+		return "", fmt.Errorf("open a sealed secret (was the master key changed?): %w", err)
+	}
+	return string(b), nil
+}
+
+// GitCredentials opens the credentials of src for cloning; nil when it has none.
+func GitCredentials(box *secretbox.Box, src *store.Source) (*gitclone.Credentials, error) {
+	pw, err := openSecret(box, src.Password)
+	if err != nil {
+		return nil, err
+	}
+	key, err := openSecret(box, src.SSHKey)
+	if err != nil {
+		return nil, err
+	}
+	if src.Username == "" && pw == "" && key == "" {
+		return nil, nil
+	}
+	c := &gitclone.Credentials{Username: src.Username, Password: pw}
+	if key != "" {
+		c.SSHKey = []byte(key)
+	}
+	return c, nil
+}
+
+// ResolveHead asks the Git server which commit the branch or tag name of a rule points at ("build now").
+func (s *Builds) ResolveHead(ctx context.Context, src *store.Source, refType, name string) (string, error) {
+	creds, err := GitCredentials(s.Box, src)
+	if err != nil {
+		return "", err
+	}
+	t := gitclone.Branch
+	if refType == store.RuleTag {
+		t = gitclone.Tag
+	}
+	commit, _, err := gitclone.ResolveRef(ctx, src.URL, t, name, creds)
+	return commit, err
+}
+
+func (s *Builds) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
