@@ -1,10 +1,12 @@
 package registry_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -264,4 +266,46 @@ func TestCrossRepoMount(t *testing.T) {
 	// basic auth mount checks the source too
 	resp, b = s.do("POST", "/v2/bobs/viabasic/blobs/uploads/?mount="+dg+"&from=ns/src", nil, withBasic("bob", "bob-pw"))
 	expect(t, resp, b, 201, "")
+}
+
+// revokingAuthz wraps an Authorizer with a SubjectChecker that can revoke a
+// user, and records the client address Authenticate saw.
+type revokingAuthz struct {
+	registry.Authorizer
+	mu       sync.Mutex
+	revoked  map[string]bool
+	lastAddr string
+}
+
+func (a *revokingAuthz) Authenticate(ctx context.Context, user, pass string) (registry.Subject, error) {
+	a.mu.Lock()
+	a.lastAddr = registry.ClientAddr(ctx)
+	a.mu.Unlock()
+	return a.Authorizer.Authenticate(ctx, user, pass)
+}
+
+func (a *revokingAuthz) SubjectActive(ctx context.Context, subj registry.Subject, issued time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.revoked[subj.Name]
+}
+
+func TestSubjectRevocation(t *testing.T) {
+	authz := &revokingAuthz{Authorizer: defaultAuthz(), revoked: map[string]bool{}}
+	s := startServer(t, authz, nil)
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push")
+	if !strings.HasPrefix(authz.lastAddr, "127.0.0.1:") {
+		t.Fatalf("ClientAddr in Authenticate = %q", authz.lastAddr)
+	}
+	s.pushImage(tok, "ns/app", "v1", "r")
+	authz.mu.Lock()
+	authz.revoked["alice"] = true
+	authz.mu.Unlock()
+	resp, b := s.do("GET", "/v2/ns/app/manifests/v1", nil, withBearer(tok))
+	expect(t, resp, b, 401, "UNAUTHORIZED")
+	resp, b = s.do("GET", "/v2/ns/app/manifests/v1", nil, withBasic("alice", "alice-pw"))
+	expect(t, resp, b, 401, "UNAUTHORIZED")
+	// anonymous subjects are not asked
+	resp, b = s.do("GET", "/v2/", nil, withBearer(s.token("", "")))
+	expect(t, resp, b, 200, "")
 }
