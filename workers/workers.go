@@ -23,6 +23,8 @@ type Deps struct {
 	Region string
 	// Triggers delivers trigger webhooks; trigger:deliver tasks fail without it.
 	Triggers *Triggers
+	// Builds runs builds; build:run tasks fail without it.
+	Builds *BuildRunner
 }
 
 // Handlers routes task types to their handlers.
@@ -30,6 +32,7 @@ func Handlers(d Deps) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(pipeline.TaskImagePushed, d.imagePushed)
 	mux.HandleFunc(pipeline.TaskTriggerDeliver, d.deliverTrigger)
+	mux.HandleFunc(pipeline.TaskBuild, d.runBuild)
 	return mux
 }
 
