@@ -228,7 +228,7 @@ func TestRouterServesExactlyTheTable(t *testing.T) {
 	for _, r := range h.(*gin.Engine).Routes() {
 		served = append(served, r.Method+" "+r.Path)
 	}
-	want := []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/openapi.json"}
+	want := []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /api/v1/openapi.json", "POST /hooks/:hook_id"}
 	for _, rt := range routes {
 		k := rt.Method + " " + rt.Path
 		if slices.Contains(want, k) {

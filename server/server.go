@@ -61,6 +61,7 @@ type Deps struct {
 	Ready          []ReadinessCheck
 	Metrics        *prometheus.Registry // may be nil
 	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
+	Builds         BuildService         // may be nil: sources, build now, cancel and webhooks then answer 503
 }
 
 type api struct {
@@ -95,6 +96,8 @@ func New(d Deps) http.Handler {
 	r.GET("/readyz", a.readyz)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
 	r.GET("/api/v1/openapi.json", a.openapi)
+	// Inbound Git webhooks: no user authentication (receiveHook verifies the signature) and their own body limit.
+	r.POST(hookPath, a.receiveHook)
 	for _, rt := range routes {
 		rt := rt
 		r.Handle(rt.Method, rt.Path, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
@@ -160,7 +163,7 @@ func (a *api) observe(c *gin.Context) {
 }
 
 func limitBody(c *gin.Context) {
-	if c.Request.Body != nil {
+	if c.Request.Body != nil && c.FullPath() != hookPath { // webhooks allow inbound.MaxBody
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
 	}
 	c.Next()

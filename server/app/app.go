@@ -40,9 +40,13 @@ type App struct {
 	Registry *registry.Registry
 	Handler  http.Handler // the API and the registry on one mux
 	Metrics  *prometheus.Registry
+	// MongoURI is the store's URI: --mongo-uri, or the embedded FerretDB's loopback address, which a
+	// `berth worker` on this machine may share.
+	MongoURI string
 
 	workers  *asynq.Server
 	triggers *workers.Triggers
+	pipe     *buildPipeline
 	stops    []func()
 }
 
@@ -97,6 +101,7 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		uri, serialize = m.URI, true
 		logger.Info("embedded store started (FerretDB on SQLite)", "dir", filepath.Join(c.DataDir, "db"))
 	}
+	a.MongoURI = uri
 	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, SerializeWrites: serialize}); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,9 @@ func (a *App) build() error {
 		return err
 	}
 	a.triggers = triggers
+	if a.pipe, err = a.newBuildPipeline(); err != nil {
+		return err
+	}
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger}
 	reg, err := registry.New(registry.Config{
 		RootDir:        filepath.Join(c.DataDir, "registry"),
@@ -44,7 +47,7 @@ func (a *App) build() error {
 		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
 		Logger:         a.Logger.With("component", "registry"),
 		Metrics:        a.Metrics,
-	}, &access.RegistryAuthorizer{Service: a.Access, Region: c.Region}, hooks)
+	}, a.registryAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
 	}
@@ -55,7 +58,7 @@ func (a *App) build() error {
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
-		Triggers: a.triggers,
+		Triggers: a.triggers, Builds: a.pipe.builds,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -84,6 +87,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer a.workers.Shutdown()
 	defer a.startTriggerCleanup(ctx)()
+	stopBuilds, err := a.startBuilds(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopBuilds()
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -106,13 +114,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (a *App) workerDeps() workers.Deps {
-	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers}
+	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers,
+		Builds: a.pipe.runner}
 }
 
 // RunWorkers runs only the workers, on the given queues, until ctx ends (berth worker).
 func (a *App) RunWorkers(ctx context.Context, queues map[string]int) error {
-	qs := asynq.NewServer(a.Redis, a.tuneQueue(asynq.Config{Concurrency: 2, Queues: queues,
-		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel}))
+	qs := asynq.NewServer(a.Redis, tuneBuilds(a.tuneQueue(asynq.Config{Concurrency: 2, Queues: queues,
+		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})))
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}

@@ -1,0 +1,233 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/workers"
+	"github.com/berth-dev/berth/workers/buildkit"
+)
+
+// sweepInterval is how often serve looks for builds whose worker died.
+const sweepInterval = 30 * time.Second
+
+// buildPipeline is this instance's share of the build pipeline: the service the API and webhooks use, the
+// runner the workers use, and the BuildKit daemon the runner builds on (started on the first build when
+// --buildkit-addr is empty and buildkitd is installed).
+type buildPipeline struct {
+	app       *App
+	creds     *pipeline.BuildCredentials
+	builds    *pipeline.Builds
+	runner    *workers.BuildRunner
+	inspector *asynq.Inspector
+
+	mu      sync.Mutex
+	daemon  *buildkit.Daemon
+	builder *buildkit.Builder
+	logFile *os.File
+}
+
+func (a *App) newBuildPipeline() (*buildPipeline, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Store.EnsureBuildIndexes(ctx); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(a.Cfg.PublicURL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("--public-url %q: builds push to this host, so it must be a URL like http://registry.example:5000", a.Cfg.PublicURL)
+	}
+	p := &buildPipeline{app: a, creds: pipeline.NewBuildCredentials(a.Box.Derive("build-credentials")),
+		inspector: asynq.NewInspector(a.Redis)}
+	p.builds = &pipeline.Builds{Store: a.Store, Queue: a.Queue, Inspector: p.inspector, Box: a.Box,
+		Logger: a.Logger.With("component", "builds")}
+	host, _ := os.Hostname()
+	p.runner = &workers.BuildRunner{Store: a.Store, Box: a.Box, Builder: p.builderFor, Registry: u.Host,
+		Insecure: u.Scheme == "http", Credentials: p.creds, WorkDir: filepath.Join(a.Cfg.DataDir, "work", "builds"),
+		Worker: fmt.Sprintf("%s/%d", host, os.Getpid()), Logger: a.Logger.With("component", "builds")}
+	a.stops = append(a.stops, p.close)
+	return p, nil
+}
+
+// builderFor returns the BuildKit client builds use: --buildkit-addr's, or a buildkitd child started now (and
+// again if it has exited). Without either, the error matches buildkit.ErrNoBuilder and fails the build.
+func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.builder != nil {
+		if p.daemon == nil {
+			return p.builder, nil
+		}
+		select {
+		case <-p.daemon.Done():
+			p.app.Logger.Warn("buildkitd exited; starting it again")
+			p.builder.Close()
+			p.builder, p.daemon = nil, nil
+		default:
+			return p.builder, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if addr := p.app.Cfg.BuildkitAddr; addr != "" {
+		b, err := buildkit.NewBuilder(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		p.builder = b
+		return b, nil
+	}
+	bin, err := buildkit.FindBinary()
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(p.app.Cfg.DataDir, "buildkit")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	if p.logFile == nil {
+		if p.logFile, err = os.OpenFile(filepath.Join(root, "buildkitd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile}
+	if p.runner.Insecure {
+		cfg.InsecureRegistries = []string{p.runner.Registry}
+	}
+	start := time.Now()
+	d, err := buildkit.Start(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, err := buildkit.NewBuilder(ctx, d.Addr())
+	if err != nil {
+		d.Stop()
+		return nil, err
+	}
+	p.app.Logger.Info("buildkitd started", "addr", d.Addr(), "root", root, "took", time.Since(start).Round(time.Millisecond))
+	p.daemon, p.builder = d, b
+	return b, nil
+}
+
+func (p *buildPipeline) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.builder != nil {
+		p.builder.Close()
+	}
+	if p.daemon != nil {
+		if err := p.daemon.Stop(); err != nil {
+			p.app.Logger.Warn("stop buildkitd", "err", err)
+		}
+	}
+	if p.logFile != nil {
+		p.logFile.Close()
+	}
+	_ = p.inspector.Close()
+	p.builder, p.daemon, p.logFile = nil, nil, nil
+}
+
+// buildQueues are the build queues (regions) serve works on: --queues, else the home region's "default".
+func (a *App) buildQueues() map[string]int {
+	qs := map[string]int{}
+	for _, q := range strings.Split(a.Cfg.Queues, ",") {
+		if q = strings.TrimSpace(q); q != "" {
+			qs[q] = 1
+		}
+	}
+	if len(qs) == 0 {
+		qs[pipeline.QueueDefault] = 1
+	}
+	return qs
+}
+
+// startBuilds runs serve's build workers (their own Asynq server, so long builds never hold up events, scans
+// and triggers), queues again the builds a previous run left behind, and sweeps builds whose worker died,
+// until the returned stop is called.
+func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
+	qs := asynq.NewServer(a.Redis, tuneBuilds(a.tuneQueue(asynq.Config{Concurrency: 2, Queues: a.buildQueues(),
+		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})))
+	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
+		return nil, fmt.Errorf("start build workers: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if n, err := a.pipe.builds.Recover(ctx); err != nil {
+			a.Logger.Warn("re-enqueue builds", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("builds queued again after a restart", "builds", n)
+		}
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := a.pipe.builds.Sweep(ctx, pipeline.StaleAfter); err != nil && ctx.Err() == nil {
+				a.Logger.Warn("sweep builds", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait(); qs.Shutdown() }, nil
+}
+
+// tuneBuilds makes a build whose worker died run again soon, rather than after Asynq's long default backoff.
+func tuneBuilds(qc asynq.Config) asynq.Config {
+	qc.RetryDelayFunc = pipeline.BuildRetryDelayFunc(qc.RetryDelayFunc)
+	qc.ShutdownTimeout = 10 * time.Second
+	return qc
+}
+
+// buildAuthorizer lets the registry accept the builds' short-lived push logins (pipeline.BuildCredentials),
+// which BuildKit trades for tokens at /token, and grants them their own repository (pull, push) and public
+// ones (pull). Every other login goes to Berth's access layer, whose other methods it keeps.
+type buildAuthorizer struct {
+	*access.RegistryAuthorizer
+	creds     *pipeline.BuildCredentials
+	store     *store.Store
+	accountID string
+}
+
+func (a *App) registryAuthorizer(inner *access.RegistryAuthorizer) registry.Authorizer {
+	return &buildAuthorizer{RegistryAuthorizer: inner, creds: a.pipe.creds, store: a.Store, accountID: a.Instance.AccountID}
+}
+
+func (b *buildAuthorizer) Authenticate(ctx context.Context, username, password string) (registry.Subject, error) {
+	if username != pipeline.BuilderUser {
+		return b.RegistryAuthorizer.Authenticate(ctx, username, password)
+	}
+	repo, ok := b.creds.Verify(username, password)
+	if !ok {
+		return registry.Subject{}, registry.ErrUnauthorized
+	}
+	return pipeline.BuilderSubject(repo, b.accountID), nil
+}
+
+func (b *buildAuthorizer) Grant(ctx context.Context, subj registry.Subject, requested []registry.Access) ([]registry.Access, error) {
+	repo, ok := pipeline.BuilderRepo(subj)
+	if !ok {
+		return b.RegistryAuthorizer.Grant(ctx, subj, requested)
+	}
+	return pipeline.BuilderGrant(repo, requested, func(name string) bool {
+		ns, r, _ := strings.Cut(name, "/")
+		rep, err := b.store.GetRepository(ctx, ns, r)
+		return err == nil && rep.Visibility == store.VisibilityPublic
+	}), nil
+}

@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/server/app"
+	"github.com/berth-dev/berth/server/app/apptest"
+)
+
+// TestBuildWorkerKilled kills a `berth worker` process (SIGKILL) while it is BUILDING. A new worker takes the
+// build over when the queue gives the task back (its lease ran out): the build ends SUCCESS, or FAILED with a
+// reason, never stuck in BUILDING. The instance and the worker share a real redis-server and the instance's
+// embedded store; the build runs on the overseas queue, which only the worker processes work on.
+func TestBuildWorkerKilled(t *testing.T) {
+	bk := buildkitAddr(t)
+	redis := apptest.StartRedisServer(t)
+	bin := buildBerth(t)
+
+	in := apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: func(c *app.Config) {
+		c.RedisAddr = redis
+		c.BuildkitAddr = bk
+	}})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	base := pushBusybox(t, in)
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	if r := in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"}); r.Status != 201 {
+		t.Fatalf("repository: %s", r.Body)
+	}
+	const repo = "team/app"
+	api := "/api/v1/repositories/" + repo
+	g := newGitRepo(t)
+	head := g.commit(t, map[string]string{
+		"Dockerfile": "FROM " + base + "\nRUN echo kill-start && sleep 6 && echo survived > /done.txt\n",
+	}, "slow build")
+	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": g.URL, "overseas_build": true})
+	if r.Status != 201 {
+		t.Fatalf("source: %s", r.Body)
+	}
+	hookURL, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	if r := in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}); r.Status != 201 {
+		t.Fatalf("rule: %s", r.Body)
+	}
+
+	args := []string{"worker", "--queues", "overseas", "--mongo-uri", in.App.MongoURI, "--mongo-database", in.App.Cfg.MongoDatabase,
+		"--redis-addr", redis, "--buildkit-addr", bk, "--public-url", in.URL,
+		"--master-key-file", filepath.Join(in.DataDir, "keys", "master.key"), "--log-level", "info"}
+	startWorker := func(name string) *exec.Cmd {
+		dir := t.TempDir()
+		cmd := exec.Command(bin, append(args, "--data-dir", filepath.Join(dir, "data"))...)
+		logf, err := os.Create(filepath.Join(dir, "worker.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+			logf.Close()
+			if t.Failed() {
+				out, _ := os.ReadFile(logf.Name())
+				t.Logf("%s log:\n%s", name, out)
+			}
+		})
+		return cmd
+	}
+
+	first := startWorker("worker 1")
+	_, ans := sendHook(t, hookURL, secret, "push", "kill-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
+	ids := hookBuilds(t, ans)
+	if len(ids) != 1 {
+		t.Fatalf("hook: %v", ans)
+	}
+	id := ids[0]
+	waitBuild(t, in, repo, id, buildTimeout, "BUILDING")
+	deadline := time.Now().Add(buildTimeout)
+	for !strings.Contains(buildLog(t, in, repo, id), "kill-start\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the RUN step never started:\n%s", buildLog(t, in, repo, id))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := first.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Wait()
+	killed := time.Now()
+	if b := waitBuild(t, in, repo, id, time.Second, "BUILDING"); b["status"] != "BUILDING" {
+		t.Fatalf("after the kill: %v", b)
+	}
+
+	startWorker("worker 2")
+	b := waitBuild(t, in, repo, id, 5*time.Minute)
+	log := buildLog(t, in, repo, id)
+	t.Logf("build %s %v after the kill (%v)", b["status"], time.Since(killed).Round(time.Second), b["error"])
+	switch b["status"] {
+	case "SUCCESS":
+		if !strings.Contains(log, "attempt 2: the worker of the previous attempt stopped during BUILDING") {
+			t.Fatalf("the log does not say the build was started again:\n%s", log)
+		}
+		if files := pulledFiles(t, in.Host+"/"+repo+":latest"); files["done.txt"] != "survived\n" {
+			t.Fatalf("image files: %v", files)
+		}
+	case "FAILED":
+		if b["error"] == "" {
+			t.Fatalf("FAILED without a reason:\n%s", log)
+		}
+	default:
+		t.Fatalf("build ended %v:\n%s", b["status"], log)
+	}
+}
+
+// buildBerth compiles cmd/berth into a temporary directory.
+func buildBerth(t *testing.T) string {
+	t.Helper()
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	out := filepath.Join(t.TempDir(), "berth")
+	start := time.Now()
+	cmd := exec.Command(gobin, "build", "-o", out, "github.com/berth-dev/berth/cmd/berth")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/berth: %v\n%s", err, msg)
+	}
+	t.Logf("built berth in %v", time.Since(start).Round(time.Second))
+	return out
+}

@@ -1,0 +1,111 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/webhooks/inbound"
+)
+
+// hookPath is the inbound Git webhook endpoint, a code source's webhook_url. It is outside /api/v1 and its
+// authorization table: the caller is a Git host, authenticated by the delivery's signature.
+const hookPath = "/hooks/:hook_id"
+
+var hookIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// hookAnswer is the 202 answer to a delivery: the builds it started, and the matching rules that could not
+// start one (an image_tag that gives no valid tag for this ref).
+type hookAnswer struct {
+	Builds    []string           `json:"builds"`
+	Skipped   []pipeline.Skipped `json:"skipped,omitempty"`
+	Duplicate bool               `json:"duplicate,omitempty"`
+	Ignored   string             `json:"ignored,omitempty"`
+}
+
+// receiveHook verifies a push delivery with the source's secret, by its provider's rule, and starts a build
+// for every matching rule. It answers as soon as the builds are queued; it never clones. A bad signature is
+// 401 and starts nothing; events other than pushes, deleted refs, redeliveries and refs no rule matches are
+// 202 with no builds.
+func (a *api) receiveHook(c *gin.Context) {
+	if !a.buildsOr503(c) {
+		return
+	}
+	id := c.Param("hook_id")
+	if !hookIDPattern.MatchString(id) {
+		fail(c, notFound("no webhook at this URL; copy webhook_url from GET /api/v1/repositories/{ns}/{repo}/source"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, inbound.MaxBody))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		fail(c, errf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "webhook body is larger than %d bytes", inbound.MaxBody))
+		return
+	case err != nil:
+		fail(c, badRequest("read webhook body: %v", err))
+		return
+	}
+	ctx := c.Request.Context()
+	src, err := a.Store.SourceByHook(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("no webhook at this URL (the repository was disconnected?); copy webhook_url from GET …/source"))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set("user", "hook:"+src.Repository)
+	secret, err := a.Builds.OpenSecret(src.WebhookSecret)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := inbound.Verify(src.Provider, c.Request.Header, body, secret); err != nil {
+		if errors.Is(err, inbound.ErrBadSignature) {
+			fail(c, errf(http.StatusUnauthorized, CodeUnauthorized, "%v; the %s webhook must be configured with the secret Berth gave when the source was connected", err, src.Provider))
+			return
+		}
+		fail(c, badRequest("%v", err))
+		return
+	}
+	events, err := inbound.ParseAll(src.Provider, c.Request.Header, body)
+	switch {
+	case errors.Is(err, inbound.ErrIgnoredEvent):
+		c.JSON(http.StatusAccepted, hookAnswer{Builds: []string{}, Ignored: strings.TrimPrefix(err.Error(), inbound.ErrIgnoredEvent.Error()+": ")})
+		return
+	case err != nil:
+		fail(c, badRequest("%v", err))
+		return
+	}
+	ans := hookAnswer{Builds: []string{}}
+	for _, ev := range events {
+		if ev.Deleted {
+			continue
+		}
+		if a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref) {
+			ans.Duplicate = true
+			continue
+		}
+		builds, skipped, err := a.Builds.Push(ctx, src, ev)
+		for _, b := range builds {
+			ans.Builds = append(ans.Builds, b.ID)
+		}
+		ans.Skipped = append(ans.Skipped, skipped...)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	if len(ans.Builds) > 0 {
+		logger(c).Info("webhook started builds", "repository", src.Repository, "builds", ans.Builds)
+	}
+	c.JSON(http.StatusAccepted, ans)
+}
