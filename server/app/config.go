@@ -40,6 +40,7 @@ type Config struct {
 	TriggerRecordRetention time.Duration
 	TriggerRetryBase       time.Duration
 	QueueCheckInterval     time.Duration
+	ScanDBCheckInterval    time.Duration
 
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
@@ -78,6 +79,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.ScanDBDir, "scan-db-dir", "", "Trivy vulnerability DB directory (default DATA/trivy)")
 	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
 	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")
+	fs.DurationVar(&c.ScanDBCheckInterval, "scan-db-check-interval", 10*time.Minute, "how often the vulnerability DB is checked for a new version (then recent images are rescanned)")
 	fs.StringVar(&c.TokenTTL, "token-ttl", "1h", "default lifetime of temporary registry tokens (at most 12h)")
 	fs.StringVar(&c.TimeZone, "time-zone", "Local", "IANA time zone of the times in trigger payloads, e.g. Asia/Shanghai (Local = the host's)")
 	fs.DurationVar(&c.TriggerRecordRetention, "trigger-record-retention", 720*time.Hour, "how long trigger access records are kept")
@@ -110,7 +112,9 @@ func ParseConfig(name string, args []string) (*Config, error) {
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "BERTH_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && envErr == nil {
-			envErr = apply(f.Name, v)
+			if err := apply(f.Name, v); err != nil {
+				envErr = fmt.Errorf("environment %s=%q: %w", env, v, err)
+			}
 		}
 	})
 	if envErr != nil {

@@ -1,0 +1,66 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "berth.yaml")
+	if err := os.WriteFile(file, []byte("region: from-file\naddr: 127.0.0.1:7000\nnamespace-limit: 9\n"+
+		"mongo-uri: mongodb://file\ntrigger-allow-cidr: [10.0.0.0/8, 192.168.0.0/16]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BERTH_REGION", "from-env")
+	t.Setenv("BERTH_REDIS_ADDR", "127.0.0.1:6390")
+	c, err := ParseConfig("serve", []string{"--config", file, "--addr", "127.0.0.1:7001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string][2]string{
+		"addr (flag beats file)":  {c.Addr, "127.0.0.1:7001"},
+		"region (env beats file)": {c.Region, "from-env"},
+		"redis (env)":             {c.RedisAddr, "127.0.0.1:6390"},
+		"mongo (file)":            {c.MongoURI, "mongodb://file"},
+		"data dir (default)":      {c.DataDir, "./data"},
+		"allow list (file, list)": {c.TriggerAllow.String(), "10.0.0.0/8,192.168.0.0/16"},
+	}
+	for what, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s: got %q, want %q", what, v[0], v[1])
+		}
+	}
+	if c.NamespaceLimit != 9 {
+		t.Errorf("namespace-limit from file: %d", c.NamespaceLimit)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("data_dir: /x\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--config", bad}, nil, `unknown key "data_dir"`},
+		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "read --config"},
+		{[]string{"--namespace-limit", "many"}, nil, "namespace-limit"},
+		{nil, map[string]string{"BERTH_NAMESPACE_LIMIT": "x"}, "namespace_limit"},
+		{[]string{"stray"}, nil, `unexpected argument "stray"`},
+	} {
+		for k, v := range c.env {
+			t.Setenv(k, v)
+		}
+		_, err := ParseConfig("serve", c.args)
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(c.want)) {
+			t.Errorf("%v %v: got %v, want an error containing %q", c.args, c.env, err, c.want)
+		}
+		for k := range c.env {
+			os.Unsetenv(k)
+		}
+	}
+}
