@@ -118,7 +118,7 @@ func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
 
 // repoOwnedCollections hold documents with a "repository" field that die with their repository.
 var repoOwnedCollections = []string{colTags, colTriggers, colTriggerRecords,
-	colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs}
+	colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colSecurityPolicies}
 
 func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
 	cur, err := s.c(colRepositories).Find(ctx, bson.M{"namespace": namespace},

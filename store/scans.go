@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+const (
+	colScans            = "scans"
+	colSecurityPolicies = "security_policies"
+	// scanDBMetaID is the meta document remembering the vulnerability DB version the last rescan round used.
+	scanDBMetaID = "scan-db"
+)
+
+// Scan statuses (SPEC §6).
+const (
+	ScanNotScanned = "NOT_SCANNED"
+	ScanScanning   = "SCANNING"
+	ScanDone       = "DONE"
+	ScanFailed     = "FAILED"
+)
+
+// ScanFinal reports whether a scan status is a result (DONE or FAILED).
+func ScanFinal(status string) bool { return status == ScanDone || status == ScanFailed }
+
+// Scan is the scan of one manifest, keyed by its digest: the same content scans the same in every repository.
+// While a rescan runs, Status is SCANNING and the fields of the previous result (ResultStatus, Vulnerabilities,
+// …) stay until the new result replaces them.
+type Scan struct {
+	Digest string `bson:"_id"`
+	Status string `bson:"status"`
+	// ResultStatus is DONE or FAILED once a scan finished, "" before.
+	ResultStatus    string              `bson:"result_status"`
+	Scanner         string              `bson:"scanner"`    // e.g. "trivy 0.74.0"
+	DBVersion       string              `bson:"db_version"` // the vulnerability DB's UpdatedAt
+	OS              string              `bson:"os"`
+	StartedAt       time.Time           `bson:"started_at"`
+	FinishedAt      time.Time           `bson:"finished_at"`
+	Error           string              `bson:"error"`
+	Vulnerabilities []ScanVulnerability `bson:"vulnerabilities"`
+	Summary         ScanSummary         `bson:"summary"`
+	// Children are the platform images scanned for an index; its result aggregates theirs.
+	Children []string `bson:"children"`
+	// Waiting are the pushes of this digest whose triggers wait for the scan and the policy gate.
+	Waiting   []ScanWaiter `bson:"waiting"`
+	UpdatedAt time.Time    `bson:"updated_at"`
+}
+
+// ScanVulnerability is one finding.
+type ScanVulnerability struct {
+	ID               string `bson:"id"`
+	Package          string `bson:"package"`
+	InstalledVersion string `bson:"installed_version"`
+	FixedVersion     string `bson:"fixed_version"`
+	Severity         string `bson:"severity"`
+	Title            string `bson:"title"`
+	Link             string `bson:"link"`
+}
+
+// ScanSummary counts findings in the product's four levels.
+type ScanSummary struct {
+	High    int `bson:"high"`
+	Medium  int `bson:"medium"`
+	Low     int `bson:"low"`
+	Unrated int `bson:"unrated"`
+}
+
+// ScanWaiter is a push waiting for its digest's scan.
+type ScanWaiter struct {
+	Repository string    `bson:"repository"`
+	Tag        string    `bson:"tag"`
+	PushedAt   time.Time `bson:"pushed_at"`
+	BuildID    string    `bson:"build_id,omitempty"`
+}
+
+// ScanResult is what a finished scan writes.
+type ScanResult struct {
+	Status          string // DONE or FAILED
+	Scanner         string
+	DBVersion       string
+	OS              string
+	StartedAt       time.Time
+	FinishedAt      time.Time
+	Error           string
+	Vulnerabilities []ScanVulnerability
+	Summary         ScanSummary
+	Children        []string
+}
+
+// GetScan returns the scan of digest; ErrNotFound when it was never scanned nor queued.
+func (s *Store) GetScan(ctx context.Context, digest string) (*Scan, error) {
+	return findOne[Scan](ctx, s.c(colScans), bson.M{"_id": digest})
+}
+
+// ScansByDigest returns the scans of digests (those that exist) without their vulnerability lists.
+func (s *Store) ScansByDigest(ctx context.Context, digests []string) (map[string]*Scan, error) {
+	out := map[string]*Scan{}
+	if len(digests) == 0 {
+		return out, nil
+	}
+	cur, err := s.c(colScans).Find(ctx, bson.M{"_id": bson.M{"$in": digests}},
+		options.Find().SetProjection(bson.M{"vulnerabilities": 0, "waiting": 0}))
+	if err != nil {
+		return nil, err
+	}
+	var scans []Scan
+	if err := cur.All(ctx, &scans); err != nil {
+		return nil, err
+	}
+	for i := range scans {
+		out[scans[i].Digest] = &scans[i]
+	}
+	return out, nil
+}
+
+// StartScan marks digest SCANNING (creating its record), keeping the previous result until FinishScan.
+func (s *Store) StartScan(ctx context.Context, digest string, at time.Time) error {
+	defer s.lockWrites()()
+	_, err := s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{
+		"$set":         bson.M{"status": ScanScanning, "started_at": at.UTC(), "updated_at": now()},
+		"$setOnInsert": bson.M{"result_status": "", "vulnerabilities": []ScanVulnerability{}, "waiting": []ScanWaiter{}, "children": []string{}},
+	}, options.UpdateOne().SetUpsert(true))
+	return err
+}
+
+// FinishScan records the result of digest's scan and returns the record as it is now (with its waiting pushes).
+func (s *Store) FinishScan(ctx context.Context, digest string, r ScanResult) (*Scan, error) {
+	if r.Vulnerabilities == nil {
+		r.Vulnerabilities = []ScanVulnerability{}
+	}
+	if r.Children == nil {
+		r.Children = []string{}
+	}
+	defer s.lockWrites()()
+	var sc Scan
+	err := s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
+		"$set": bson.M{"status": r.Status, "result_status": r.Status, "scanner": r.Scanner, "db_version": r.DBVersion,
+			"os": r.OS, "started_at": r.StartedAt.UTC(), "finished_at": r.FinishedAt.UTC(), "error": r.Error,
+			"vulnerabilities": r.Vulnerabilities, "summary": r.Summary, "children": r.Children, "updated_at": now()},
+		"$setOnInsert": bson.M{"waiting": []ScanWaiter{}},
+	}, options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&sc)
+	if err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// AddScanWaiter records that w waits for digest's scan, creating the record (NOT_SCANNED) if needed, and
+// returns the record as it is now.
+func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) (*Scan, error) {
+	w.PushedAt = w.PushedAt.UTC().Truncate(time.Millisecond)
+	defer s.lockWrites()()
+	var sc Scan
+	err := s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
+		"$addToSet": bson.M{"waiting": w},
+		"$set":      bson.M{"updated_at": now()},
+		"$setOnInsert": bson.M{"status": ScanNotScanned, "result_status": "", "vulnerabilities": []ScanVulnerability{},
+			"children": []string{}},
+	}, options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&sc)
+	if err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// RemoveScanWaiter drops w from digest's waiting pushes.
+func (s *Store) RemoveScanWaiter(ctx context.Context, digest string, w ScanWaiter) error {
+	defer s.lockWrites()()
+	_, err := s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$pull": bson.M{"waiting": w}})
+	return err
+}
+
+// SecurityPolicy is the blocking policy of a namespace (ID "ns", Repository "") or a repository's override
+// (ID "ns/repo").
+type SecurityPolicy struct {
+	ID             string       `bson:"_id"`
+	Namespace      string       `bson:"namespace"`
+	Repository     string       `bson:"repository"` // "" for a namespace's policy
+	BlockSeverity  string       `bson:"block_severity"`
+	OnlyFixable    bool         `bson:"only_fixable"`
+	Allowlist      []AllowEntry `bson:"allowlist"`
+	BlockUnscanned bool         `bson:"block_unscanned"`
+	UpdatedAt      time.Time    `bson:"updated_at"`
+}
+
+// AllowEntry allowlists one vulnerability id until ExpiresAt (nil: for ever).
+type AllowEntry struct {
+	ID        string     `bson:"id"`
+	ExpiresAt *time.Time `bson:"expires_at"`
+}
+
+// GetSecurityPolicy returns the policy stored under id ("ns" or "ns/repo"); ErrNotFound when there is none.
+func (s *Store) GetSecurityPolicy(ctx context.Context, id string) (*SecurityPolicy, error) {
+	return findOne[SecurityPolicy](ctx, s.c(colSecurityPolicies), bson.M{"_id": id})
+}
+
+// PutSecurityPolicy stores p, replacing the policy of the same namespace or repository.
+func (s *Store) PutSecurityPolicy(ctx context.Context, p *SecurityPolicy) error {
+	p.ID = p.Namespace
+	if p.Repository != "" {
+		p.ID = p.Repository
+	}
+	if p.Allowlist == nil {
+		p.Allowlist = []AllowEntry{}
+	}
+	p.UpdatedAt = now()
+	defer s.lockWrites()()
+	_, err := s.c(colSecurityPolicies).ReplaceOne(ctx, bson.M{"_id": p.ID}, p, options.Replace().SetUpsert(true))
+	return err
+}
+
+// DeleteSecurityPolicy drops the policy stored under id; ErrNotFound when there was none.
+func (s *Store) DeleteSecurityPolicy(ctx context.Context, id string) error {
+	defer s.lockWrites()()
+	res, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": id})
+	if err != nil {
+		return err
+	}
+	if res.DeletedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RecentImageVersions returns up to limit image versions pushed at or after since, newest first.
+func (s *Store) RecentImageVersions(ctx context.Context, since time.Time, limit int) ([]ImageVersion, error) {
+	cur, err := s.c(colTags).Find(ctx, bson.M{"pushed_at": bson.M{"$gte": since.UTC()}},
+		options.Find().SetSort(bson.D{{Key: "pushed_at", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	vs := []ImageVersion{}
+	err = cur.All(ctx, &vs)
+	return vs, err
+}
+
+// ScanDBVersion returns the vulnerability DB version recorded by SetScanDBVersion ("" when none).
+func (s *Store) ScanDBVersion(ctx context.Context) (string, error) {
+	var doc struct {
+		Version string `bson:"version"`
+	}
+	err := s.c(colMeta).FindOne(ctx, bson.M{"_id": scanDBMetaID}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", nil
+	}
+	return doc.Version, err
+}
+
+// SetScanDBVersion records the vulnerability DB version images were last rescanned for.
+func (s *Store) SetScanDBVersion(ctx context.Context, version string) error {
+	defer s.lockWrites()()
+	_, err := s.c(colMeta).UpdateOne(ctx, bson.M{"_id": scanDBMetaID},
+		bson.M{"$set": bson.M{"version": version, "updated_at": now()}}, options.UpdateOne().SetUpsert(true))
+	return err
+}
