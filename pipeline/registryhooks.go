@@ -195,9 +195,12 @@ func (h *RegistryHooks) TagDeleted(ctx context.Context, name, tag string) error 
 	return err
 }
 
-// CheckPull refuses pulls of blocked images.
-func (h *RegistryHooks) CheckPull(ctx context.Context, _ registry.Subject, name, dgst, _ string) error {
+// CheckPull refuses pulls of blocked images. The scanner pulls them all: it is what unblocks them.
+func (h *RegistryHooks) CheckPull(ctx context.Context, subj registry.Subject, name, dgst, _ string) error {
 	if h.Blocked == nil {
+		return nil
+	}
+	if _, scanner := ScannerRepo(subj); scanner {
 		return nil
 	}
 	return h.Blocked(ctx, name, dgst)

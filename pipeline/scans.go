@@ -1,0 +1,213 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/berth-dev/berth/store"
+)
+
+// TaskImageScan scans one manifest (and, for an index, its platform images) and then releases the pushes
+// waiting for it to the policy gate and their triggers.
+const TaskImageScan = "image:scan"
+
+// Scan task bounds.
+const (
+	// ScanMaxRetry retries a scan whose worker or scanner was lost; a scan that answered (DONE or FAILED) is final.
+	ScanMaxRetry = 2
+	// ScanTaskTimeout covers every platform image of an index (the scanner bounds each scan to 10 minutes).
+	ScanTaskTimeout = 40 * time.Minute
+	// BuildScanWait bounds how long a build waits in SCANNING for its image's scan.
+	BuildScanWait = 20 * time.Minute
+)
+
+// ScanTask is the payload of an image:scan task.
+type ScanTask struct {
+	Digest     string `json:"digest"`
+	Repository string `json:"repository"` // where the scanner pulls it from
+	// Reason says why it was queued: "push", "api" or "db-update".
+	Reason string `json:"reason,omitempty"`
+}
+
+// ScanTaskID makes the scan of a pushed digest idempotent: pushes of one digest while its scan is queued or
+// running share that scan.
+func ScanTaskID(digest string) string { return "scan:" + digest }
+
+// EnqueueScan queues t with the given TaskID; an equal TaskID already queued or running is not an error.
+func EnqueueScan(ctx context.Context, q Enqueuer, t ScanTask, taskID string) error {
+	body, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	_, err = q.EnqueueContext(ctx, asynq.NewTask(TaskImageScan, body), asynq.Queue(QueueScan), asynq.TaskID(taskID),
+		asynq.MaxRetry(ScanMaxRetry), asynq.Timeout(ScanTaskTimeout))
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+// Scans is the second half of the pipeline around the scanner: a push waits for its digest's scan, the gate
+// judges it, and its triggers fire (or record NOT_TRIGGERED with reason BLOCKED).
+type Scans struct {
+	Store *store.Store
+	Queue Enqueuer
+	Gate  *Gate
+	// PollInterval is how often a build in SCANNING looks at its scan; default 250 ms.
+	PollInterval time.Duration
+	Logger       *slog.Logger
+}
+
+// Pushed takes a push event: when its digest has a DONE scan the gate judges it at once; otherwise the push
+// waits on the digest's scan record and a scan is queued (once per digest).
+func (s *Scans) Pushed(ctx context.Context, ev PushEvent) error {
+	w := store.ScanWaiter{Repository: ev.Namespace + "/" + ev.Repo, Tag: ev.Tag, PushedAt: ev.PushedAt, BuildID: ev.BuildID}
+	sc, err := s.Store.GetScan(ctx, ev.Digest)
+	if err == nil && sc.Status == store.ScanDone {
+		return s.fire(ctx, ev.Digest, w)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if sc, err = s.Store.AddScanWaiter(ctx, ev.Digest, w); err != nil {
+		return err
+	}
+	if sc.Status != store.ScanScanning {
+		// NOT_SCANNED, or a FAILED scan that a new push tries again (the DB may be there now).
+		if err := EnqueueScan(ctx, s.Queue, ScanTask{Digest: ev.Digest, Repository: w.Repository, Reason: "push"},
+			ScanTaskID(ev.Digest)); err != nil {
+			return err
+		}
+	}
+	// The scan may have finished between GetScan and AddScanWaiter, before its worker read the waiters.
+	if sc, err = s.Store.GetScan(ctx, ev.Digest); err != nil {
+		return err
+	}
+	if sc.Status == store.ScanDone {
+		return s.Release(ctx, sc)
+	}
+	return nil
+}
+
+// Rescan queues a new scan of digest (pulled from repo) now, marking it SCANNING; the previous result stays
+// in force at the gate until the new one is in.
+func (s *Scans) Rescan(ctx context.Context, repo, digest, reason string) error {
+	if err := s.Store.StartScan(ctx, digest, time.Now()); err != nil {
+		return err
+	}
+	s.Gate.Changed()
+	id := fmt.Sprintf("%s:%s:%d", ScanTaskID(digest), reason, time.Now().UnixNano())
+	return EnqueueScan(ctx, s.Queue, ScanTask{Digest: digest, Repository: repo, Reason: reason}, id)
+}
+
+// Release hands the pushes waiting for sc's digest to the gate and their triggers. Firing twice is harmless
+// (FireTriggers is idempotent), so a waiter is removed only after its triggers were handled.
+func (s *Scans) Release(ctx context.Context, sc *store.Scan) error {
+	var errs []error
+	for _, w := range sc.Waiting {
+		if err := s.fire(ctx, sc.Digest, w); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.Store.RemoveScanWaiter(ctx, sc.Digest, w); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Scans) fire(ctx context.Context, digest string, w store.ScanWaiter) error {
+	v, err := s.Gate.Verdict(ctx, w.Repository, digest)
+	if err != nil {
+		return err
+	}
+	if v.Blocked {
+		s.log().Info("image blocked by the security policy", "repository", w.Repository, "tag", w.Tag, "digest", digest,
+			"reason", v.Message)
+	}
+	return FireTriggers(ctx, s.Store, s.Queue, PushedVersion{Repository: w.Repository, Tag: w.Tag, Digest: digest,
+		PushedAt: w.PushedAt, Blocked: v.Blocked, Reason: v.Message})
+}
+
+// AfterBuildPush is the SCANNING stage of a build (workers.BuildRunner.AfterPush): it waits for the scan of
+// the pushed image (up to BuildScanWait) and returns BLOCKED with the gate's message when the security
+// policy blocks it, SUCCESS otherwise.
+func (s *Scans) AfterBuildPush(ctx context.Context, b *store.Build, log *LogWriter) (status, reason string, err error) {
+	digest, pushedAt := b.Digest, time.Time{}
+	if v, err := s.Store.GetImageVersion(ctx, b.Repository, b.ImageTag); err == nil {
+		if digest == "" {
+			digest = v.Digest
+		}
+		pushedAt = v.PushedAt
+	}
+	if digest == "" {
+		return "", "", fmt.Errorf("image %s:%s is not recorded: cannot find its scan", b.Repository, b.ImageTag)
+	}
+	log.Printf("SCANNING %s@%s", b.Repository, digest)
+	every := s.PollInterval
+	if every <= 0 {
+		every = 250 * time.Millisecond
+	}
+	wctx, cancel := context.WithTimeout(ctx, BuildScanWait)
+	defer cancel()
+	var sc *store.Scan
+	for {
+		sc, err = s.Store.GetScan(wctx, digest)
+		if err != nil && !errors.Is(err, store.ErrNotFound) && wctx.Err() == nil {
+			return "", "", err
+		}
+		// A DONE result is good whenever it was made (same digest, same content); a FAILED one only if it
+		// is this push's (an older failure is being retried).
+		if err == nil && (sc.Status == store.ScanDone || (sc.Status == store.ScanFailed && !sc.FinishedAt.Before(pushedAt))) {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return "", "", ctx.Err()
+			}
+			log.Printf("the scan did not finish within %s; judging the image as it is", BuildScanWait)
+		case <-time.After(every):
+			continue
+		}
+		break
+	}
+	if sc != nil {
+		switch sc.Status {
+		case store.ScanDone:
+			log.Printf("scan DONE (%s, DB %s): %d high, %d medium, %d low, %d unrated", sc.Scanner, sc.DBVersion,
+				sc.Summary.High, sc.Summary.Medium, sc.Summary.Low, sc.Summary.Unrated)
+		case store.ScanFailed:
+			log.Printf("scan FAILED: %s", sc.Error)
+		}
+	}
+	v, err := s.Gate.Verdict(ctx, b.Repository, digest)
+	if err != nil {
+		return "", "", err
+	}
+	if v.Blocked {
+		return store.BuildBlocked, v.Message, nil
+	}
+	return store.BuildSuccess, "", nil
+}
+
+func (s *Scans) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// Verdict is the gate's verdict on repo@digest.
+func (s *Scans) Verdict(ctx context.Context, repo, digest string) (Verdict, error) {
+	return s.Gate.Verdict(ctx, repo, digest)
+}
+
+// PolicyChanged makes the gate judge every image again with the policies as they are now.
+func (s *Scans) PolicyChanged() { s.Gate.Changed() }
