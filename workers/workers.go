@@ -25,6 +25,8 @@ type Deps struct {
 	Triggers *Triggers
 	// Builds runs builds; build:run tasks fail without it.
 	Builds *BuildRunner
+	// Scans runs image:scan tasks; without it pushes go straight to their triggers, unblocked.
+	Scans *ScanRunner
 }
 
 // Handlers routes task types to their handlers.
@@ -33,6 +35,7 @@ func Handlers(d Deps) *asynq.ServeMux {
 	mux.HandleFunc(pipeline.TaskImagePushed, d.imagePushed)
 	mux.HandleFunc(pipeline.TaskTriggerDeliver, d.deliverTrigger)
 	mux.HandleFunc(pipeline.TaskBuild, d.runBuild)
+	mux.HandleFunc(pipeline.TaskImageScan, d.scanImage)
 	return mux
 }
 
@@ -43,5 +46,9 @@ func (d Deps) imagePushed(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%w: bad push event: %v", asynq.SkipRetry, err)
 	}
 	d.Logger.Info("image pushed", "repository", ev.Namespace+"/"+ev.Repo, "tag", ev.Tag, "digest", ev.Digest)
-	return d.FireTriggers(ctx, ev.Namespace+"/"+ev.Repo, ev.Tag, ev.Digest, ev.PushedAt, false, "")
+	if d.Scans == nil {
+		return d.FireTriggers(ctx, ev.Namespace+"/"+ev.Repo, ev.Tag, ev.Digest, ev.PushedAt, false, "")
+	}
+	// Scan, then the policy gate, then triggers: the push waits for its digest's scan.
+	return d.Scans.Scans.Pushed(ctx, ev)
 }
