@@ -50,6 +50,14 @@ var routes = []route{
 	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/layers", policies.ActionGetRepositoryLayers, resRepository, "Layers of a version with their build history (?platform= for an index)", (*api).getTagLayers},
 	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/manifest", policies.ActionGetRepositoryManifest, resRepository, "The manifest of a version", (*api).getTagManifest},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/manifests/:digest", policies.ActionDeleteRepositoryManifest, resRepository, "Delete a manifest by digest (and every tag on it)", (*api).deleteManifest},
+	// Scans and the blocking security policy (SPEC §6, §7).
+	{"POST", "/api/v1/repositories/:ns/:repo/tags/:tag/scan", policies.ActionCreateRepositoryScan, resRepository, "Scan a version again now (202; the previous result stays in force until the new one is in)", (*api).createScan},
+	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/scan", policies.ActionGetRepositoryScan, resRepository, "A version's scan: status, scanner, DB version, summary and vulnerabilities", (*api).getScan},
+	{"GET", "/api/v1/namespaces/:ns/security-policy", policies.ActionGetNamespaceSecurityPolicy, resNamespace, "The namespace's security policy (the default blocks nothing)", (*api).getNamespacePolicy},
+	{"PUT", "/api/v1/namespaces/:ns/security-policy", policies.ActionUpdateNamespaceSecurityPolicy, resNamespace, "Replace the namespace's security policy; its images are judged again at once", (*api).putNamespacePolicy},
+	{"GET", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionGetRepositorySecurityPolicy, resRepository, "The security policy in force for the repository (override: its own, else its namespace's)", (*api).getRepositoryPolicy},
+	{"PUT", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Set the repository's own security policy, replacing its namespace's whole", (*api).putRepositoryPolicy},
+	{"DELETE", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Drop the repository's own security policy (its namespace's applies again)", (*api).deleteRepositoryPolicy},
 	// Code source, build rules and builds (SPEC §4, §5); the inbound webhook, POST /hooks/:hook_id, is mounted in New.
 	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer alone carries webhook_secret", (*api).putSource},
 	{"GET", "/api/v1/repositories/:ns/:repo/source", policies.ActionGetRepositorySource, resRepository, "The connected Git repository and its webhook_url (never its credentials)", (*api).getSource},

@@ -62,6 +62,7 @@ type Deps struct {
 	Metrics        *prometheus.Registry // may be nil
 	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
 	Builds         BuildService         // may be nil: sources, build now, cancel and webhooks then answer 503
+	Scans          ScanService          // may be nil: tags show NOT_SCANNED, unblocked, and POST …/scan answers 503
 }
 
 type api struct {

@@ -58,7 +58,9 @@ func (a *api) listTags(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, list(items, total, p, a.viewTag))
+	resp := list(items, total, p, a.viewTag)
+	a.fillScans(c, resp.Items, r.FullName)
+	c.JSON(http.StatusOK, resp)
 }
 
 func (a *api) tagOr404(c *gin.Context) (*store.ImageVersion, bool) {
@@ -80,7 +82,9 @@ func (a *api) tagOr404(c *gin.Context) (*store.ImageVersion, bool) {
 
 func (a *api) getTag(c *gin.Context) {
 	if v, ok := a.tagOr404(c); ok {
-		c.JSON(http.StatusOK, a.viewTag(v))
+		views := []tagView{a.viewTag(v)}
+		a.fillScans(c, views, v.Repository)
+		c.JSON(http.StatusOK, views[0])
 	}
 }
 
