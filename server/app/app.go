@@ -47,6 +47,7 @@ type App struct {
 	workers  *asynq.Server
 	triggers *workers.Triggers
 	pipe     *buildPipeline
+	scan     *scanning
 	stops    []func()
 }
 

@@ -40,25 +40,29 @@ func (a *App) build() error {
 	if a.pipe, err = a.newBuildPipeline(); err != nil {
 		return err
 	}
-	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger}
+	if a.scan, err = a.newScanning(); err != nil {
+		return err
+	}
+	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Blocked: a.scan.gate.Check}
 	reg, err := registry.New(registry.Config{
 		RootDir:        filepath.Join(c.DataDir, "registry"),
 		PublicURL:      c.PublicURL,
 		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
 		Logger:         a.Logger.With("component", "registry"),
 		Metrics:        a.Metrics,
-	}, a.registryAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
+	}, a.scanAuthorizer(a.registryAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region})), hooks)
 	if err != nil {
 		return err
 	}
 	a.Registry = reg
 	a.stops = append(a.stops, func() { _ = reg.Close() })
 	hooks.SetContent(reg)
+	a.scan.runner.Content = reg
 
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
-		Triggers: a.triggers, Builds: a.pipe.builds,
+		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -87,6 +91,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	defer a.workers.Shutdown()
 	defer a.startTriggerCleanup(ctx)()
+	defer a.startScanDBWatch(ctx)()
 	stopBuilds, err := a.startBuilds(ctx)
 	if err != nil {
 		return err
@@ -115,7 +120,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 func (a *App) workerDeps() workers.Deps {
 	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers,
-		Builds: a.pipe.runner}
+		Builds: a.pipe.runner, Scans: a.scan.runner}
 }
 
 // RunWorkers runs only the workers, on the given queues, until ctx ends (berth worker).
