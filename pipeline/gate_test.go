@@ -98,8 +98,11 @@ func TestScannerCredentials(t *testing.T) {
 	if err := h.CheckPull(context.Background(), subj, "ns/app", "sha256:1", ""); err != nil {
 		t.Fatalf("scanner pull: %v", err)
 	}
-	if err := h.CheckPull(context.Background(), BuilderSubject("ns/app", "1"), "ns/app", "sha256:1", ""); err == nil {
-		t.Fatal("builder pull of a blocked image passed")
+	if err := h.CheckPull(context.Background(), BuilderSubject("ns/app", "1"), "ns/app", "sha256:1", ""); err != nil {
+		t.Fatalf("a build in its own repository: %v", err)
+	}
+	if err := h.CheckPull(context.Background(), BuilderSubject("ns/other", "1"), "ns/app", "sha256:1", ""); err == nil {
+		t.Fatal("a build pulled a blocked image of another repository")
 	}
 }
 

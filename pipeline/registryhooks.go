@@ -195,12 +195,16 @@ func (h *RegistryHooks) TagDeleted(ctx context.Context, name, tag string) error 
 	return err
 }
 
-// CheckPull refuses pulls of blocked images. The scanner pulls them all: it is what unblocks them.
+// CheckPull refuses pulls of blocked images. The scanner pulls them all (it is what unblocks them), and a
+// build its own repository: BuildKit looks up the tag it pushes over and takes a 403 as fatal.
 func (h *RegistryHooks) CheckPull(ctx context.Context, subj registry.Subject, name, dgst, _ string) error {
 	if h.Blocked == nil {
 		return nil
 	}
 	if _, scanner := ScannerRepo(subj); scanner {
+		return nil
+	}
+	if repo, builder := BuilderRepo(subj); builder && repo == name {
 		return nil
 	}
 	return h.Blocked(ctx, name, dgst)
