@@ -111,7 +111,7 @@ func TestGitDrivenBuilds(t *testing.T) {
 				t.Fatalf("stage %v", st)
 			}
 		}
-		if strings.Join(names, ",") != "CLONING,BUILDING,PUSHING" {
+		if strings.Join(names, ",") != "CLONING,BUILDING,PUSHING,SCANNING" {
 			t.Fatalf("stages %v", names)
 		}
 		// The version list shows the built tag at the built digest.

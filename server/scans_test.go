@@ -663,3 +663,63 @@ func TestSecurityPolicyAPI(t *testing.T) {
 		t.Errorf("override outlived its repository: %s", r.Body)
 	}
 }
+
+// TestScanBlocksBuild: a Git-driven build whose image the security policy blocks ends BLOCKED after its
+// SCANNING stage, with the gate's message; a clean one ends SUCCESS.
+func TestScanBlocksBuild(t *testing.T) {
+	bk := buildkitAddr(t)
+	in := scanInstance(t, scanDB(t), func(c *app.Config) { c.BuildkitAddr = bk })
+	putPolicy(t, in, "/api/v1/namespaces/demo/security-policy", map[string]any{"block_severity": "HIGH"})
+	createRepo(t, in, "demo", "built", "PRIVATE")
+	const repo = "demo/built"
+	api := "/api/v1/repositories/" + repo
+	rootfs := func(musl string) map[string]string {
+		files := map[string]string{"Dockerfile": "FROM scratch\nCOPY rootfs/ /\n"}
+		for p, c := range alpineFiles(musl) {
+			files["rootfs/"+p] = c
+		}
+		return files
+	}
+	g := newGitRepo(t)
+	first := g.commit(t, rootfs("1.2.5-r8"), "vulnerable musl")
+	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": g.URL})
+	if r.Status != 201 {
+		t.Fatalf("put source: %d %s", r.Status, r.Body)
+	}
+	hookURL, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	if r := in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main", "image_tag": "latest"}); r.Status != 201 {
+		t.Fatalf("rule: %d %s", r.Status, r.Body)
+	}
+	build := func(delivery, before, after string) map[string]any {
+		status, ans := sendHook(t, hookURL, secret, "push", delivery, githubPush("refs/heads/main", before, after))
+		ids := hookBuilds(t, ans)
+		if status != http.StatusAccepted || len(ids) != 1 {
+			t.Fatalf("hook: %d %v", status, ans)
+		}
+		return waitBuild(t, in, repo, ids[0], buildTimeout)
+	}
+	stages := func(b map[string]any) string {
+		var names []string
+		for _, s := range b["stages"].([]any) {
+			names = append(names, s.(map[string]any)["name"].(string))
+		}
+		return strings.Join(names, ",")
+	}
+
+	b := build("d1", strings.Repeat("0", 40), first)
+	if b["status"] != "BLOCKED" || !strings.Contains(fmt.Sprint(b["error"]), "1 high vulnerability") ||
+		!strings.Contains(fmt.Sprint(b["error"]), "namespace demo") || stages(b) != "CLONING,BUILDING,PUSHING,SCANNING" {
+		t.Fatalf("build of the vulnerable image: %v\n%s", b, buildLog(t, in, repo, b["id"].(string)))
+	}
+	if log := buildLog(t, in, repo, b["id"].(string)); !strings.Contains(log, "scan DONE") {
+		t.Errorf("build log without the scan:\n%s", log)
+	}
+	wantDenied(t, in, repo+":latest", "1 high vulnerability")
+
+	second := g.commit(t, rootfs("1.2.5-r9"), "fixed musl")
+	b = build("d2", first, second)
+	if b["status"] != "SUCCESS" {
+		t.Fatalf("build of the clean image: %v\n%s", b, buildLog(t, in, repo, b["id"].(string)))
+	}
+	wantPulls(t, in, repo+":latest")
+}
