@@ -723,3 +723,48 @@ func TestScanBlocksBuild(t *testing.T) {
 	}
 	wantPulls(t, in, repo+":latest")
 }
+
+// TestScanDBDropIn: a DB dropped into --scan-db-dir is noticed (its UpdatedAt), and images pushed in the last
+// days are rescanned with it — those that failed for want of a DB, and again when a newer DB replaces it.
+func TestScanDBDropIn(t *testing.T) {
+	dbDir := t.TempDir()
+	in := scanInstance(t, dbDir, func(c *app.Config) { c.ScanDBCheckInterval = 100 * time.Millisecond })
+	pushImg(t, in, "demo/app:1", fileImage(t, "amd64", vulnerableFiles...))
+	if s := waitScan(t, in, "demo/app", "1"); s["status"] != "FAILED" {
+		t.Fatalf("scan without a DB: %v", s)
+	}
+	f, err := os.Open(filepath.Join(sourceRoot(t), "workers", "scandb", "testdata", "advisories.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adv, err := scandb.LoadAdvisories(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDBVersion := func(version string) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			s := waitScan(t, in, "demo/app", "1")
+			if s["status"] == "DONE" && s["db_version"] == version {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("never rescanned with DB %s: %v", version, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if err := scandb.Build(context.Background(), adv, dbDir); err != nil {
+		t.Fatal(err)
+	}
+	if s := waitDBVersion("2026-01-02T03:04:05Z"); fmt.Sprint(vulnsOf(t, s)) != fmt.Sprint(wantVulns) {
+		t.Errorf("rescan with the dropped-in DB: %v", s)
+	}
+	adv.UpdatedAt = time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := scandb.Build(context.Background(), adv, dbDir); err != nil {
+		t.Fatal(err)
+	}
+	waitDBVersion("2026-02-03T04:05:06Z")
+}
