@@ -41,6 +41,7 @@ import (
 	artimage "github.com/aquasecurity/trivy/pkg/fanal/artifact/image"
 	"github.com/aquasecurity/trivy/pkg/fanal/image"
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
+	tlog "github.com/aquasecurity/trivy/pkg/log"
 	"github.com/aquasecurity/trivy/pkg/scan"
 	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
 	"github.com/aquasecurity/trivy/pkg/scan/local"
@@ -81,7 +82,8 @@ type Options struct {
 	Parallel int
 	// UserAgent is sent to registries. Default "berth-scanner (trivy/<version>)".
 	UserAgent string
-	// Logger receives the scanner's own messages (Trivy logs through slog.Default). Default slog.Default().
+	// Logger receives the scanner's own messages. Default slog.Default(). Trivy logs through slog.Default;
+	// if the program has not set one, New makes Logger (or a stderr logger at Warn) the default.
 	Logger *slog.Logger
 }
 
@@ -107,9 +109,13 @@ type Scanner struct {
 	slots      chan struct{} // one per running scan
 
 	// mu guards the open DB: scans hold it for reading; a reload after the DB files change holds it for writing.
-	mu sync.RWMutex
-	db *openDB // nil until a DB was opened
+	mu     sync.RWMutex
+	db     *openDB // nil until a DB was opened
+	closed bool
 }
+
+// errClosed is returned by a Scanner after Close.
+var errClosed = errors.New("scanner closed")
 
 type openDB struct {
 	meta metadata.Metadata
@@ -136,6 +142,15 @@ func New(opts Options) (*Scanner, error) {
 	}
 	if opts.Parallel <= 0 {
 		opts.Parallel = 5
+	}
+	if _, deferred := slog.Default().Handler().(*tlog.DeferredHandler); deferred {
+		// Until a program installs a logger, Trivy's log package buffers every record, debug included, in
+		// memory and without locking. Install ours so a long-running scanner neither grows nor races.
+		l := opts.Logger
+		if l == nil {
+			l = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
+		slog.SetDefault(l)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -209,6 +224,10 @@ func (s *Scanner) loadDB() error {
 func (s *Scanner) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	var errs []error
 	if s.db != nil {
 		errs = append(errs, db.Close())
@@ -267,6 +286,9 @@ func (s *Scanner) DBInfo() (DBInfo, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if s.closed || s.db == nil {
+		return DBInfo{}, errClosed
+	}
 	return dbInfo(s.db.meta), nil
 }
 
@@ -299,6 +321,9 @@ func (s *Scanner) ensureDB() error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return errClosed
+	}
 	if same(s.db) {
 		return nil
 	}
@@ -384,8 +409,8 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (Report, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.db == nil { // closed meanwhile
-		return Report{}, fmt.Errorf("%w: scanner closed", ErrNoDB)
+	if s.closed || s.db == nil {
+		return Report{}, errClosed
 	}
 
 	started := time.Now().UTC()
@@ -452,19 +477,27 @@ func classify(ref string, err error) error {
 	if errors.As(err, &terr) {
 		switch {
 		case terr.StatusCode == http.StatusNotFound || hasCode(terr, transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode):
-			return fmt.Errorf("%w: %s: %w", ErrImageNotFound, ref, err)
+			return oneLine(fmt.Errorf("%w: %s: %w", ErrImageNotFound, ref, err))
 		case terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden:
-			return fmt.Errorf("%w for %s: %w", ErrRegistryDenied, ref, err)
+			return oneLine(fmt.Errorf("%w for %s: %w", ErrRegistryDenied, ref, err))
 		default:
-			return fmt.Errorf("%w: %s: %w", ErrRegistry, ref, err)
+			return oneLine(fmt.Errorf("%w: %s: %w", ErrRegistry, ref, err))
 		}
 	}
 	var nerr net.Error
 	if errors.As(err, &nerr) {
-		return fmt.Errorf("%w: %s: %w", ErrRegistry, ref, err)
+		return oneLine(fmt.Errorf("%w: %s: %w", ErrRegistry, ref, err))
 	}
-	return fmt.Errorf("scan %s: %w", ref, err)
+	return oneLine(fmt.Errorf("scan %s: %w", ref, err))
 }
+
+// oneLine keeps err for errors.Is/As but prints it on one line: Trivy's multi-errors span several.
+func oneLine(err error) error { return lineError{err} }
+
+type lineError struct{ err error }
+
+func (e lineError) Error() string { return strings.Join(strings.Fields(e.err.Error()), " ") }
+func (e lineError) Unwrap() error { return e.err }
 
 func hasCode(terr *transport.Error, codes ...transport.ErrorCode) bool {
 	for _, d := range terr.Errors {

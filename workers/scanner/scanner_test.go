@@ -285,6 +285,25 @@ func TestRescanUsesLayerCache(t *testing.T) {
 	}
 }
 
+func TestClosedScanner(t *testing.T) {
+	f := testFixture(t)
+	s, _ := newScanner(t, true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Scan(context.Background(), request(f.alpine)); !errors.Is(err, errClosed) {
+		t.Errorf("Scan after Close = %v", err)
+	}
+	if _, err := s.DBInfo(); !errors.Is(err, errClosed) {
+		t.Errorf("DBInfo after Close = %v", err)
+	}
+	// The process may open a Scanner again.
+	newScanner(t, false)
+}
+
 func TestOneScannerPerProcess(t *testing.T) {
 	newScanner(t, false)
 	if _, err := New(Options{DBDir: t.TempDir(), CacheDir: t.TempDir()}); err == nil {
