@@ -143,8 +143,14 @@ func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.Build
 		return nil, err
 	}
 	if err := EnqueueBuild(ctx, s.Queue, b); err != nil {
-		// The build stays QUEUED: the sweeper queues it again once Redis answers.
+		// The build stays QUEUED, marked: the sweeper queues it again once Redis answers.
 		s.log().Error("enqueue build; the sweeper will retry", "build", b.ID, "err", err)
+		if nb, uerr := s.Store.UpdateBuild(context.WithoutCancel(ctx), b.ID, func(b *store.Build) error {
+			b.QueueError = err.Error()
+			return nil
+		}); uerr == nil {
+			b = nb
+		}
 	}
 	return b, nil
 }
@@ -224,34 +230,47 @@ func (s *Builds) Cancel(ctx context.Context, b *store.Build, who string) (*store
 // everything on restart.
 func (s *Builds) Recover(ctx context.Context) (int, error) {
 	statuses := append([]string{store.BuildQueued}, store.BuildRunning...)
-	bs, err := s.Store.BuildsInStatus(ctx, statuses, 1000)
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	for i := range bs {
-		if err := EnqueueBuild(ctx, s.Queue, &bs[i]); err != nil {
-			return n, fmt.Errorf("re-enqueue build %s: %w", bs[i].ID, err)
+	err := s.eachBuild(ctx, statuses, func(b *store.Build) error {
+		if err := EnqueueBuild(ctx, s.Queue, b); err != nil {
+			return fmt.Errorf("re-enqueue build %s: %w", b.ID, err)
 		}
 		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachBuild calls fn for every build in statuses, a page at a time.
+func (s *Builds) eachBuild(ctx context.Context, statuses []string, fn func(*store.Build) error) error {
+	after := ""
+	for {
+		bs, err := s.Store.BuildsInStatus(ctx, statuses, after, 500)
+		if err != nil {
+			return err
+		}
+		for i := range bs {
+			if err := fn(&bs[i]); err != nil {
+				return err
+			}
+		}
+		if len(bs) < 500 {
+			return nil
+		}
+		after = bs[len(bs)-1].ID
 	}
-	return n, nil
 }
 
 // Sweep fails running builds whose worker has sent no heartbeat for staleAfter (the worker died and the queue
-// did not run the build again), queues again builds QUEUED for over a minute whose task is gone, and forgets
-// old webhook deliveries.
+// did not run the build again), queues again the builds that could not be queued when they were made, and
+// forgets old webhook deliveries.
 func (s *Builds) Sweep(ctx context.Context, staleAfter time.Duration) (failed int, err error) {
-	bs, err := s.Store.BuildsInStatus(ctx, store.BuildRunning, 1000)
-	if err != nil {
-		return 0, err
-	}
 	cutoff := time.Now().Add(-staleAfter)
-	for i := range bs {
-		if bs[i].Heartbeat.After(cutoff) {
-			continue
+	err = s.eachBuild(ctx, store.BuildRunning, func(b *store.Build) error {
+		if b.Heartbeat.After(cutoff) {
+			return nil
 		}
-		_, err := s.Store.UpdateBuild(ctx, bs[i].ID, func(b *store.Build) error {
+		_, err := s.Store.UpdateBuild(ctx, b.ID, func(b *store.Build) error {
 			if !b.Running() || b.Heartbeat.After(cutoff) {
 				return ErrBuildFinished
 			}
@@ -261,18 +280,23 @@ func (s *Builds) Sweep(ctx context.Context, staleAfter time.Duration) (failed in
 		})
 		if err == nil {
 			failed++
-			s.log().Warn("build failed: worker lost", "build", bs[i].ID, "repository", bs[i].Repository, "worker", bs[i].Worker)
+			s.log().Warn("build failed: worker lost", "build", b.ID, "repository", b.Repository, "worker", b.Worker)
 		}
-	}
-	queued, err := s.Store.BuildsInStatus(ctx, []string{store.BuildQueued}, 1000)
+		return nil
+	})
 	if err != nil {
 		return failed, err
 	}
-	for i := range queued {
-		if time.Since(queued[i].CreatedAt) > time.Minute {
-			if err := EnqueueBuild(ctx, s.Queue, &queued[i]); err != nil {
-				return failed, err
-			}
+	unqueued, err := s.Store.UnqueuedBuilds(ctx, 500)
+	if err != nil {
+		return failed, err
+	}
+	for i := range unqueued {
+		if err := EnqueueBuild(ctx, s.Queue, &unqueued[i]); err != nil {
+			return failed, err
+		}
+		if _, err := s.Store.UpdateBuild(ctx, unqueued[i].ID, func(b *store.Build) error { b.QueueError = ""; return nil }); err != nil {
+			return failed, err
 		}
 	}
 	_, err = s.Store.DeleteDeliveriesBefore(ctx, time.Now().Add(-DeliveryRetention))

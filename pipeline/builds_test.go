@@ -69,6 +69,12 @@ func TestRecoverAndSweep(t *testing.T) {
 		t.Fatalf("recover again (idempotent): %d %v %v", n, err, q.ids)
 	}
 
+	// A build whose enqueue failed when it was made is queued by the sweeper.
+	lost := mk(store.BuildQueued, time.Time{})
+	if _, err := st.UpdateBuild(ctx, lost.ID, func(b *store.Build) error { b.QueueError = "redis down"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+
 	failed, err := s.Sweep(ctx, 10*time.Minute)
 	if err != nil || failed != 1 {
 		t.Fatalf("sweep: %d %v", failed, err)
@@ -76,6 +82,9 @@ func TestRecoverAndSweep(t *testing.T) {
 	got, _ := st.BuildByID(ctx, dead.ID)
 	if got.Status != store.BuildFailed || !strings.Contains(got.Error, "stopped during CLONING") || got.FinishedAt.IsZero() {
 		t.Fatalf("dead build: %s %q", got.Status, got.Error)
+	}
+	if got, _ := st.BuildByID(ctx, lost.ID); q.ids[lost.ID] != QueueOverseas || got.QueueError != "" || got.Status != store.BuildQueued {
+		t.Fatalf("unqueued build: %v %+v", q.ids, got)
 	}
 	for _, b := range []*store.Build{queued, alive, done} {
 		if got, _ := st.BuildByID(ctx, b.ID); got.Status != b.Status {

@@ -95,6 +95,8 @@ type Build struct {
 	UpdatedAt  time.Time    `bson:"updated_at"`
 	FinishedAt time.Time    `bson:"finished_at"`
 
+	// QueueError is set when the build could not be put on the queue; the sweeper tries again.
+	QueueError string `bson:"queue_error"`
 	// Attempt counts the worker runs that started; Heartbeat is renewed by the running one, Worker names it.
 	Attempt   int       `bson:"attempt"`
 	Heartbeat time.Time `bson:"heartbeat"`
@@ -176,10 +178,23 @@ func (s *Store) ListBuilds(ctx context.Context, repo string, p Page) ([]Build, i
 	return findPage[Build](ctx, s.c(colBuilds), bson.M{"repository": repo}, bson.D{{Key: "_id", Value: -1}}, p)
 }
 
-// BuildsInStatus returns up to limit builds in any of statuses, oldest first (for recovery and sweeping).
-func (s *Store) BuildsInStatus(ctx context.Context, statuses []string, limit int) ([]Build, error) {
-	cur, err := s.c(colBuilds).Find(ctx, bson.M{"status": bson.M{"$in": statuses}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+// BuildsInStatus returns up to limit builds in any of statuses with an id after `after` (all when ""), oldest
+// first: call it again with the last id for the next page.
+func (s *Store) BuildsInStatus(ctx context.Context, statuses []string, after string, limit int) ([]Build, error) {
+	filter := bson.M{"status": bson.M{"$in": statuses}}
+	if after != "" {
+		filter["_id"] = bson.M{"$gt": after}
+	}
+	return s.findBuilds(ctx, filter, limit)
+}
+
+// UnqueuedBuilds returns up to limit QUEUED builds whose task could not be put on the queue.
+func (s *Store) UnqueuedBuilds(ctx context.Context, limit int) ([]Build, error) {
+	return s.findBuilds(ctx, bson.M{"status": BuildQueued, "queue_error": bson.M{"$gt": ""}}, limit)
+}
+
+func (s *Store) findBuilds(ctx context.Context, filter bson.M, limit int) ([]Build, error) {
+	cur, err := s.c(colBuilds).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +209,7 @@ func (s *Store) BuildsInStatus(ctx context.Context, statuses []string, limit int
 var ErrBuildChanged = errors.New("the build changed concurrently; retry")
 
 // UpdateBuild applies change to build id and stores the result if nobody wrote the build in between (checked
-// by revision; retried a few times). An error from change is returned as is and nothing is stored.
+// by revision on MongoDB; retried a few times). An error from change is returned as is and nothing is stored.
 func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) error) (*Build, error) {
 	defer s.lockWrites()()
 	for range 8 {
@@ -207,7 +222,13 @@ func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) 
 			return nil, err
 		}
 		b.ID, b.Rev, b.UpdatedAt = id, rev+1, now()
-		res, err := s.c(colBuilds).ReplaceOne(ctx, bson.M{"_id": id, "rev": rev}, b)
+		filter := bson.M{"_id": id, "rev": rev}
+		if s.opts.SerializeWrites {
+			// The write lock already orders this process's writes, and FerretDB (the backend that needs the
+			// lock) scans the whole collection for any filter other than a lone _id.
+			filter = bson.M{"_id": id}
+		}
+		res, err := s.c(colBuilds).ReplaceOne(ctx, filter, b)
 		if err != nil {
 			return nil, err
 		}

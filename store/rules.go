@@ -103,8 +103,19 @@ func (s *Store) ListBuildRules(ctx context.Context, repo string, p Page) ([]Buil
 
 // AllBuildRules returns every rule of repo (at most MaxBuildRules), for matching a push.
 func (s *Store) AllBuildRules(ctx context.Context, repo string) ([]BuildRule, error) {
-	items, _, err := s.ListBuildRules(ctx, repo, Page{Page: 1, PageSize: MaxBuildRules})
-	return items, err
+	cur, err := s.c(colBuildRules).Find(ctx, bson.M{"repository": repo},
+		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(MaxBuildRules))
+	if err != nil {
+		return nil, err
+	}
+	items := []BuildRule{}
+	if err := cur.All(ctx, &items); err != nil {
+		return nil, err
+	}
+	for i := range items {
+		items[i].normalize()
+	}
+	return items, nil
 }
 
 // UpdateBuildRule applies change to rule id of repo and stores the result. An error from change is returned

@@ -128,7 +128,6 @@ func (r *BuildRunner) Run(ctx context.Context, t *asynq.Task) error {
 	cancel(nil)
 	wg.Wait()
 
-	end := time.Now().UTC()
 	status, reason := store.BuildSuccess, ""
 	switch cause := context.Cause(bctx); {
 	case runErr == nil:
@@ -155,6 +154,7 @@ func (r *BuildRunner) Run(ctx context.Context, t *asynq.Task) error {
 	default:
 		return r.fail(ctx, b.ID, blog, runErr)
 	}
+	end := time.Now().UTC()
 	blog.Printf("%s: %s:%s %s", status, b.Repository, b.ImageTag, digest)
 	blog.Close()
 	_, err = r.Store.UpdateBuild(context.WithoutCancel(ctx), b.ID, func(b *store.Build) error {
@@ -275,6 +275,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	}
 	blog.Printf("CLONING %s %s at %s", src.URL, ref, orHead(b.Commit))
 	checkout := filepath.Join(dir, "src")
+	cloneStart := time.Now()
 	head, err := gitclone.Clone(ctx, gitclone.CloneRequest{URL: src.URL, Ref: ref, Commit: commit, Dir: checkout,
 		Credentials: creds}, blog)
 	if err != nil {
@@ -283,6 +284,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 		}
 		return "", failf("clone: %v", err)
 	}
+	blog.Printf("cloned in %s", time.Since(cloneStart).Round(time.Millisecond))
 	if head != b.Commit {
 		if _, err := r.Store.UpdateBuild(ctx, b.ID, func(nb *store.Build) error { nb.Commit = head; return nil }); err != nil {
 			return "", err
@@ -319,20 +321,29 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	if !b.NoCache {
 		req.CacheRef = r.Registry + "/" + b.Repository + ":buildcache"
 	}
-	// PUSHING starts when BuildKit starts pushing (the push is part of the solve).
+	// PUSHING starts when BuildKit starts pushing (the push is part of the solve). It is recorded aside, so
+	// the progress stream never waits for the store.
+	var pushing sync.WaitGroup
 	watch := &pushWatcher{w: blog, onPush: func() {
-		if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil && ctx.Err() == nil {
-			r.logger().Warn("enter PUSHING", "build", b.ID, "err", err)
-		}
+		pushing.Add(1)
+		go func() {
+			defer pushing.Done()
+			if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil && ctx.Err() == nil {
+				r.logger().Warn("enter PUSHING", "build", b.ID, "err", err)
+			}
+		}()
 	}}
+	buildStart := time.Now()
 	res, err := builder.Build(ctx, req, watch)
+	pushing.Wait()
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", failf("%v", err)
 	}
-	blog.Printf("built %s: %d of %d steps cached", res.Digest, res.CachedSteps, res.TotalSteps)
+	blog.Printf("built and pushed %s in %s: %d of %d steps cached", res.Digest, time.Since(buildStart).Round(time.Millisecond),
+		res.CachedSteps, res.TotalSteps)
 
 	// PUSHING: BuildKit pushed; the registry's hooks recorded the image version.
 	if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil {
