@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,9 +125,9 @@ func TestBuildWorkerKilled(t *testing.T) {
 // buildBerth compiles cmd/berth into a temporary directory.
 func buildBerth(t *testing.T) string {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go is not on PATH: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "berth")
 	start := time.Now()

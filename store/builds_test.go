@@ -95,15 +95,13 @@ func TestBuildRecordsAndLogsDieWithRepository(t *testing.T) {
 
 	// Stages: entering one ends the previous; finishing ends the running one with the final status.
 	t0 := time.Now().UTC()
-	nb, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildCloning, t0); return nil })
-	if err != nil {
+	if _, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildCloning, t0); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	nb, err = s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildBuilding, t0.Add(time.Second)); return nil })
-	if err != nil {
+	if _, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { b.EnterStage(store.BuildBuilding, t0.Add(time.Second)); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	nb, err = s.UpdateBuild(ctx, b.ID, func(b *store.Build) error {
+	nb, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error {
 		b.Finish(store.BuildCanceled, "canceled by admin", t0.Add(2*time.Second))
 		return nil
 	})

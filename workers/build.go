@@ -135,7 +135,7 @@ func (r *BuildRunner) Run(ctx context.Context, t *asynq.Task) error {
 		if runErr != nil {
 			return r.fail(ctx, b.ID, blog, runErr)
 		}
-	case errors.Is(cause, errCanceled):
+	case errors.Is(cause, errCanceled), errors.Is(runErr, errCanceled):
 		blog.Printf("canceled; the build stopped")
 		return nil
 	case errors.Is(cause, errSuperseded):
