@@ -34,7 +34,7 @@ func TestGate(t *testing.T) {
 		t.Fatalf("unscanned under block_unscanned: %+v", v)
 	}
 
-	must(t, st.StartScan(ctx, d, time.Now()))
+	must(t, st.StartScan(ctx, d, "ns/app", time.Now()))
 	_, err := st.FinishScan(ctx, d, store.ScanResult{Status: store.ScanDone, Vulnerabilities: high})
 	must(t, err)
 	g.Changed()
@@ -44,7 +44,7 @@ func TestGate(t *testing.T) {
 	}
 
 	// A rescan keeps the DONE result in force: still blocked for its findings, not for being unscanned.
-	must(t, st.StartScan(ctx, d, time.Now()))
+	must(t, st.StartScan(ctx, d, "ns/app", time.Now()))
 	g.Changed()
 	if v, _ := g.Verdict(ctx, "ns/app", d); !v.Blocked || v.Status != store.ScanDone {
 		t.Fatalf("during a rescan: %+v", v)

@@ -98,12 +98,36 @@ func (s *Scans) Pushed(ctx context.Context, ev PushEvent) error {
 // Rescan queues a new scan of digest (pulled from repo) now, marking it SCANNING; the previous result stays
 // in force at the gate until the new one is in.
 func (s *Scans) Rescan(ctx context.Context, repo, digest, reason string) error {
-	if err := s.Store.StartScan(ctx, digest, time.Now()); err != nil {
+	if err := s.Store.StartScan(ctx, digest, repo, time.Now()); err != nil {
 		return err
 	}
 	s.Gate.Changed()
 	id := fmt.Sprintf("%s:%s:%d", ScanTaskID(digest), reason, time.Now().UnixNano())
 	return EnqueueScan(ctx, s.Queue, ScanTask{Digest: digest, Repository: repo, Reason: reason}, id)
+}
+
+// Recover queues again the scans left queued or running by a process that stopped (an in-memory queue forgets
+// them; with Redis the TaskID makes this a no-op for a scan still queued). Run it when the instance starts.
+func (s *Scans) Recover(ctx context.Context) (int, error) {
+	scans, err := s.Store.UnfinishedScans(ctx, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sc := range scans {
+		repo := sc.PullFrom
+		if repo == "" && len(sc.Waiting) > 0 {
+			repo = sc.Waiting[0].Repository
+		}
+		if repo == "" {
+			continue
+		}
+		if err := EnqueueScan(ctx, s.Queue, ScanTask{Digest: sc.Digest, Repository: repo, Reason: "recover"}, ScanTaskID(sc.Digest)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Release hands the pushes waiting for sc's digest to the gate and their triggers. Firing twice is harmless

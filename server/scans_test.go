@@ -768,3 +768,37 @@ func TestScanDBDropIn(t *testing.T) {
 	}
 	waitDBVersion("2026-02-03T04:05:06Z")
 }
+
+// TestScanRecoveredAfterRestart: a scan cut off by a restart (its task gone with the queue) is queued again
+// when Berth starts, and the push waiting for it still reaches its trigger.
+func TestScanRecoveredAfterRestart(t *testing.T) {
+	held := newHeldScanner(t, scanDB(t))
+	dir := t.TempDir()
+	configure := func(c *app.Config) {
+		c.ScannerAddr = held.addr
+		c.TriggerAllow = []string{"127.0.0.0/8"}
+	}
+	in := apptest.Start(t, apptest.Options{DataDir: dir, Configure: configure})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo", "auto_create_repo": true}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	rcv := newReceiver(t)
+	createRepo(t, in, "demo", "app", "PRIVATE")
+	trig, _ := createTrigger(t, in, "demo/app", map[string]any{"name": "deploy", "url": rcv.URL + "/hook"})
+	pushImg(t, in, "demo/app:1", fileImage(t, "amd64", vulnerableFiles...))
+	select {
+	case <-held.held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scanner was never asked")
+	}
+	in.Stop()
+	held.Release()
+
+	in = apptest.Start(t, apptest.Options{DataDir: dir, Configure: configure})
+	if s := waitScan(t, in, "demo/app", "1"); s["status"] != "DONE" || len(vulnsOf(t, s)) != 2 {
+		t.Fatalf("scan after the restart: %v", s)
+	}
+	if recs := waitRecords(t, in, "demo/app", trig, settled(1)); recs[0]["status"] != "TRIGGERED" {
+		t.Errorf("trigger after the restart: %v", recs[0])
+	}
+}

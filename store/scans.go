@@ -47,8 +47,10 @@ type Scan struct {
 	// Children are the platform images scanned for an index; its result aggregates theirs.
 	Children []string `bson:"children"`
 	// Waiting are the pushes of this digest whose triggers wait for the scan and the policy gate.
-	Waiting   []ScanWaiter `bson:"waiting"`
-	UpdatedAt time.Time    `bson:"updated_at"`
+	Waiting []ScanWaiter `bson:"waiting"`
+	// PullFrom is the repository the last scan pulled the image from (to queue it again after a restart).
+	PullFrom  string    `bson:"pull_from"`
+	UpdatedAt time.Time `bson:"updated_at"`
 }
 
 // ScanVulnerability is one finding.
@@ -118,11 +120,12 @@ func (s *Store) ScansByDigest(ctx context.Context, digests []string) (map[string
 	return out, nil
 }
 
-// StartScan marks digest SCANNING (creating its record), keeping the previous result until FinishScan.
-func (s *Store) StartScan(ctx context.Context, digest string, at time.Time) error {
+// StartScan marks digest SCANNING (creating its record), pulled from repo, keeping the previous result until
+// FinishScan.
+func (s *Store) StartScan(ctx context.Context, digest, repo string, at time.Time) error {
 	defer s.lockWrites()()
 	_, err := s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{
-		"$set":         bson.M{"status": ScanScanning, "started_at": at.UTC(), "updated_at": now()},
+		"$set":         bson.M{"status": ScanScanning, "started_at": at.UTC(), "pull_from": repo, "updated_at": now()},
 		"$setOnInsert": bson.M{"result_status": "", "vulnerabilities": []ScanVulnerability{}, "waiting": []ScanWaiter{}, "children": []string{}},
 	}, options.UpdateOne().SetUpsert(true))
 	return err
@@ -166,6 +169,19 @@ func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) 
 		return nil, err
 	}
 	return &sc, nil
+}
+
+// UnfinishedScans returns up to limit scans that are queued or running (NOT_SCANNED with waiting pushes, or
+// SCANNING), without their findings: after a restart their tasks may be gone with an in-memory queue.
+func (s *Store) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) {
+	cur, err := s.c(colScans).Find(ctx, bson.M{"status": bson.M{"$in": []string{ScanNotScanned, ScanScanning}}},
+		options.Find().SetProjection(bson.M{"vulnerabilities": 0}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	scans := []Scan{}
+	err = cur.All(ctx, &scans)
+	return scans, err
 }
 
 // RemoveScanWaiter drops w from digest's waiting pushes.

@@ -30,7 +30,7 @@ func TestScanLifecycle(t *testing.T) {
 	if _, err = s.AddScanWaiter(ctx, d, w2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.StartScan(ctx, d, time.Now()); err != nil {
+	if err := s.StartScan(ctx, d, "ns/a", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if sc, _ = s.GetScan(ctx, d); sc.Status != store.ScanScanning || sc.ResultStatus != "" || len(sc.Waiting) != 2 {
@@ -46,12 +46,16 @@ func TestScanLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A rescan keeps the previous result until it finishes.
-	if err := s.StartScan(ctx, d, time.Now()); err != nil {
+	if err := s.StartScan(ctx, d, "ns/a", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	sc, _ = s.GetScan(ctx, d)
 	if sc.Status != store.ScanScanning || sc.ResultStatus != store.ScanDone || len(sc.Vulnerabilities) != 1 || len(sc.Waiting) != 1 {
 		t.Fatalf("during a rescan: %+v", sc)
+	}
+	un, err := s.UnfinishedScans(ctx, 10)
+	if err != nil || len(un) != 1 || un[0].Digest != d || un[0].PullFrom != "ns/a" {
+		t.Fatalf("UnfinishedScans: %v %+v", err, un)
 	}
 	m, err := s.ScansByDigest(ctx, []string{d, "sha256:none"})
 	if err != nil || len(m) != 1 || m[d].Summary.High != 1 || m[d].Vulnerabilities != nil {

@@ -186,7 +186,7 @@ func (r *ScanRunner) Run(ctx context.Context, t *asynq.Task) error {
 	}
 	st := r.Scans.Store
 	started := time.Now().UTC()
-	if err := st.StartScan(ctx, p.Digest, started); err != nil {
+	if err := st.StartScan(ctx, p.Digest, p.Repository, started); err != nil {
 		return err
 	}
 	r.Scans.Gate.Changed()
@@ -270,7 +270,7 @@ func (r *ScanRunner) scanManifest(ctx context.Context, repo, digest string, star
 	for _, c := range children {
 		cd := c.Digest.String()
 		cstart := time.Now().UTC()
-		if err := r.Scans.Store.StartScan(ctx, cd, cstart); err != nil {
+		if err := r.Scans.Store.StartScan(ctx, cd, repo, cstart); err != nil {
 			return store.ScanResult{}, err
 		}
 		res, err := r.scanManifest(ctx, repo, cd, cstart)

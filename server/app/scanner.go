@@ -288,9 +288,10 @@ func (c *scannerChild) stop() {
 	}
 }
 
-// startScanDBWatch checks the vulnerability DB at once and then every --scan-db-check-interval; when its
-// version (UpdatedAt) is not the one recorded, it rescans the images pushed in the last 7 days (at most 500)
-// and records the new version. It runs until the returned stop is called.
+// startScanDBWatch queues again the scans a previous run left unfinished, then checks the vulnerability DB at
+// once and every --scan-db-check-interval; when its version (UpdatedAt) is not the one recorded, it rescans
+// the images pushed in the last 7 days (at most 500) and records the new version. It runs until the returned
+// stop is called.
 func (a *App) startScanDBWatch(ctx context.Context) (stop func()) {
 	interval := a.Cfg.ScanDBCheckInterval
 	if interval <= 0 {
@@ -301,6 +302,11 @@ func (a *App) startScanDBWatch(ctx context.Context) (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if n, err := a.scan.scans.Recover(ctx); err != nil {
+			a.Logger.Warn("re-enqueue unfinished scans", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("unfinished scans queued again", "scans", n)
+		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
