@@ -118,6 +118,11 @@ func (a *api) putSource(c *gin.Context) {
 			fail(c, err)
 			return
 		}
+		if strings.HasPrefix(*req.URL, "file:") && !principal(c).Admin {
+			fail(c, errf(http.StatusForbidden, CodeForbidden,
+				"a file:// source reads a repository on the Berth host's own disk: only the administrator may connect one"))
+			return
+		}
 		src.URL = *req.URL
 	}
 	if req.Username != nil {

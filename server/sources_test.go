@@ -218,3 +218,21 @@ func TestSourceRuleAndBuildAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestFileSourceAdminOnly: a file:// source reads the Berth host's disk, so only the administrator may connect
+// one, even for a user with every right on the repository.
+func TestFileSourceAdminOnly(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	pass := newUser(t, in, "dev", nil, "AliyunContainerRegistryFullAccess")
+	body := map[string]any{"provider": "generic", "url": "file:///etc/berth-secrets.git"}
+	r := in.Call(t, "dev", pass, "PUT", "/api/v1/repositories/team/app/source", body)
+	if r.Status != 403 || r.Code() != "FORBIDDEN" || !strings.Contains(string(r.Body), "administrator") {
+		t.Fatalf("file:// source by a RAM user: %d %s", r.Status, r.Body)
+	}
+	body["url"] = "https://git.example.com/team/app.git"
+	if r := in.Call(t, "dev", pass, "PUT", "/api/v1/repositories/team/app/source", body); r.Status != 201 {
+		t.Fatalf("https source by the same user: %d %s", r.Status, r.Body)
+	}
+}
