@@ -13,9 +13,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/pipeline"
-	"github.com/berth-dev/berth/policies/access"
-	"github.com/berth-dev/berth/registry"
-	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/workers"
 	"github.com/berth-dev/berth/workers/buildkit"
 )
@@ -193,41 +190,4 @@ func tuneBuilds(qc asynq.Config) asynq.Config {
 	qc.RetryDelayFunc = pipeline.BuildRetryDelayFunc(qc.RetryDelayFunc)
 	qc.ShutdownTimeout = 10 * time.Second
 	return qc
-}
-
-// buildAuthorizer lets the registry accept the builds' short-lived push logins (pipeline.BuildCredentials),
-// which BuildKit trades for tokens at /token, and grants them their own repository (pull, push) and public
-// ones (pull). Every other login goes to Berth's access layer, whose other methods it keeps.
-type buildAuthorizer struct {
-	*access.RegistryAuthorizer
-	creds     *pipeline.BuildCredentials
-	store     *store.Store
-	accountID string
-}
-
-func (a *App) registryAuthorizer(inner *access.RegistryAuthorizer) registry.Authorizer {
-	return &buildAuthorizer{RegistryAuthorizer: inner, creds: a.pipe.creds, store: a.Store, accountID: a.Instance.AccountID}
-}
-
-func (b *buildAuthorizer) Authenticate(ctx context.Context, username, password string) (registry.Subject, error) {
-	if username != pipeline.BuilderUser {
-		return b.RegistryAuthorizer.Authenticate(ctx, username, password)
-	}
-	repo, ok := b.creds.Verify(username, password)
-	if !ok {
-		return registry.Subject{}, registry.ErrUnauthorized
-	}
-	return pipeline.BuilderSubject(repo, b.accountID), nil
-}
-
-func (b *buildAuthorizer) Grant(ctx context.Context, subj registry.Subject, requested []registry.Access) ([]registry.Access, error) {
-	repo, ok := pipeline.BuilderRepo(subj)
-	if !ok {
-		return b.RegistryAuthorizer.Grant(ctx, subj, requested)
-	}
-	return pipeline.BuilderGrant(repo, requested, func(name string) bool {
-		ns, r, _ := strings.Cut(name, "/")
-		rep, err := b.store.GetRepository(ctx, ns, r)
-		return err == nil && rep.Visibility == store.VisibilityPublic
-	}), nil
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/pipeline"
-	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/workers"
 	"github.com/berth-dev/berth/workers/scandb"
 )
@@ -339,42 +338,4 @@ func (a *App) checkScanDB(ctx context.Context) error {
 	a.Logger.Info("vulnerability DB changed: rescanning recent images", "db_version", info.Version, "previous", seen,
 		"images", n)
 	return a.Store.SetScanDBVersion(ctx, info.Version)
-}
-
-// scanAuthorizer lets the registry accept the scanner's short-lived pull logins (pipeline.ScanCredentials),
-// granting pull on the one repository each names. Every other login goes to the wrapped authorizer.
-type scanAuthorizer struct {
-	registry.Authorizer
-	creds     *pipeline.ScanCredentials
-	accountID string
-}
-
-func (a *App) scanAuthorizer(inner registry.Authorizer) registry.Authorizer {
-	return &scanAuthorizer{Authorizer: inner, creds: a.scan.creds, accountID: a.Instance.AccountID}
-}
-
-func (s *scanAuthorizer) Authenticate(ctx context.Context, username, password string) (registry.Subject, error) {
-	if username != pipeline.ScannerUser {
-		return s.Authorizer.Authenticate(ctx, username, password)
-	}
-	repo, ok := s.creds.Verify(username, password)
-	if !ok {
-		return registry.Subject{}, registry.ErrUnauthorized
-	}
-	return pipeline.ScannerSubject(repo, s.accountID), nil
-}
-
-func (s *scanAuthorizer) Grant(ctx context.Context, subj registry.Subject, requested []registry.Access) ([]registry.Access, error) {
-	if repo, ok := pipeline.ScannerRepo(subj); ok {
-		return pipeline.ScannerGrant(repo, requested), nil
-	}
-	return s.Authorizer.Grant(ctx, subj, requested)
-}
-
-// SubjectActive keeps the wrapped authorizer's revocation checks.
-func (s *scanAuthorizer) SubjectActive(ctx context.Context, subj registry.Subject, issued time.Time) bool {
-	if sc, ok := s.Authorizer.(registry.SubjectChecker); ok {
-		return sc.SubjectActive(ctx, subj, issued)
-	}
-	return true
 }

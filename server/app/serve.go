@@ -50,7 +50,7 @@ func (a *App) build() error {
 		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
 		Logger:         a.Logger.With("component", "registry"),
 		Metrics:        a.Metrics,
-	}, a.scanAuthorizer(a.registryAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region})), hooks)
+	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
 	}
