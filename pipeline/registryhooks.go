@@ -86,8 +86,8 @@ func (h *RegistryHooks) EnsureRepository(ctx context.Context, subj registry.Subj
 
 // ManifestPushed records the image version of a push by tag and emits its push event.
 func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.ManifestEvent) error {
-	if ev.Tag == "" {
-		return nil
+	if ev.Tag == "" || isBuildCache(ev.Payload) {
+		return nil // a BuildKit registry cache (…:buildcache) is no image version: nothing to list, scan or announce
 	}
 	ns, repo, err := splitRepo(ev.Repository)
 	if err != nil {
@@ -104,6 +104,18 @@ func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.Manifest
 		return nil
 	}
 	return EnqueuePushEvent(ctx, h.Queue, PushEvent{Namespace: ns, Repo: repo, Tag: ev.Tag, Digest: ev.Digest, PushedAt: v.PushedAt})
+}
+
+// BuildCacheConfigType is the config media type of a BuildKit registry cache manifest.
+const BuildCacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
+
+func isBuildCache(payload []byte) bool {
+	var m struct {
+		Config struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	return json.Unmarshal(payload, &m) == nil && m.Config.MediaType == BuildCacheConfigType
 }
 
 // describe fills ImageID, Size and Platforms from the manifest (and its config, or its children for an index).

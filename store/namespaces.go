@@ -169,6 +169,9 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string, force bool) ([
 	if err != nil {
 		return nil, err
 	}
+	if _, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
+		return nil, err
+	}
 	if res.DeletedCount == 1 {
 		s.releaseNamespaceSlot(ctx, ns.AccountID)
 	}

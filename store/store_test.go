@@ -99,3 +99,22 @@ func TestRepositoriesAndForceDelete(t *testing.T) {
 		t.Fatalf("tag survived its repository: %v", err)
 	}
 }
+
+// A namespace's security policy goes with the namespace: a namespace created again under the same name
+// starts from the default policy, not the old one.
+func TestNamespacePolicyDiesWithNamespace(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "gone", AccountID: "1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSecurityPolicy(ctx, &store.SecurityPolicy{ID: "gone", Namespace: "gone", BlockSeverity: "HIGH"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteNamespace(ctx, "gone", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSecurityPolicy(ctx, "gone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("policy outlived its namespace: %v", err)
+	}
+}
