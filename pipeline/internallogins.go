@@ -94,7 +94,9 @@ func (c *InternalLogins) Subject(repo, accountID string) registry.Subject {
 }
 
 // RepoOf returns the repository of a subject made by Subject.
-func (c *InternalLogins) RepoOf(subj registry.Subject) (string, bool) { return internalRepo(c.User, subj) }
+func (c *InternalLogins) RepoOf(subj registry.Subject) (string, bool) {
+	return internalRepo(c.User, subj)
+}
 
 // Grant is what a login for repo may do of what it asks.
 func (c *InternalLogins) Grant(repo string, requested []registry.Access, public func(name string) bool) []registry.Access {
