@@ -61,39 +61,14 @@ func viewBuild(b *store.Build) buildView {
 }
 
 func (a *api) listBuilds(c *gin.Context) {
-	p, err := page(c)
-	if err != nil {
-		fail(c, err)
-		return
+	if resp, _, ok := pageOfRepository(a, c, a.Store.ListBuilds, viewBuild); ok {
+		c.JSON(http.StatusOK, resp)
 	}
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return
-	}
-	items, total, err := a.Store.ListBuilds(c.Request.Context(), r.FullName, p)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list(items, total, p, viewBuild))
 }
 
 // buildOr404 loads build :id of :ns/:repo.
 func (a *api) buildOr404(c *gin.Context) (*store.Build, bool) {
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return nil, false
-	}
-	b, err := a.Store.GetBuild(c.Request.Context(), r.FullName, c.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("build %q of %s does not exist; list them with GET …/builds", c.Param("id"), r.FullName))
-		return nil, false
-	}
-	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	return b, true
+	return childOr404(a, c, "build", "id", "builds", a.Store.GetBuild)
 }
 
 func (a *api) getBuild(c *gin.Context) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -180,4 +181,45 @@ func (a *api) deleteRepository(c *gin.Context) {
 	}
 	a.dropContent(c, c.Param("ns")+"/"+c.Param("repo"))
 	c.Status(http.StatusNoContent)
+}
+
+// pageOfRepository reads one page of a repository's children (tags, builds, rules, triggers…), answering the
+// error itself when the page parameters are bad or the repository is missing.
+func pageOfRepository[S, T any](a *api, c *gin.Context, fetch func(ctx context.Context, repo string, p store.Page) ([]S, int64, error),
+	view func(*S) T) (resp listResponse[T], repo string, ok bool) {
+	p, err := page(c)
+	if err != nil {
+		fail(c, err)
+		return resp, "", false
+	}
+	r, ok := a.repositoryOr404(c)
+	if !ok {
+		return resp, "", false
+	}
+	items, total, err := fetch(c.Request.Context(), r.FullName, p)
+	if err != nil {
+		fail(c, err)
+		return resp, "", false
+	}
+	return list(items, total, p, view), r.FullName, true
+}
+
+// childOr404 loads the child named by path parameter param (a tag, build, rule, trigger…) of :ns/:repo,
+// answering 404 with the kind and the route that lists them when the repository or the child is missing.
+func childOr404[T any](a *api, c *gin.Context, kind, param, listRoute string,
+	get func(ctx context.Context, repo, key string) (*T, error)) (*T, bool) {
+	r, ok := a.repositoryOr404(c)
+	if !ok {
+		return nil, false
+	}
+	v, err := get(c.Request.Context(), r.FullName, c.Param(param))
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("%s %q of %s does not exist; list them with GET …/%s", kind, c.Param(param), r.FullName, listRoute))
+		return nil, false
+	}
+	if err != nil {
+		fail(c, err)
+		return nil, false
+	}
+	return v, true
 }

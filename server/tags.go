@@ -44,40 +44,16 @@ func (a *api) viewTag(v *store.ImageVersion) tagView {
 }
 
 func (a *api) listTags(c *gin.Context) {
-	p, err := page(c)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	r, ok := a.repositoryOr404(c)
+	resp, repo, ok := pageOfRepository(a, c, a.Store.ListImageVersions, a.viewTag)
 	if !ok {
 		return
 	}
-	items, total, err := a.Store.ListImageVersions(c.Request.Context(), r.FullName, p)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	resp := list(items, total, p, a.viewTag)
-	a.fillScans(c, resp.Items, r.FullName)
+	a.fillScans(c, resp.Items, repo)
 	c.JSON(http.StatusOK, resp)
 }
 
 func (a *api) tagOr404(c *gin.Context) (*store.ImageVersion, bool) {
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return nil, false
-	}
-	v, err := a.Store.GetImageVersion(c.Request.Context(), r.FullName, c.Param("tag"))
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("tag %q of %s does not exist; list the tags with GET …/tags", c.Param("tag"), r.FullName))
-		return nil, false
-	}
-	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	return v, true
+	return childOr404(a, c, "tag", "tag", "tags", a.Store.GetImageVersion)
 }
 
 func (a *api) getTag(c *gin.Context) {

@@ -202,39 +202,14 @@ func (a *api) createTrigger(c *gin.Context) {
 }
 
 func (a *api) listTriggers(c *gin.Context) {
-	p, err := page(c)
-	if err != nil {
-		fail(c, err)
-		return
+	if resp, _, ok := pageOfRepository(a, c, a.Store.ListTriggers, viewTrigger); ok {
+		c.JSON(http.StatusOK, resp)
 	}
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return
-	}
-	items, total, err := a.Store.ListTriggers(c.Request.Context(), r.FullName, p)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list(items, total, p, viewTrigger))
 }
 
 // triggerOr404 loads :id of :ns/:repo.
 func (a *api) triggerOr404(c *gin.Context) (*store.Trigger, bool) {
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return nil, false
-	}
-	t, err := a.Store.GetTrigger(c.Request.Context(), r.FullName, c.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("trigger %q of %s does not exist; list the triggers with GET …/triggers", c.Param("id"), r.FullName))
-		return nil, false
-	}
-	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	return t, true
+	return childOr404(a, c, "trigger", "id", "triggers", a.Store.GetTrigger)
 }
 
 func (a *api) getTrigger(c *gin.Context) {
