@@ -246,16 +246,7 @@ func (a *api) updateUser(c *gin.Context) {
 	disable := req.Enabled != nil && !*req.Enabled
 	u, err = a.Store.ChangeUser(c.Request.Context(), u.Name,
 		store.UserUpdate{DisplayName: req.DisplayName, PasswordHash: hash, Enabled: req.Enabled, RevokeTokens: disable})
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("user %q does not exist", c.Param("name")))
-		return
-	}
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	a.Auth.Invalidate(u.Name)
-	c.JSON(http.StatusOK, viewUser(u))
+	a.userChanged(c, u, err)
 }
 
 func (a *api) deleteUser(c *gin.Context) {
@@ -405,16 +396,7 @@ func (a *api) attachPolicy(c *gin.Context) {
 		return
 	}
 	u, err = a.Store.AttachPolicy(c.Request.Context(), u.Name, pn)
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("user %q does not exist", c.Param("name")))
-		return
-	}
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	a.Auth.Invalidate(u.Name)
-	c.JSON(http.StatusOK, viewUser(u))
+	a.userChanged(c, u, err)
 }
 
 func (a *api) detachPolicy(c *gin.Context) {
@@ -433,4 +415,19 @@ func (a *api) detachPolicy(c *gin.Context) {
 	}
 	a.Auth.Invalidate(u.Name)
 	c.Status(http.StatusNoContent)
+}
+
+// userChanged answers a change to a user: the user as it now is, after dropping what was cached about it so
+// the change applies to its next request; or the error.
+func (a *api) userChanged(c *gin.Context, u *store.User, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		fail(c, notFound("user %q does not exist", c.Param("name")))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	a.Auth.Invalidate(u.Name)
+	c.JSON(http.StatusOK, viewUser(u))
 }
