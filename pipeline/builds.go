@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +95,7 @@ type Builds struct {
 	Logger *slog.Logger
 
 	dedupe inbound.Deduper
+	cache  hookCache
 }
 
 // Errors callers branch on.
@@ -137,7 +140,7 @@ func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.Build
 		Repository: src.Repository, RuleID: rule.ID, Trigger: trigger, RefType: ref.Type, Ref: ref.Name,
 		Commit: ref.Commit, Pusher: ref.Pusher, ImageTag: tag, Region: QueueFor(src), NoCache: src.NoCache,
 		Spec: store.BuildSpec{DockerfileDir: rule.DockerfileDir, DockerfileName: rule.DockerfileName,
-			BuildArgs: rule.BuildArgs, Target: rule.Target, Platforms: rule.Platforms},
+			BuildArgs: maps.Clone(rule.BuildArgs), Target: rule.Target, Platforms: slices.Clone(rule.Platforms)},
 	}
 	if err := s.Store.CreateBuild(ctx, b); err != nil {
 		return nil, err
@@ -165,7 +168,7 @@ func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEv
 	if ev.RefType == inbound.RefTypeTag {
 		ref.Type = store.RuleTag
 	}
-	rules, err := s.Store.AllBuildRules(ctx, src.Repository)
+	rules, err := s.rulesOf(ctx, src.Repository)
 	if err != nil {
 		return nil, nil, err
 	}

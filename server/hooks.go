@@ -53,7 +53,7 @@ func (a *api) receiveHook(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	src, err := a.Store.SourceByHook(ctx, id)
+	src, err := a.Builds.SourceByHook(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("no webhook at this URL (the repository was disconnected?); copy webhook_url from GET …/source"))
 		return

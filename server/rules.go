@@ -101,6 +101,7 @@ func (a *api) createRule(c *gin.Context) {
 	}
 	rule.Repository = r.FullName
 	err := a.Store.CreateBuildRule(c.Request.Context(), rule)
+	a.forgetRules(rule.Repository)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		fail(c, notFound("repository %s does not exist", r.FullName))
@@ -163,6 +164,7 @@ func (a *api) updateRule(c *gin.Context) {
 	}
 	full := c.Param("ns") + "/" + c.Param("repo")
 	rule, err := a.Store.UpdateBuildRule(c.Request.Context(), full, c.Param("id"), req.apply)
+	a.forgetRules(full)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("build rule %q of %s does not exist", c.Param("id"), full))
 		return
@@ -177,6 +179,7 @@ func (a *api) updateRule(c *gin.Context) {
 func (a *api) deleteRule(c *gin.Context) {
 	full := c.Param("ns") + "/" + c.Param("repo")
 	err := a.Store.DeleteBuildRule(c.Request.Context(), full, c.Param("id"))
+	a.forgetRules(full)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("build rule %q of %s does not exist", c.Param("id"), full))
 		return
@@ -274,4 +277,12 @@ func (a *api) buildNow(c *gin.Context) {
 	}
 	c.Header("Location", "/api/v1/repositories/"+b.Repository+"/builds/"+b.ID)
 	c.JSON(http.StatusAccepted, viewBuild(b))
+}
+
+// forgetRules makes this instance's next webhook of repo read its build rules again (pipeline.RulesTTL bounds
+// how long other replicas may use the old ones).
+func (a *api) forgetRules(repo string) {
+	if a.Builds != nil {
+		a.Builds.Forget(repo)
+	}
 }

@@ -30,6 +30,11 @@ type BuildService interface {
 	Seen(ctx context.Context, repo, key string) bool
 	Cancel(ctx context.Context, b *store.Build, who string) (*store.Build, error)
 	ResolveHead(ctx context.Context, src *store.Source, refType, name string) (string, error)
+	// SourceByHook finds the source of a webhook id (store.SourceByHook, with the id → repository mapping
+	// remembered; the source itself is read every time).
+	SourceByHook(ctx context.Context, hookID string) (*store.Source, error)
+	// Forget makes the next webhook of repo read its build rules again; call it after changing them or the source.
+	Forget(repo string)
 }
 
 // Source field limits.
@@ -169,6 +174,7 @@ func (a *api) putSource(c *gin.Context) {
 		src.NoCache = *req.NoCache
 	}
 	created, err := a.Store.PutSource(ctx, src)
+	a.Builds.Forget(r.FullName)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("repository %s does not exist", r.FullName))
 		return
@@ -213,6 +219,9 @@ func (a *api) deleteSource(c *gin.Context) {
 		return
 	}
 	err := a.Store.DeleteSource(c.Request.Context(), r.FullName)
+	if a.Builds != nil {
+		a.Builds.Forget(r.FullName)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("%s has no code source", r.FullName))
 		return

@@ -1,0 +1,103 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/storetest"
+	"github.com/berth-dev/berth/webhooks/inbound"
+)
+
+// TestHookCache: the webhook path remembers a hook's repository and a repository's rules, but a changed
+// secret, a disconnected source and (after Forget) a changed rule take effect at once; an unforgotten change
+// (another replica's) within RulesTTL.
+func TestHookCache(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t)
+	if err := st.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: "app", AccountID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	s := &Builds{Store: st, Queue: &fakeQueue{ids: map[string]string{}}}
+	src := &store.Source{Repository: "team/app", Provider: "github", URL: "https://example.com/a.git", WebhookSecret: "one", AutoBuild: true}
+	if _, err := st.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	hook := src.HookID
+	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "one" {
+		t.Fatalf("first lookup: %+v %v", got, err)
+	}
+	// A new secret is used by the next delivery.
+	src.WebhookSecret = "two"
+	if _, err := st.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "two" || got.HookID != hook {
+		t.Fatalf("after a new secret: %+v %v", got, err)
+	}
+	// A disconnected source's hook is gone at once, and a new source of the repository has another hook id.
+	if err := st.DeleteSource(ctx, "team/app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SourceByHook(ctx, hook); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("disconnected source: %v", err)
+	}
+	src2 := &store.Source{Repository: "team/app", Provider: "github", URL: "https://example.com/a.git", WebhookSecret: "three", AutoBuild: true}
+	if _, err := st.PutSource(ctx, src2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SourceByHook(ctx, hook); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old hook id of a reconnected repository: %v", err)
+	}
+	if got, err := s.SourceByHook(ctx, src2.HookID); err != nil || got.WebhookSecret != "three" {
+		t.Fatalf("new hook id: %+v %v", got, err)
+	}
+
+	push := func(branch string) int {
+		t.Helper()
+		builds, _, err := s.Push(ctx, src2, &inbound.PushEvent{Name: branch, Commit: "0123456789abcdef0123456789abcdef01234567"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(builds)
+	}
+	if n := push("main"); n != 0 {
+		t.Fatalf("no rules yet: %d builds", n)
+	}
+	rule := &store.BuildRule{Repository: "team/app", SourceType: store.RuleBranch, SourceRef: "main", ImageTag: "latest",
+		BuildArgs: map[string]string{"A": "1"}}
+	if err := st.CreateBuildRule(ctx, rule); err != nil {
+		t.Fatal(err)
+	}
+	s.Forget("team/app")
+	if n := push("main"); n != 1 {
+		t.Fatalf("a new rule, forgotten: %d builds", n)
+	}
+	// A change this process did not see (another replica's) applies within RulesTTL.
+	if _, err := st.UpdateBuildRule(ctx, "team/app", rule.ID, func(r *store.BuildRule) error { r.SourceRef = "dev"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := push("dev"); n != 0 {
+		t.Fatalf("rules are remembered for RulesTTL: %d builds", n)
+	}
+	s.cache.mu.Lock()
+	e := s.cache.rules["team/app"]
+	e.until = time.Now().Add(-time.Millisecond)
+	s.cache.rules["team/app"] = e
+	s.cache.mu.Unlock()
+	if n := push("dev"); n != 1 {
+		t.Fatalf("after RulesTTL: %d builds", n)
+	}
+	if err := st.DeleteBuildRule(ctx, "team/app", rule.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Forget("team/app")
+	if n := push("dev"); n != 0 {
+		t.Fatalf("a deleted rule, forgotten: %d builds", n)
+	}
+}
