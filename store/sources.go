@@ -141,7 +141,10 @@ func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
 	if len(key) > maxHookDeliveryKey {
 		return fmt.Errorf("delivery key is longer than %d bytes", maxHookDeliveryKey)
 	}
-	// No write lock: the unique _id decides between concurrent inserts on both backends.
+	// The unique _id decides between concurrent inserts (across replicas too). The write lock is not needed for
+	// that, but on the embedded SQLite concurrent write transactions wait for each other in SQLite's sleeping
+	// busy handler: taking turns in-process is faster (bench/builds: ~390 → ~640 accepted webhooks/s).
+	defer s.lockWrites()()
 	_, err := s.c(colHookDeliveries).InsertOne(ctx, hookDelivery{ID: repo + "\n" + key, Repository: repo, At: now()})
 	if mongo.IsDuplicateKeyError(err) {
 		return ErrAlreadyExists
