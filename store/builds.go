@@ -136,7 +136,6 @@ func (s *Store) EnsureBuildIndexes(ctx context.Context) error {
 
 // CreateBuild inserts b (QUEUED unless its status is set), giving it an id when it has none.
 func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
-	defer s.lockWrites()()
 	if b.ID == "" {
 		b.ID = NewBuildID()
 	}
@@ -147,7 +146,13 @@ func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
 		b.Stages = []BuildStage{}
 	}
 	b.CreatedAt, b.UpdatedAt = now(), now()
-	if _, err := s.c(colBuilds).InsertOne(ctx, b); err != nil {
+	// Encoded before taking the write lock, which then covers only the database's work.
+	doc, err := bson.Marshal(b)
+	if err != nil {
+		return err
+	}
+	defer s.lockWrites()()
+	if _, err := s.c(colBuilds).InsertOne(ctx, bson.Raw(doc)); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return ErrAlreadyExists
 		}
