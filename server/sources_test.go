@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -234,5 +235,64 @@ func TestFileSourceAdminOnly(t *testing.T) {
 	body["url"] = "https://git.example.com/team/app.git"
 	if r := in.Call(t, "dev", pass, "PUT", "/api/v1/repositories/team/app/source", body); r.Status != 201 {
 		t.Fatalf("https source by the same user: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestHookSeesChangesAtOnce: the webhook endpoint remembers a repository's rules, but a rule or source changed
+// through the API applies to the very next delivery.
+func TestHookSeesChangesAtOnce(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	api := "/api/v1/repositories/team/app"
+	put := func(autoBuild bool) (string, string) {
+		t.Helper()
+		r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": "https://git.example.com/team/app.git",
+			"overseas_build": true, "auto_build": autoBuild})
+		if r.Status != 200 && r.Status != 201 {
+			t.Fatalf("put source: %d %s", r.Status, r.Body)
+		}
+		return r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	}
+	hookURL, secret := put(true)
+	n := 0
+	push := func(url, secret, branch string, want int) {
+		t.Helper()
+		n++
+		status, ans := sendHook(t, url, secret, "push", fmt.Sprintf("d%d", n), githubPush("refs/heads/"+branch, "", strings.Repeat("a", 40)))
+		if status != 202 || len(hookBuilds(t, ans)) != want {
+			t.Fatalf("push %s: %d %v, want %d builds", branch, status, ans, want)
+		}
+	}
+	push(hookURL, secret, "main", 0)
+	r := in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"})
+	ruleID, _ := r.JSON["id"].(string)
+	push(hookURL, secret, "main", 1)
+	in.Admin(t, "PATCH", api+"/build-rules/"+ruleID, map[string]any{"source_ref": "dev"})
+	push(hookURL, secret, "main", 0)
+	push(hookURL, secret, "dev", 1)
+	in.Admin(t, "DELETE", api+"/build-rules/"+ruleID, nil)
+	push(hookURL, secret, "dev", 0)
+	in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "dev"})
+	push(hookURL, secret, "dev", 1)
+
+	put(false)
+	push(hookURL, secret, "dev", 0)
+	if r := in.Admin(t, "DELETE", api+"/source", nil); r.Status != 204 {
+		t.Fatalf("delete source: %d", r.Status)
+	}
+	if status, _ := sendHook(t, hookURL, secret, "push", "gone", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 404 {
+		t.Fatalf("disconnected webhook: %d", status)
+	}
+	newURL, newSecret := put(true)
+	if status, _ := sendHook(t, newURL, secret, "push", "old-secret", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 401 {
+		t.Fatalf("the old secret on the new webhook: %d", status)
+	}
+	push(newURL, newSecret, "dev", 1)
+	if r := in.Admin(t, "DELETE", api, nil); r.Status != 204 {
+		t.Fatalf("delete repository: %d", r.Status)
+	}
+	if status, _ := sendHook(t, newURL, newSecret, "push", "deleted", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 404 {
+		t.Fatalf("webhook of a deleted repository: %d", status)
 	}
 }
