@@ -115,39 +115,14 @@ func (a *api) createRule(c *gin.Context) {
 }
 
 func (a *api) listRules(c *gin.Context) {
-	p, err := page(c)
-	if err != nil {
-		fail(c, err)
-		return
+	if resp, _, ok := pageOfRepository(a, c, a.Store.ListBuildRules, viewRule); ok {
+		c.JSON(http.StatusOK, resp)
 	}
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return
-	}
-	items, total, err := a.Store.ListBuildRules(c.Request.Context(), r.FullName, p)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list(items, total, p, viewRule))
 }
 
 // ruleOr404 loads :id of :ns/:repo.
 func (a *api) ruleOr404(c *gin.Context) (*store.BuildRule, bool) {
-	r, ok := a.repositoryOr404(c)
-	if !ok {
-		return nil, false
-	}
-	rule, err := a.Store.GetBuildRule(c.Request.Context(), r.FullName, c.Param("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		fail(c, notFound("build rule %q of %s does not exist; list them with GET …/build-rules", c.Param("id"), r.FullName))
-		return nil, false
-	}
-	if err != nil {
-		fail(c, err)
-		return nil, false
-	}
-	return rule, true
+	return childOr404(a, c, "build rule", "id", "build-rules", a.Store.GetBuildRule)
 }
 
 func (a *api) getRule(c *gin.Context) {
