@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -122,6 +123,13 @@ func TestGitDrivenBuilds(t *testing.T) {
 		files := pulledFiles(t, in.Host+"/"+repo+":latest")
 		if files["hello.txt"] != "hello from the first commit\n" || files["copy.txt"] != files["hello.txt"] {
 			t.Fatalf("image files: %v", files)
+		}
+		// BuildKit also pushed its registry cache beside the image; it is not an image version.
+		if _, err := in.Registry.ResolveTag(context.Background(), repo, "buildcache"); err != nil {
+			t.Fatalf("registry cache %s:buildcache not pushed: %v", repo, err)
+		}
+		if r := in.Admin(t, "GET", api+"/tags/buildcache", nil); r.Status != 404 {
+			t.Fatalf("the build cache is listed as an image version: %d %s", r.Status, r.Body)
 		}
 		log := buildLog(t, in, repo, ids[0])
 		if testing.Verbose() {
