@@ -34,14 +34,15 @@ func viewRepository(r *store.Repository) repositoryView {
 		Visibility: r.Visibility, Origin: r.Origin, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
-func checkTexts(summary, description *string) error {
+// checkRepositoryFields checks what a create or a PATCH may set on a repository.
+func checkRepositoryFields(summary, description, visibility *string) error {
 	if summary != nil && utf8.RuneCountInString(*summary) > MaxSummaryRunes {
 		return badRequest("summary is %d characters; at most %d are allowed", utf8.RuneCountInString(*summary), MaxSummaryRunes)
 	}
 	if description != nil && len(*description) > MaxDescriptionBytes {
 		return badRequest("description is %d bytes; at most %d are allowed", len(*description), MaxDescriptionBytes)
 	}
-	return nil
+	return checkVisibility("visibility", visibility)
 }
 
 func (a *api) createRepository(c *gin.Context) {
@@ -59,11 +60,7 @@ func (a *api) createRepository(c *gin.Context) {
 		fail(c, errf(http.StatusBadRequest, CodeInvalidName, "%v", err))
 		return
 	}
-	if err := checkTexts(req.Summary, req.Description); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := checkVisibility("visibility", req.Visibility); err != nil {
+	if err := checkRepositoryFields(req.Summary, req.Description, req.Visibility); err != nil {
 		fail(c, err)
 		return
 	}
@@ -148,11 +145,7 @@ func (a *api) updateRepository(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if err := checkTexts(req.Summary, req.Description); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := checkVisibility("visibility", req.Visibility); err != nil {
+	if err := checkRepositoryFields(req.Summary, req.Description, req.Visibility); err != nil {
 		fail(c, err)
 		return
 	}
