@@ -1,14 +1,12 @@
 package server_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,16 +23,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/server/app/apptest"
 	"github.com/berth-dev/berth/workers/buildkit"
+	"github.com/berth-dev/berth/workers/buildkit/buildkittest"
 )
 
 // The build tests share one buildkitd, started on first use and stopped by TestMain.
@@ -271,55 +264,11 @@ func cachedSteps(log string) (cached, steps []string) {
 	return cached, steps
 }
 
-var busyboxTools = []string{"sh", "cat", "cp", "echo", "sleep", "ls", "mkdir", "true", "test"}
-
 // pushBusybox makes HOST/library/busybox:latest from Debian's busybox-static, pushed as the administrator.
 func pushBusybox(t *testing.T, in *apptest.Instance) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	need(t, "/bin/busybox", err)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(0, 0)
-	for _, h := range []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mod},
-		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mod},
-		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mod},
-	} {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			tw.Write(bb)
-		}
-	}
-	for _, tool := range busyboxTools {
-		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + tool, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777, ModTime: mod}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layerBytes)), nil },
-		tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: runtime.GOARCH, RootFS: cf.RootFS,
-		Config: v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, err := buildkittest.BusyboxImage()
+	need(t, buildkittest.BusyboxBinary, err)
 	ref := in.Host + "/library/busybox:latest"
 	tag, err := name.NewTag(ref, name.Insecure)
 	if err != nil {
@@ -354,25 +303,9 @@ func pulledFiles(t *testing.T, ref string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	files := map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return files
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag != tar.TypeReg || h.Name == "bin/busybox" {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[strings.TrimPrefix(h.Name, "/")] = string(b)
+	files, err := buildkittest.Files(img)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return files
 }

@@ -1,11 +1,9 @@
 package buildkit
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -13,21 +11,16 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/workers/buildkit/buildkittest"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // The tests share one buildkitd (started on first use, stopped by TestMain)
@@ -164,68 +157,15 @@ func newTokenRegistry(t *testing.T, user, password string) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-// busyboxTools are linked to /bin/busybox in the base image.
-var busyboxTools = []string{"sh", "cat", "echo", "sleep", "ls", "mkdir", "env", "true", "false", "test", "wc", "date", "head"}
-
-// pushBusybox makes HOST/library/busybox:latest from Debian's
-// busybox-static (/bin/busybox): one layer with bin/busybox and symlinks.
+// pushBusybox makes HOST/library/busybox:latest from Debian's busybox-static (buildkittest.BusyboxImage).
 func pushBusybox(t *testing.T, host string, auth authn.Authenticator) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
+	img, err := buildkittest.BusyboxImage()
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("need /bin/busybox (apt-get install busybox-static): %v", err)
-		}
-		t.Skipf("skipping: /bin/busybox missing (apt-get install busybox-static): %v", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	mod := time.Unix(0, 0)
-	hdrs := []*tar.Header{
-		{Name: "bin/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: mod},
-		{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777, ModTime: mod},
-		{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb)), ModTime: mod},
-	}
-	for _, h := range hdrs {
-		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
-		if h.Typeflag == tar.TypeReg {
-			tw.Write(bb)
-		}
-	}
-	for _, tool := range busyboxTools {
-		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + tool, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777, ModTime: mod}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layerBytes := buf.Bytes()
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	base = mutate.ConfigMediaType(base, types.OCIConfigJSON)
-	img, err := mutate.AppendLayers(base, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		OS:           "linux",
-		Architecture: runtime.GOARCH,
-		RootFS:       v1.RootFS{Type: "layers", DiffIDs: mustDiffIDs(t, img)},
-		Config: v1.Config{
-			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-			Cmd: []string{"sh"},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
+		t.Skipf("skipping: %v", err)
 	}
 	ref := host + "/library/busybox:latest"
 	tag, err := name.NewTag(ref, name.Insecure)
@@ -239,15 +179,6 @@ func pushBusybox(t *testing.T, host string, auth authn.Authenticator) string {
 		t.Fatalf("push base image: %v", err)
 	}
 	return ref
-}
-
-func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
-	t.Helper()
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cf.RootFS.DiffIDs
 }
 
 // imageFiles reads the regular files of a pushed image's flattened
@@ -269,26 +200,9 @@ func imageFiles(t *testing.T, ref string, auth authn.Authenticator) (map[string]
 	if err != nil {
 		t.Fatalf("image %s: %v", ref, err)
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	files := map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag != tar.TypeReg || h.Name == "bin/busybox" {
-			continue
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[strings.TrimPrefix(h.Name, "/")] = string(b)
+	files, err := buildkittest.Files(img)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return files, desc.Digest.String()
 }
