@@ -151,14 +151,7 @@ func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
 	if err != nil {
 		return err
 	}
-	defer s.lockWrites()()
-	if _, err := s.c(colBuilds).InsertOne(ctx, bson.Raw(doc)); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
-	}
-	return nil
+	return s.insertOne(ctx, colBuilds, doc)
 }
 
 // GetBuild returns build id of repo.

@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +177,63 @@ func TestBuildRuleLimit(t *testing.T) {
 	rules, err := s.AllBuildRules(ctx, repo)
 	if err != nil || len(rules) != store.MaxBuildRules {
 		t.Fatalf("all: %d %v", len(rules), err)
+	}
+}
+
+// TestConcurrentInserts: concurrent deliveries and builds (grouped into one insert on FerretDB) each get their
+// own answer: every distinct delivery is recorded once and each redelivery is refused, whichever batch it
+// lands in; every build is stored.
+func TestConcurrentInserts(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.New(t)
+	repo := buildRepo(t, s, "team", "app")
+	const n = 64
+	var wg sync.WaitGroup
+	var recorded, refused atomic.Int32
+	errs := make(chan error, 3*n)
+	for i := range 2 * n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.RecordDelivery(ctx, repo, fmt.Sprintf("d%d", i%n))
+			switch {
+			case err == nil:
+				recorded.Add(1)
+			case errors.Is(err, store.ErrAlreadyExists):
+				refused.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	ids := make(chan string, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &store.Build{Repository: repo, RefType: store.RuleBranch, Ref: "main", ImageTag: "latest", Region: "default"}
+			if err := s.CreateBuild(ctx, b); err != nil {
+				errs <- err
+				return
+			}
+			ids <- b.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(ids)
+	for err := range errs {
+		t.Error(err)
+	}
+	if recorded.Load() != n || refused.Load() != n {
+		t.Fatalf("%d deliveries sent twice each: %d recorded, %d refused as redeliveries", n, recorded.Load(), refused.Load())
+	}
+	for id := range ids {
+		if _, err := s.GetBuild(ctx, repo, id); err != nil {
+			t.Fatalf("build %s: %v", id, err)
+		}
+	}
+	if _, total, err := s.ListBuilds(ctx, repo, store.Page{Page: 1, PageSize: 10}); err != nil || total != n {
+		t.Fatalf("builds listed: %d (%v), want %d", total, err, n)
 	}
 }

@@ -41,6 +41,9 @@ type Store struct {
 
 	wmu    sync.Mutex
 	ferret bool
+
+	insertersMu sync.Mutex
+	inserters   map[string]*inserter // by collection
 }
 
 // FerretDB reports whether the backend is FerretDB, whose writes this process serialises. Several Berth

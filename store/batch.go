@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// batchTimeout bounds one group insert. It is detached from the callers' contexts: the insert serves them all.
+const batchTimeout = 30 * time.Second
+
+// maxBatch bounds the documents of one group insert.
+const maxBatch = 256
+
+// inserter groups concurrent single-document inserts into one collection when writes are serialised (FerretDB):
+// every write then waits its turn for the write lock, and on SQLite each insert commits its own transaction.
+// The first caller to find no insert running becomes the leader: it takes the write lock and inserts everything
+// queued meanwhile with one unordered insertMany, one transaction, and hands each caller its own result. A
+// duplicate _id fails only its own document.
+type inserter struct {
+	mu      sync.Mutex
+	queued  []*pendingInsert
+	leading bool
+}
+
+type pendingInsert struct {
+	doc  bson.Raw
+	err  error
+	done chan struct{}
+}
+
+// insertOne inserts doc into coll; ErrAlreadyExists when its _id (or another unique key) is taken. Where writes
+// are not serialised it is a plain InsertOne.
+func (s *Store) insertOne(ctx context.Context, coll string, doc bson.Raw) error {
+	if !s.opts.SerializeWrites {
+		return insertErr(s.c(coll).InsertOne(ctx, doc))
+	}
+	s.insertersMu.Lock()
+	in := s.inserters[coll]
+	if in == nil {
+		if s.inserters == nil {
+			s.inserters = map[string]*inserter{}
+		}
+		in = &inserter{}
+		s.inserters[coll] = in
+	}
+	s.insertersMu.Unlock()
+
+	p := &pendingInsert{doc: doc, done: make(chan struct{})}
+	in.mu.Lock()
+	in.queued = append(in.queued, p)
+	lead := !in.leading
+	in.leading = true
+	in.mu.Unlock()
+	if lead {
+		s.leadInserts(context.WithoutCancel(ctx), coll, in)
+	}
+	<-p.done
+	return p.err
+}
+
+// leadInserts inserts the queued documents of in, batch after batch, until none is left.
+func (s *Store) leadInserts(ctx context.Context, coll string, in *inserter) {
+	for {
+		in.mu.Lock()
+		n := min(len(in.queued), maxBatch)
+		if n == 0 {
+			in.leading = false
+			in.mu.Unlock()
+			return
+		}
+		batch := in.queued[:n:n]
+		in.queued = in.queued[n:]
+		if len(in.queued) == 0 {
+			in.queued = nil
+		}
+		in.mu.Unlock()
+		s.insertBatch(ctx, coll, batch)
+	}
+}
+
+func (s *Store) insertBatch(ctx context.Context, coll string, batch []*pendingInsert) {
+	defer func() {
+		for _, p := range batch {
+			close(p.done)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
+	defer cancel()
+	unlock := s.lockWrites()
+	defer unlock()
+	if len(batch) == 1 {
+		batch[0].err = insertErr(s.c(coll).InsertOne(ctx, batch[0].doc))
+		return
+	}
+	docs := make([]any, len(batch))
+	for i, p := range batch {
+		docs[i] = p.doc
+	}
+	_, err := s.c(coll).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		for _, p := range batch {
+			p.err = err
+		}
+		return
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Index < 0 || we.Index >= len(batch) {
+			continue
+		}
+		if we.HasErrorCode(11000) || we.HasErrorCode(11001) || we.HasErrorCode(12582) {
+			batch[we.Index].err = ErrAlreadyExists
+		} else {
+			batch[we.Index].err = we
+		}
+	}
+}
+
+func insertErr(_ *mongo.InsertOneResult, err error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return ErrAlreadyExists
+	}
+	return err
+}
