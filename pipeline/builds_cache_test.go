@@ -11,9 +11,9 @@ import (
 	"github.com/berth-dev/berth/webhooks/inbound"
 )
 
-// TestHookCache: the webhook path remembers a hook's repository and a repository's rules, but a changed
-// secret, a disconnected source and (after Forget) a changed rule take effect at once; an unforgotten change
-// (another replica's) within RulesTTL.
+// TestHookCache: the webhook path remembers a hook's source and a repository's rules; a changed secret, a
+// disconnected source and a changed rule take effect at once after Forget (what every change through this
+// process calls), and an unforgotten change (another replica's) within RulesTTL.
 func TestHookCache(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.New(t)
@@ -32,18 +32,43 @@ func TestHookCache(t *testing.T) {
 	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "one" {
 		t.Fatalf("first lookup: %+v %v", got, err)
 	}
-	// A new secret is used by the next delivery.
+	expire := func() {
+		s.cache.mu.Lock()
+		for id, e := range s.cache.sources {
+			e.until = time.Now().Add(-time.Millisecond)
+			s.cache.sources[id] = e
+		}
+		for repo, e := range s.cache.rules {
+			e.until = time.Now().Add(-time.Millisecond)
+			s.cache.rules[repo] = e
+		}
+		s.cache.mu.Unlock()
+	}
+	// A new secret set by another replica is used once RulesTTL has passed; one set here at once (Forget).
 	src.WebhookSecret = "two"
 	if _, err := st.PutSource(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "two" || got.HookID != hook {
-		t.Fatalf("after a new secret: %+v %v", got, err)
+	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "one" {
+		t.Fatalf("the source is remembered for RulesTTL: %+v %v", got, err)
 	}
-	// A disconnected source's hook is gone at once, and a new source of the repository has another hook id.
+	expire()
+	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "two" || got.HookID != hook {
+		t.Fatalf("after RulesTTL, a new secret: %+v %v", got, err)
+	}
+	src.WebhookSecret = "two-b"
+	if _, err := st.PutSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	s.Forget("team/app")
+	if got, err := s.SourceByHook(ctx, hook); err != nil || got.WebhookSecret != "two-b" {
+		t.Fatalf("a new secret, forgotten: %+v %v", got, err)
+	}
+	// A disconnected source's hook is gone, and a new source of the repository has another hook id.
 	if err := st.DeleteSource(ctx, "team/app"); err != nil {
 		t.Fatal(err)
 	}
+	s.Forget("team/app")
 	if _, err := s.SourceByHook(ctx, hook); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("disconnected source: %v", err)
 	}
@@ -85,11 +110,7 @@ func TestHookCache(t *testing.T) {
 	if n := push("dev"); n != 0 {
 		t.Fatalf("rules are remembered for RulesTTL: %d builds", n)
 	}
-	s.cache.mu.Lock()
-	e := s.cache.rules["team/app"]
-	e.until = time.Now().Add(-time.Millisecond)
-	s.cache.rules["team/app"] = e
-	s.cache.mu.Unlock()
+	expire()
 	if n := push("dev"); n != 1 {
 		t.Fatalf("after RulesTTL: %d builds", n)
 	}

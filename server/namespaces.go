@@ -146,9 +146,15 @@ func (a *api) deleteNamespace(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// dropContent removes the registry content of deleted repositories. Failures are logged, not returned: the
-// metadata is gone and the blobs are reclaimed by garbage collection anyway.
+// dropContent removes the registry content of deleted repositories and makes their webhooks stop at once.
+// Failures are logged, not returned: the metadata is gone and the blobs are reclaimed by garbage collection
+// anyway.
 func (a *api) dropContent(c *gin.Context, fullNames ...string) {
+	if a.Builds != nil {
+		for _, full := range fullNames {
+			a.Builds.Forget(full)
+		}
+	}
 	if a.Registry == nil {
 		return
 	}

@@ -30,10 +30,10 @@ type BuildService interface {
 	Seen(ctx context.Context, repo, key string) bool
 	Cancel(ctx context.Context, b *store.Build, who string) (*store.Build, error)
 	ResolveHead(ctx context.Context, src *store.Source, refType, name string) (string, error)
-	// SourceByHook finds the source of a webhook id (store.SourceByHook, with the id → repository mapping
-	// remembered; the source itself is read every time).
+	// SourceByHook finds the source of a webhook id (store.SourceByHook, remembered for a moment).
 	SourceByHook(ctx context.Context, hookID string) (*store.Source, error)
-	// Forget makes the next webhook of repo read its build rules again; call it after changing them or the source.
+	// Forget makes the next webhook of repo read its source and build rules again; call it after changing them
+	// or the source, and after deleting repo.
 	Forget(repo string)
 }
 

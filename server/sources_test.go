@@ -295,4 +295,14 @@ func TestHookSeesChangesAtOnce(t *testing.T) {
 	if status, _ := sendHook(t, newURL, newSecret, "push", "deleted", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 404 {
 		t.Fatalf("webhook of a deleted repository: %d", status)
 	}
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "dev"})
+	lastURL, lastSecret := put(true)
+	push(lastURL, lastSecret, "dev", 1)
+	if r := in.Admin(t, "DELETE", "/api/v1/namespaces/team?force=true", nil); r.Status != 204 {
+		t.Fatalf("delete namespace: %d", r.Status)
+	}
+	if status, _ := sendHook(t, lastURL, lastSecret, "push", "ns-deleted", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 404 {
+		t.Fatalf("webhook of a repository deleted with its namespace: %d", status)
+	}
 }
