@@ -242,6 +242,13 @@ func TestGitDrivenBuilds(t *testing.T) {
 		if len(steps) != 2 || len(cached) != len(steps) || !strings.Contains(log, "2 of 2 steps cached") {
 			t.Fatalf("cached rebuild: %d of %d steps CACHED (%v):\n%s", len(cached), len(steps), steps, log)
 		}
+		// The same commit again: the worker's checkout of it is read again instead of a clone.
+		if !strings.Contains(log, "CLONING skipped") || strings.Contains(log, "cloned in") {
+			t.Fatalf("a rebuild of the same commit cloned again:\n%s", log)
+		}
+		if files := pulledFiles(t, in.Host+"/"+repo+":multi"); files["result/out.txt"] != "hello from stage build\n" {
+			t.Fatalf("multi-stage image files after a rebuild from a kept checkout: %v", files)
+		}
 
 		if r := in.Admin(t, "PUT", api+"/source", map[string]any{"no_cache": true}); r.Status != 200 || r.JSON["no_cache"] != true {
 			t.Fatalf("no_cache: %s", r.Body)

@@ -3,6 +3,8 @@ package workers
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +47,9 @@ type BuildRunner struct {
 	Credentials *pipeline.BuildCredentials
 	// WorkDir holds the checkouts while they build.
 	WorkDir string
+	// Checkouts, when set, keeps recent checkouts of exact commits, so a build of a commit this worker has
+	// checked out already skips the clone.
+	Checkouts *gitclone.Checkouts
 	// Worker names this process in build records (host/pid).
 	Worker string
 	Logger *slog.Logger
@@ -273,24 +278,11 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 		// A tag push may name the tag object rather than its commit; a clone of the tag peels it.
 		commit = ""
 	}
-	blog.Printf("CLONING %s %s at %s", src.URL, ref, orHead(b.Commit))
-	checkout := filepath.Join(dir, "src")
-	cloneStart := time.Now()
-	head, err := gitclone.Clone(ctx, gitclone.CloneRequest{URL: src.URL, Ref: ref, Commit: commit, Dir: checkout,
-		Credentials: creds}, blog)
+	checkout, release, err := r.checkout(ctx, b, src, ref, commit, creds, filepath.Join(dir, "src"), blog)
 	if err != nil {
-		if ctx.Err() != nil {
-			return "", ctx.Err()
-		}
-		return "", failf("clone: %v", err)
+		return "", err
 	}
-	blog.Printf("cloned in %s", time.Since(cloneStart).Round(time.Millisecond))
-	if head != b.Commit {
-		if _, err := r.Store.UpdateBuild(ctx, b.ID, func(nb *store.Build) error { nb.Commit = head; return nil }); err != nil {
-			return "", err
-		}
-		b.Commit = head
-	}
+	defer release()
 	contextDir, err := insideCheckout(checkout, b.Spec.DockerfileDir)
 	if err != nil {
 		return "", err
@@ -353,6 +345,59 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 		blog.Printf("warning: %v", err)
 	}
 	return res.Digest, nil
+}
+
+// checkout clones src at the build's commit into dir, or reuses a checkout of that very commit kept in
+// r.Checkouts. The returned release ends the build's use of it.
+func (r *BuildRunner) checkout(ctx context.Context, b *store.Build, src *store.Source, ref, commit string,
+	creds *gitclone.Credentials, dir string, blog *pipeline.LogWriter) (checkout string, release func(), err error) {
+	key := checkoutKey(src, commit)
+	if r.Checkouts != nil && key != "" {
+		if d, release, ok := r.Checkouts.Get(key); ok {
+			blog.Printf("CLONING skipped: %s %s at %s is checked out on this worker already", src.URL, ref, commit)
+			return d, release, nil
+		}
+		if dir, err = r.Checkouts.NewDir(); err != nil {
+			return "", nil, fmt.Errorf("work dir: %w", err)
+		}
+	}
+	blog.Printf("CLONING %s %s at %s", src.URL, ref, orHead(b.Commit))
+	cloneStart := time.Now()
+	head, err := gitclone.Clone(ctx, gitclone.CloneRequest{URL: src.URL, Ref: ref, Commit: commit, Dir: dir,
+		Credentials: creds}, blog)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		if ctx.Err() != nil {
+			return "", nil, ctx.Err()
+		}
+		return "", nil, failf("clone: %v", err)
+	}
+	blog.Printf("cloned in %s", time.Since(cloneStart).Round(time.Millisecond))
+	release = func() { _ = os.RemoveAll(dir) }
+	if r.Checkouts != nil && key != "" && head == commit {
+		release = r.Checkouts.Put(key, dir)
+	}
+	if head != b.Commit {
+		if _, err := r.Store.UpdateBuild(ctx, b.ID, func(nb *store.Build) error { nb.Commit = head; return nil }); err != nil {
+			release()
+			return "", nil, err
+		}
+		b.Commit = head
+	}
+	return dir, release, nil
+}
+
+// checkoutKey names a checkout of commit from src: the Berth repository, the URL and the (sealed) credentials,
+// so that no build reads a checkout its own source could not have cloned. "" when commit is not known.
+func checkoutKey(src *store.Source, commit string) string {
+	if len(commit) != 40 {
+		return ""
+	}
+	h := sha256.New()
+	for _, part := range []string{src.Repository, src.URL, src.Username, src.Password, src.SSHKey, commit} {
+		fmt.Fprintf(h, "%d:%s\n", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // afterPush runs the SCANNING stage when one is configured.
