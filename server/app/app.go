@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
@@ -29,11 +31,13 @@ import (
 // app holds the services both serve and worker stand on, and stops them in reverse order.
 // App is one running Berth.
 type App struct {
-	Cfg      *Config
-	Logger   *slog.Logger
-	Store    *store.Store
-	Redis    asynq.RedisConnOpt
-	Queue    *asynq.Client
+	Cfg    *Config
+	Logger *slog.Logger
+	Store  *store.Store
+	Redis  asynq.RedisConnOpt
+	Queue  *asynq.Client
+	// Enqueue queues tasks on Queue and wakes the workers waiting for them (pipeline.WakingQueue).
+	Enqueue  pipeline.Enqueuer
 	Box      *secretbox.Box
 	Instance *store.Instance
 	Access   *access.Service
@@ -44,7 +48,7 @@ type App struct {
 	// `berth worker` on this machine may share.
 	MongoURI string
 
-	workers  *asynq.Server
+	workers  *wokenServer
 	triggers *workers.Triggers
 	pipe     *buildPipeline
 	scan     *scanning
@@ -135,6 +139,11 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 	a.Queue = asynq.NewClient(a.Redis)
 	a.stops = append(a.stops, func() { _ = a.Queue.Close() })
+	a.Enqueue = a.Queue
+	if rc, ok := a.Redis.MakeRedisClient().(redis.UniversalClient); ok {
+		a.Enqueue = &pipeline.WakingQueue{Enqueuer: a.Queue, Redis: rc}
+		a.stops = append(a.stops, func() { _ = rc.Close() })
+	}
 	if err := a.Queue.Ping(); err != nil {
 		return nil, fmt.Errorf("reach Redis (check --redis-addr): %w", err)
 	}

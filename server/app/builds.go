@@ -15,6 +15,7 @@ import (
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/workers"
 	"github.com/berth-dev/berth/workers/buildkit"
+	"github.com/berth-dev/berth/workers/gitclone"
 )
 
 // sweepInterval is how often serve looks for builds whose worker died.
@@ -48,12 +49,18 @@ func (a *App) newBuildPipeline() (*buildPipeline, error) {
 	}
 	p := &buildPipeline{app: a, creds: pipeline.NewBuildCredentials(a.Box.Derive("build-credentials")),
 		inspector: asynq.NewInspector(a.Redis)}
-	p.builds = &pipeline.Builds{Store: a.Store, Queue: a.Queue, Inspector: p.inspector, Box: a.Box,
+	p.builds = &pipeline.Builds{Store: a.Store, Queue: a.Enqueue, Inspector: p.inspector, Box: a.Box,
 		Logger: a.Logger.With("component", "builds")}
 	host, _ := os.Hostname()
 	p.runner = &workers.BuildRunner{Store: a.Store, Box: a.Box, Builder: p.builderFor, Registry: u.Host,
 		Insecure: u.Scheme == "http", Credentials: p.creds, WorkDir: filepath.Join(a.Cfg.DataDir, "work", "builds"),
 		Worker: fmt.Sprintf("%s/%d", host, os.Getpid()), Logger: a.Logger.With("component", "builds")}
+	if a.Cfg.CheckoutCache > 0 {
+		if p.runner.Checkouts, err = gitclone.OpenCheckouts(filepath.Join(a.Cfg.DataDir, "work", "checkouts"),
+			a.Cfg.CheckoutCache, time.Hour); err != nil {
+			return nil, err
+		}
+	}
 	a.stops = append(a.stops, p.close)
 	return p, nil
 }
@@ -154,8 +161,7 @@ func (a *App) buildQueues() map[string]int {
 // and triggers), queues again the builds a previous run left behind, and sweeps builds whose worker died,
 // until the returned stop is called.
 func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
-	qs := asynq.NewServer(a.Redis, tuneBuilds(a.tuneQueue(asynq.Config{Concurrency: 2, Queues: a.buildQueues(),
-		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})))
+	qs := a.buildServer(a.buildQueues())
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return nil, fmt.Errorf("start build workers: %w", err)
 	}
@@ -185,9 +191,38 @@ func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
 	return func() { cancel(); wg.Wait(); qs.Shutdown() }, nil
 }
 
-// tuneBuilds makes a build whose worker died run again soon, rather than after Asynq's long default backoff.
-func tuneBuilds(qc asynq.Config) asynq.Config {
+// buildWakeWait is how long an idle build worker waits for a wake-up before it polls its queues again.
+const buildWakeWait = time.Second
+
+// buildServer is the Asynq server of the build workers of queues: two builds at a time, woken by the builds
+// queued through any Berth process sharing the Redis (pipeline.WakingQueue) instead of finding them by polling.
+func (a *App) buildServer(queues map[string]int) *wokenServer {
+	qc := a.tuneQueue(asynq.Config{Concurrency: 2, Queues: queues,
+		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})
+	// A build whose worker died runs again soon, rather than after Asynq's long default backoff.
 	qc.RetryDelayFunc = pipeline.BuildRetryDelayFunc(qc.RetryDelayFunc)
 	qc.ShutdownTimeout = 10 * time.Second
-	return qc
+	return newWokenServer(a.Redis, qc, buildWakeWait)
+}
+
+// wokenServer is an Asynq server whose idle workers wait for wake-ups (pipeline.WakeOnEnqueue) of its queues,
+// up to wait at a time, between polls.
+type wokenServer struct {
+	*asynq.Server
+	opt *pipeline.WakingConnOpt
+}
+
+func newWokenServer(r asynq.RedisConnOpt, qc asynq.Config, wait time.Duration) *wokenServer {
+	names := make([]string, 0, len(qc.Queues))
+	for q := range qc.Queues {
+		names = append(names, q)
+	}
+	opt := pipeline.WakeOnEnqueue(r, names, wait)
+	return &wokenServer{Server: asynq.NewServer(opt, qc), opt: opt}
+}
+
+// Shutdown ends the workers' waits, then shuts the server down.
+func (s *wokenServer) Shutdown() {
+	s.opt.Stop()
+	s.Server.Shutdown()
 }

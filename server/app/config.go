@@ -41,6 +41,7 @@ type Config struct {
 	TriggerRetryBase       time.Duration
 	QueueCheckInterval     time.Duration
 	ScanDBCheckInterval    time.Duration
+	CheckoutCache          int
 
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
@@ -84,7 +85,8 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.TimeZone, "time-zone", "Local", "IANA time zone of the times in trigger payloads, e.g. Asia/Shanghai (Local = the host's)")
 	fs.DurationVar(&c.TriggerRecordRetention, "trigger-record-retention", 720*time.Hour, "how long trigger access records are kept")
 	fs.DurationVar(&c.TriggerRetryBase, "trigger-retry-base", 10*time.Second, "first retry delay of a failed trigger delivery (then doubled per attempt, 5 attempts in all)")
-	fs.DurationVar(&c.QueueCheckInterval, "queue-check-interval", 50*time.Millisecond, "how often idle workers poll the queue for new tasks (lower: faster pickup, more Redis load)")
+	fs.IntVar(&c.CheckoutCache, "checkout-cache", 8, "recent commit checkouts a build worker keeps, so rebuilding a commit skips the clone (0: none)")
+	fs.DurationVar(&c.QueueCheckInterval, "queue-check-interval", 50*time.Millisecond, "pause between an idle worker's polls of its queues (tasks Berth queues wake waiting workers at once; this delays retries)")
 	return fs
 }
 

@@ -69,7 +69,7 @@ func (a *App) newScanning() (*scanning, error) {
 		}
 	}
 	log := a.Logger.With("component", "scan")
-	s.scans = &pipeline.Scans{Store: a.Store, Queue: a.Queue, Gate: s.gate, Logger: log}
+	s.scans = &pipeline.Scans{Store: a.Store, Queue: a.Enqueue, Gate: s.gate, Logger: log}
 	s.runner = &workers.ScanRunner{Scans: s.scans, Scanner: s, Credentials: s.creds, Registry: u.Host,
 		Insecure: u.Scheme == "http", Logger: log}
 	if a.pipe != nil && a.pipe.runner != nil {

@@ -43,7 +43,7 @@ func (a *App) build() error {
 	if a.scan, err = a.newScanning(); err != nil {
 		return err
 	}
-	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Blocked: a.scan.gate.Check}
+	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check}
 	reg, err := registry.New(registry.Config{
 		RootDir:        filepath.Join(c.DataDir, "registry"),
 		PublicURL:      c.PublicURL,
@@ -74,12 +74,13 @@ func (a *App) build() error {
 	mux.Handle("/", api)
 	a.Handler = mux
 
-	a.workers = asynq.NewServer(a.Redis, a.tuneQueue(asynq.Config{
+	// A short wait for wake-ups keeps retries, which are queued without one, prompt.
+	a.workers = newWokenServer(a.Redis, a.tuneQueue(asynq.Config{
 		Concurrency: 4,
 		Queues:      map[string]int{pipeline.QueueEvents: 5, pipeline.QueueTriggers: 3, pipeline.QueueScan: 2},
 		Logger:      asynqLogger{a.Logger.With("component", "queue")},
 		LogLevel:    asynq.WarnLevel,
-	}))
+	}), 250*time.Millisecond)
 	return nil
 }
 
@@ -119,14 +120,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (a *App) workerDeps() workers.Deps {
-	return workers.Deps{Store: a.Store, Queue: a.Queue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers,
+	return workers.Deps{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Region: a.Cfg.Region, Triggers: a.triggers,
 		Builds: a.pipe.runner, Scans: a.scan.runner}
 }
 
 // RunWorkers runs only the workers, on the given queues, until ctx ends (berth worker).
 func (a *App) RunWorkers(ctx context.Context, queues map[string]int) error {
-	qs := asynq.NewServer(a.Redis, tuneBuilds(a.tuneQueue(asynq.Config{Concurrency: 2, Queues: queues,
-		Logger: asynqLogger{a.Logger.With("component", "queue")}, LogLevel: asynq.WarnLevel})))
+	qs := a.buildServer(queues)
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
