@@ -4,7 +4,9 @@
 //     its task is on the queue (that is when POST /hooks answers), p50/p99 one at a time, and accepted
 //     deliveries per second with -concurrency clients;
 //   - build wall time: a push until the build is SUCCESS, against raw `buildctl build` of the same context
-//     on the same buildkitd, pushing to the same registry, without cache and with the registry cache.
+//     on the same buildkitd, pushing to the same registry: without cache; with the registry cache, building
+//     the same commit again (Berth reads its kept checkout: --checkout-cache); and with the registry cache,
+//     a new commit changing nothing the Dockerfile copies (Berth clones it).
 //
 // It starts a whole Berth (embedded store and queue, or --redis-addr) in a temporary directory, a buildkitd
 // child (or uses --buildkit-addr), and a Git repository served by git http-backend, all on loopback.
@@ -401,10 +403,29 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 	fmt.Printf("build wall time, medians of %d runs each, alternating. Berth: webhook → end of PUSHING (clone, build, push:\n"+
 		"what buildctl does), and → SUCCESS (after the SCANNING stage); buildctl: the same checkout on the same buildkitd,\n"+
 		"pushed to the same registry, process start included.\n", *runs)
+	// newCommit commits and pushes a change outside what the Dockerfile copies: the build is all cached, but
+	// Berth has a commit to clone that no checkout of its holds.
+	n := 0
+	newCommit := func() error {
+		n++
+		if err := os.WriteFile(filepath.Join(work, "NOTES.md"), []byte(fmt.Sprintf("note %d\n", n)), 0o644); err != nil {
+			return err
+		}
+		for _, args := range [][]string{{"add", "-A"}, {"-c", "user.email=b@example.com", "-c", "user.name=b", "commit", "-q", "-m", "note"},
+			{"push", "-q", filepath.Join(tmp, "git", "app.git"), "HEAD:refs/heads/main"}} {
+			if out, err := exec.Command("git", append([]string{"-C", work}, args...)...).CombinedOutput(); err != nil {
+				return fmt.Errorf("git %v: %v: %s", args, err, out)
+			}
+		}
+		out, err := exec.Command("git", "-C", work, "rev-parse", "HEAD").Output()
+		commit = strings.TrimSpace(string(out))
+		return err
+	}
 	for _, mode := range []struct {
-		name    string
-		noCache bool
-	}{{"no cache", true}, {"registry cache, unchanged source", false}} {
+		name      string
+		noCache   bool
+		newCommit bool
+	}{{"no cache", true, false}, {"registry cache, same commit", false, false}, {"registry cache, new commit", false, true}} {
 		if _, err := b.call("PUT", "/api/v1/repositories/bench/app/source", map[string]any{"no_cache": mode.noCache}, 200); err != nil {
 			return err
 		}
@@ -417,6 +438,11 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 		}
 		var pushedT, finalT, rawT []time.Duration
 		for range *runs {
+			if mode.newCommit {
+				if err := newCommit(); err != nil {
+					return err
+				}
+			}
 			p, f, err := berthBuild()
 			if err != nil {
 				return err
