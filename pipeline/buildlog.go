@@ -45,7 +45,8 @@ type LogWriter struct {
 func OpenLog(ctx context.Context, st *store.Store, b *store.Build, logger *slog.Logger) (*LogWriter, error) {
 	w := &LogWriter{st: st, build: b.ID, repo: b.Repository, logger: logger,
 		stop: make(chan struct{}), done: make(chan struct{})}
-	for seq := 0; ; seq++ {
+	// A first attempt has no log yet: the record counts the attempt before anything writes to the log.
+	for seq := 0; b.Attempt > 1; seq++ {
 		c, err := st.GetLogChunk(ctx, b.ID, seq)
 		if errors.Is(err, store.ErrNotFound) {
 			w.seq = seq

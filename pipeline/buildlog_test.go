@@ -77,6 +77,7 @@ func TestBuildLogChunksFollowAndReopen(t *testing.T) {
 	}
 
 	// A second attempt appends after the first one's output.
+	b.Attempt = 2
 	w2, err := OpenLog(ctx, st, b, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +114,7 @@ func TestBuildLogIsCapped(t *testing.T) {
 		t.Fatalf("log of %d bytes (cap %d), tail %q", len(all), store.MaxLogBytes, all[len(all)-100:])
 	}
 	// Reopening a full log keeps it full.
+	b.Attempt = 2
 	w, err = OpenLog(ctx, st, b, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -206,6 +206,10 @@ func (s *Store) findBuilds(ctx context.Context, filter bson.M, limit int) ([]Bui
 // ErrBuildChanged is returned by UpdateBuild when the build kept changing under it.
 var ErrBuildChanged = errors.New("the build changed concurrently; retry")
 
+// ErrNoChange, returned by an UpdateBuild change function, leaves the build as it is: UpdateBuild then returns
+// it as read, without a write.
+var ErrNoChange = errors.New("no change")
+
 // UpdateBuild applies change to build id and stores the result if nobody wrote the build in between (checked
 // by revision on MongoDB; retried a few times). An error from change is returned as is and nothing is stored.
 func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) error) (*Build, error) {
@@ -216,7 +220,9 @@ func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) 
 			return nil, err
 		}
 		rev := b.Rev
-		if err := change(b); err != nil {
+		if err := change(b); errors.Is(err, ErrNoChange) {
+			return b, nil
+		} else if err != nil {
 			return nil, err
 		}
 		b.ID, b.Rev, b.UpdatedAt = id, rev+1, now()

@@ -13,7 +13,7 @@ import (
 	"github.com/berth-dev/berth/store/storetest"
 )
 
-func buildRepo(t *testing.T, s *store.Store, ns, name string) string {
+func buildRepo(t testing.TB, s *store.Store, ns, name string) string {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.CreateNamespace(ctx, &store.Namespace{Name: ns, AccountID: "100"}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
@@ -119,6 +119,11 @@ func TestBuildRecordsAndLogsDieWithRepository(t *testing.T) {
 	stop := errors.New("stop")
 	if _, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { return stop }); !errors.Is(err, stop) {
 		t.Fatal(err)
+	}
+	// ErrNoChange answers the build as it is, not written again.
+	if same, err := s.UpdateBuild(ctx, b.ID, func(b *store.Build) error { return store.ErrNoChange }); err != nil ||
+		same.Rev != 3 || same.Status != nb.Status || !same.UpdatedAt.Equal(nb.UpdatedAt) {
+		t.Fatalf("no change: %+v %v", same, err)
 	}
 	// Concurrent writers both land (revision check and retry).
 	done := make(chan error, 2)
@@ -235,5 +240,27 @@ func TestConcurrentInserts(t *testing.T) {
 	}
 	if _, total, err := s.ListBuilds(ctx, repo, store.Page{Page: 1, PageSize: 10}); err != nil || total != n {
 		t.Fatalf("builds listed: %d (%v), want %d", total, err, n)
+	}
+}
+
+// BenchmarkUpdateBuild: one stage change of a build among 2,000 (a worker does about ten per build), the lookup
+// by _id included.
+func BenchmarkUpdateBuild(b *testing.B) {
+	ctx := context.Background()
+	s := storetest.New(b)
+	repo := buildRepo(b, s, "team", "app")
+	ids := make([]string, 2000)
+	for i := range ids {
+		bd := &store.Build{Repository: repo, RefType: store.RuleBranch, Ref: "main", ImageTag: "latest", Region: "default"}
+		if err := s.CreateBuild(ctx, bd); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = bd.ID
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.UpdateBuild(ctx, ids[i%len(ids)], func(bd *store.Build) error { bd.Heartbeat = time.Now(); return nil }); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -243,9 +244,10 @@ func (r *BuildRunner) enter(ctx context.Context, id, stage string) (*store.Build
 		if store.BuildFinal(b.Status) {
 			return errCanceled
 		}
-		if b.Status != stage {
-			b.EnterStage(stage, time.Now().UTC())
+		if b.Status == stage {
+			return store.ErrNoChange
 		}
+		b.EnterStage(stage, time.Now().UTC())
 		return nil
 	})
 }
@@ -316,12 +318,15 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	// PUSHING starts when BuildKit starts pushing (the push is part of the solve). It is recorded aside, so
 	// the progress stream never waits for the store.
 	var pushing sync.WaitGroup
+	var enteredPushing atomic.Bool
 	watch := &pushWatcher{w: blog, onPush: func() {
 		pushing.Add(1)
 		go func() {
 			defer pushing.Done()
 			if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil && ctx.Err() == nil {
 				r.logger().Warn("enter PUSHING", "build", b.ID, "err", err)
+			} else if err == nil {
+				enteredPushing.Store(true)
 			}
 		}()
 	}}
@@ -338,8 +343,10 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 		res.CachedSteps, res.TotalSteps)
 
 	// PUSHING: BuildKit pushed; the registry's hooks recorded the image version.
-	if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil {
-		return "", err
+	if !enteredPushing.Load() {
+		if _, err := r.enter(ctx, b.ID, store.BuildPushing); err != nil {
+			return "", err
+		}
 	}
 	if err := r.checkPushed(ctx, b, res.Digest); err != nil {
 		blog.Printf("warning: %v", err)
