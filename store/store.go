@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,6 +80,9 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// Database is the name of the database s keeps its collections in.
+func (s *Store) Database() string { return s.opts.Database }
+
 // Close disconnects from the database.
 func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
 
@@ -127,8 +131,28 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 			return fmt.Errorf("create index on %s: %w", i.col, err)
 		}
 	}
+	// Every collection exists from the start, so that what is set up per collection (the embedded store's
+	// _id indexes) covers them all.
+	have, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, name := range allCollections {
+		if slices.Contains(have, name) {
+			continue
+		}
+		var ce mongo.CommandError
+		if err := s.db.CreateCollection(ctx, name); err != nil && !(errors.As(err, &ce) && ce.Code == 48) { // NamespaceExists
+			return fmt.Errorf("create collection %s: %w", name, err)
+		}
+	}
 	return nil
 }
+
+// allCollections are the collections of a Berth database.
+var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colNSCounters, colRepositories,
+	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
+	colSecurityPolicies, colTriggers, colTriggerRecords}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {

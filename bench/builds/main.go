@@ -138,7 +138,8 @@ func run() error {
 	}
 	fmt.Printf("Berth %s, %d CPUs, store: %s, queue: %s\n", b.url, runtime.NumCPU(), storeName(cfg), queueName(cfg))
 
-	// Builds first, while the builds collection is small (the embedded store scans it on every lookup).
+	// Builds first, while the builds collection is small (the embedded store reads it whole for any query but
+	// one by _id).
 	if addr == "" || buildctl == "" || *runs < 1 {
 		fmt.Println("build comparison skipped: no buildkitd/buildctl (scripts/install-buildkit.sh), or -runs 0")
 	} else if err := benchBuilds(b, tmp, addr, buildctl); err != nil {

@@ -97,13 +97,14 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 
 	uri, serialize := c.MongoURI, false
+	var embeddedStore *embedded.Mongo
 	if uri == "" {
 		m, err := embedded.StartMongo(ctx, filepath.Join(c.DataDir, "db"), logger)
 		if err != nil {
 			return nil, err
 		}
 		a.stops = append(a.stops, m.Stop)
-		uri, serialize = m.URI, true
+		uri, serialize, embeddedStore = m.URI, true, m
 		logger.Info("embedded store started (FerretDB on SQLite)", "dir", filepath.Join(c.DataDir, "db"))
 	}
 	a.MongoURI = uri
@@ -164,6 +165,15 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 	if err := a.build(); err != nil {
 		return nil, err
+	}
+	if embeddedStore != nil {
+		// Every collection exists now (their indexes were ensured): index _id lookups, which FerretDB's SQLite
+		// handler would answer by reading whole collections.
+		if n, err := embeddedStore.IndexIDs(ctx, c.MongoDatabase); err != nil {
+			logger.Warn("index _id in the embedded store; lookups read whole collections", "err", err)
+		} else if n > 0 {
+			logger.Info("embedded store: _id lookups indexed", "collections", n)
+		}
 	}
 	return a, nil
 }

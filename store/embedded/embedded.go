@@ -7,6 +7,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/alicebob/miniredis/v2"
+	_ "modernc.org/sqlite" // the driver of FerretDB's SQLite handler, for IndexIDs
 )
 
 // Available reports whether this build carries the embedded services.
@@ -25,6 +27,7 @@ const Available = true
 // Mongo is a running embedded FerretDB.
 type Mongo struct {
 	URI    string
+	dir    string
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -53,7 +56,7 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 		return nil, fmt.Errorf("start embedded store: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	m := &Mongo{cancel: cancel, done: make(chan error, 1)}
+	m := &Mongo{dir: abs, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- f.Run(runCtx) }()
 	// MongoDBURI is ready once the listener is up; poll until it accepts connections.
 	deadline := time.Now().Add(10 * time.Second)
@@ -80,6 +83,51 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 			return nil, errors.New("embedded store did not start listening within 10s")
 		}
 	}
+}
+
+// IndexIDs makes lookups by _id in database use an index. FerretDB's SQLite handler filters them on the
+// expression _ferretdb_sjson->'$._id' but indexes _ferretdb_sjson->"_id", which SQLite does not match: without this every lookup
+// of a build, source or log chunk reads its whole collection. It adds the missing index to the table of every
+// collection that exists now (it is harmless to FerretDB, which neither lists nor drops it, and goes with the
+// table). Call it again after creating collections; it skips tables indexed already.
+func (m *Mongo) IndexIDs(ctx context.Context, database string) (added int, err error) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(m.dir, database+".sqlite")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return 0, fmt.Errorf("open the embedded store's file: %w", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM "_ferretdb_collections"`)
+	if err != nil {
+		return 0, fmt.Errorf("list the embedded store's collections: %w", err)
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, t := range tables {
+		idx := t + "_berth_id"
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, idx).Scan(&n); err != nil {
+			return added, err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`, idx, t)); err != nil {
+			return added, fmt.Errorf("index _id of %s in the embedded store: %w", t, err)
+		}
+		added++
+	}
+	return added, nil
 }
 
 // Stop shuts FerretDB down and waits for it to flush.

@@ -17,6 +17,7 @@ type Mongo struct{ URI string }
 
 func StartMongo(context.Context, string, *slog.Logger) (*Mongo, error) { return nil, errNoEmbed }
 func (m *Mongo) Stop()                                                 {}
+func (m *Mongo) IndexIDs(context.Context, string) (int, error)         { return 0, errNoEmbed }
 
 type Redis struct{ Addr string }
 

@@ -15,9 +15,10 @@ import (
 )
 
 var (
-	uri       string
-	serialize bool
-	seq       atomic.Int64
+	uri           string
+	serialize     bool
+	embeddedStore *embedded.Mongo
+	seq           atomic.Int64
 )
 
 // Main starts the backend for a package's tests; call it from TestMain.
@@ -52,7 +53,7 @@ func Main(m *testing.M) int {
 			return 1
 		}
 		defer mg.Stop()
-		uri, serialize = mg.URI, true
+		uri, serialize, embeddedStore = mg.URI, true, mg
 	}
 	return m.Run()
 }
@@ -73,5 +74,10 @@ func New(t testing.TB) *store.Store {
 		_ = s.DropDatabase(ctx)
 		_ = s.Close(ctx)
 	})
+	if embeddedStore != nil && os.Getenv("BERTH_TEST_NO_ID_INDEX") == "" { // as Berth does at start
+		if _, err := embeddedStore.IndexIDs(ctx, s.Database()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return s
 }
