@@ -51,6 +51,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/workers/buildkit"
@@ -136,7 +137,7 @@ func run() error {
 	if err := b.waitReady(); err != nil {
 		return err
 	}
-	fmt.Printf("Berth %s, %d CPUs, store: %s, queue: %s\n", b.url, runtime.NumCPU(), storeName(cfg), queueName(cfg))
+	fmt.Printf("Berth %s, %d CPUs, store: %s, queue: %s\n", b.url, runtime.NumCPU(), storeName(cfg), queueName(cfg, a))
 
 	// Builds first, while the builds collection is small (the embedded store reads it whole for any query but
 	// one by _id).
@@ -155,11 +156,14 @@ func storeName(c *app.Config) string {
 	return "embedded FerretDB (SQLite)"
 }
 
-func queueName(c *app.Config) string {
+func queueName(c *app.Config, a *app.App) string {
 	if c.RedisAddr != "" {
 		return "Redis " + c.RedisAddr
 	}
-	return "embedded miniredis"
+	if o, ok := a.Redis.(asynq.RedisClientOpt); ok && o.Password != "" {
+		return "embedded redis-server child"
+	}
+	return "embedded miniredis (redis-server is not installed)"
 }
 
 // benchHooks measures webhook → QUEUED on a source whose builds run overseas (no worker here), so the

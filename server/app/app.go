@@ -130,13 +130,21 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	case c.RedisAddr != "":
 		a.Redis = asynq.RedisClientOpt{Addr: c.RedisAddr}
 	default:
-		r, err := embedded.StartRedis()
+		// A redis-server child keeps the queue across restarts; without one installed, miniredis keeps it in
+		// memory (builds still queued are queued again at start; trigger retries and scans in flight are lost).
+		dir := filepath.Join(c.DataDir, "queue")
+		r, err := embedded.StartRedisServer(ctx, dir)
+		what := "redis-server child, kept in " + dir
+		if errors.Is(err, embedded.ErrNoRedisServer) {
+			r, err = embedded.StartRedis()
+			what = "miniredis, in memory: install redis-server to keep it across restarts"
+		}
 		if err != nil {
 			return nil, err
 		}
 		a.stops = append(a.stops, r.Stop)
-		a.Redis = asynq.RedisClientOpt{Addr: r.Addr}
-		logger.Info("embedded queue started (miniredis, in memory)")
+		a.Redis = asynq.RedisClientOpt{Addr: r.Addr, Password: r.Password}
+		logger.Info("embedded queue started ("+what+")", "addr", r.Addr)
 	}
 	a.Queue = asynq.NewClient(a.Redis)
 	a.stops = append(a.stops, func() { _ = a.Queue.Close() })

@@ -68,7 +68,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.Region, "region", "local", "this instance's region, used in RAM resource names and trigger payloads")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI (default: embedded FerretDB in the data dir)")
 	fs.StringVar(&c.MongoDatabase, "mongo-database", "berth", "database name inside --mongo-uri")
-	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address host:port or URI redis://, redis-sentinel:// (default: embedded miniredis)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address host:port or URI redis://, redis-sentinel:// (default: a redis-server child keeping the queue in DATA/queue, or in-memory miniredis when redis-server is not installed)")
 	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated Redis Cluster node addresses (instead of --redis-addr)")
 	fs.StringVar(&c.BuildkitAddr, "buildkit-addr", "", "BuildKit daemon address for this region's builds (default: start buildkitd when installed)")
 	fs.StringVar(&c.Queues, "queues", "", "build queues (regions) this process works on, comma-separated (default: the region's own queue)")

@@ -7,17 +7,23 @@ package embedded
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite" // the driver of FerretDB's SQLite handler, for IndexIDs
 )
 
@@ -158,18 +164,22 @@ func hostOf(uri string) (host string) {
 	return rest
 }
 
-// Redis is a running in-memory miniredis. It keeps nothing across restarts.
+// Redis is a running embedded Redis: a redis-server child (StartRedisServer) or an in-memory miniredis
+// (StartRedis).
 type Redis struct {
-	Addr string
-	m    *miniredis.Miniredis
-	stop chan struct{}
-	done chan struct{}
+	Addr     string
+	Password string // redis-server's, from its config file; "" for miniredis
+	m        *miniredis.Miniredis
+	stop     chan struct{}
+	done     chan struct{}
+	cmd      *exec.Cmd
+	exited   chan struct{}
 }
 
 // ttlTick is how often the embedded Redis moves its TTLs on with the wall clock: a key expires at most this late.
 const ttlTick = 100 * time.Millisecond
 
-// StartRedis runs miniredis on a loopback port with TTLs following the wall clock, as Asynq needs. miniredis's
+// StartRedis runs miniredis, in memory, on a loopback port with TTLs following the wall clock, as Asynq needs. miniredis's
 // own ClockTTL would do that on every command by visiting (and sorting) every key, which makes each command
 // cost O(keys); a ticker does it ten times a second instead.
 func StartRedis() (*Redis, error) {
@@ -198,11 +208,110 @@ func (r *Redis) tick() {
 	}
 }
 
-// Stop closes miniredis.
+// Stop stops the Redis: redis-server is asked to shut down (it writes its append-only file) and killed if it
+// has not within 10 s; miniredis is closed.
 func (r *Redis) Stop() {
+	if r.cmd != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(10 * time.Second):
+			_ = r.cmd.Process.Kill()
+			<-r.exited
+		}
+		return
+	}
 	close(r.stop)
 	<-r.done
 	r.m.Close()
+}
+
+// ErrNoRedisServer: redis-server is not installed (on PATH).
+var ErrNoRedisServer = errors.New("redis-server is not installed")
+
+// StartRedisServer runs redis-server as a child on a loopback port, with a random password, keeping the queue
+// in dir in an append-only file, so that queued and retried tasks survive a restart. Its config (with the
+// password) and its log are in dir too; the child is stopped by Stop, and by the kernel if this process dies.
+// ErrNoRedisServer when redis-server is not on PATH.
+func StartRedisServer(ctx context.Context, dir string) (*Redis, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, ErrNoRedisServer
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the queue dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	var pw [24]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return nil, err
+	}
+	password := hex.EncodeToString(pw[:])
+	var lastErr error
+	for range 3 { // the port is free when picked, not necessarily when redis-server binds it
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		conf := filepath.Join(abs, "redis.conf")
+		text := fmt.Sprintf("# written by berth at every start\nbind 127.0.0.1\nport %d\nprotected-mode yes\nrequirepass %s\n"+
+			"dir %s\nappendonly yes\nappendfsync everysec\nsave \"\"\ndaemonize no\n", port, password, abs)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", conf, err)
+		}
+		logf, err := os.OpenFile(filepath.Join(abs, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, conf)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return nil, fmt.Errorf("start %s: %w", bin, err)
+		}
+		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password, cmd: cmd, exited: make(chan struct{})}
+		go func() {
+			_ = cmd.Wait()
+			logf.Close()
+			close(r.exited)
+		}()
+		if lastErr = r.waitReady(ctx); lastErr == nil {
+			return r, nil
+		}
+		r.Stop()
+	}
+	return nil, fmt.Errorf("redis-server did not start (see %s): %w", filepath.Join(abs, "redis.log"), lastErr)
+}
+
+// waitReady waits until the child answers PING with its password, up to 10 s (loading a large append-only
+// file takes longer: then it is LOADING, which is waited for too).
+func (r *Redis) waitReady(ctx context.Context) error {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Ping(ctx).Err()
+		if err == nil {
+			return nil
+		}
+		loading := strings.HasPrefix(err.Error(), "LOADING")
+		select {
+		case <-r.exited:
+			return errors.New("redis-server exited")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) && !loading {
+			return err
+		}
+	}
 }
 
 type levelFilter struct {

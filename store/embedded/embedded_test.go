@@ -4,6 +4,10 @@ package embedded
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +56,48 @@ func TestRedisTTLsFollowTheClock(t *testing.T) {
 	}
 	if n, err := c.Exists(ctx, "long", "forever").Result(); err != nil || n != 2 {
 		t.Fatalf("keys not yet expired: %d %v", n, err)
+	}
+}
+
+// TestRedisServerKeepsTheQueue: the redis-server child wants its password, and what it held is there again
+// after a stop and a new start on the same directory.
+func TestRedisServerKeepsTheQueue(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r, err := StartRedisServer(ctx, dir)
+	if errors.Is(err, ErrNoRedisServer) {
+		t.Skip("redis-server is not installed (the test command installs it)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := redis.NewClient(&redis.Options{Addr: r.Addr})
+	if err := anon.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without the password: %v", err)
+	}
+	anon.Close()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password})
+	if err := c.RPush(ctx, "asynq:{default}:pending", "task-1", "task-2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	r.Stop()
+
+	r2, err := StartRedisServer(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Stop()
+	if r2.Password == r.Password {
+		t.Error("the password did not change across starts")
+	}
+	c2 := redis.NewClient(&redis.Options{Addr: r2.Addr, Password: r2.Password})
+	defer c2.Close()
+	got, err := c2.LRange(ctx, "asynq:{default}:pending", 0, -1).Result()
+	if err != nil || strings.Join(got, ",") != "task-1,task-2" {
+		t.Fatalf("queue after a restart: %v %v", got, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "redis.conf")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("redis.conf (holds the password): %v %v", fi, err)
 	}
 }

@@ -19,7 +19,10 @@ func StartMongo(context.Context, string, *slog.Logger) (*Mongo, error) { return 
 func (m *Mongo) Stop()                                                 {}
 func (m *Mongo) IndexIDs(context.Context, string) (int, error)         { return 0, errNoEmbed }
 
-type Redis struct{ Addr string }
+type Redis struct{ Addr, Password string }
 
-func StartRedis() (*Redis, error) { return nil, errNoEmbed }
-func (r *Redis) Stop()            {}
+var ErrNoRedisServer = errNoEmbed
+
+func StartRedis() (*Redis, error)                              { return nil, errNoEmbed }
+func StartRedisServer(context.Context, string) (*Redis, error) { return nil, errNoEmbed }
+func (r *Redis) Stop()                                         {}

@@ -11,13 +11,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/server/app"
+	"github.com/berth-dev/berth/store/embedded"
 )
 
 // AdminPassword is the administrator's password in every test instance.
@@ -123,35 +123,16 @@ func (in *Instance) Stop() {
 	in.App.Close()
 }
 
-// StartRedisServer runs a real redis-server on a free loopback port until the test ends.
+// StartRedisServer runs a redis-server for one test, like Berth's own child (embedded.StartRedisServer), and
+// returns its address as a --redis-addr URI.
 func StartRedisServer(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	r, err := embedded.StartRedisServer(context.Background(), t.TempDir())
 	if err != nil {
-		t.Fatalf("BERTH_TEST_REDIS=real but redis-server is not installed (apt-get install -y redis-server): %v", err)
+		t.Fatalf("BERTH_TEST_REDIS=real needs redis-server (apt-get install -y redis-server): %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("redis-server did not listen on %s", addr)
-	return ""
+	t.Cleanup(r.Stop)
+	return "redis://:" + r.Password + "@" + r.Addr
 }
 
 type testWriter struct{ t testing.TB }
