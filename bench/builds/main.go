@@ -325,7 +325,7 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 	var delivery int
 	// berthBuild pushes and waits for SUCCESS; it returns the time to the end of PUSHING (clone, build and
 	// push: what buildctl does) and to the final status (with the SCANNING stage).
-	berthBuild := func() (pushed, final time.Duration, err error) {
+	berthBuild := func() (pushed, final, before time.Duration, err error) {
 		delivery++
 		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": commit,
 			"head_commit": map[string]any{"id": commit}})
@@ -338,18 +338,18 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 		start := time.Now()
 		resp, err := b.client.Do(req)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		var ans struct{ Builds []string }
 		json.NewDecoder(resp.Body).Decode(&ans)
 		resp.Body.Close()
 		if len(ans.Builds) != 1 {
-			return 0, 0, fmt.Errorf("webhook started %d builds", len(ans.Builds))
+			return 0, 0, 0, fmt.Errorf("webhook started %d builds", len(ans.Builds))
 		}
 		for {
 			bd, err := b.call("GET", "/api/v1/repositories/bench/app/builds/"+ans.Builds[0], nil, 200)
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			switch bd["status"] {
 			case "SUCCESS":
@@ -364,6 +364,9 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 					if m["name"] == "PUSHING" {
 						pushed = s1.Sub(start)
 					}
+					if m["name"] == "BUILDING" {
+						before = s0.Sub(start)
+					}
 				}
 				if *verbose {
 					log, _ := b.text("/api/v1/repositories/bench/app/builds/" + ans.Builds[0] + "/logs")
@@ -374,9 +377,9 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 					}
 					fmt.Println(line)
 				}
-				return pushed, final, nil
+				return pushed, final, before, nil
 			case "FAILED", "CANCELED", "BLOCKED":
-				return 0, 0, fmt.Errorf("build %v: %v", bd["status"], bd["error"])
+				return 0, 0, 0, fmt.Errorf("build %v: %v", bd["status"], bd["error"])
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -407,7 +410,8 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 
 	fmt.Printf("build wall time, medians of %d runs each, alternating. Berth: webhook → end of PUSHING (clone, build, push:\n"+
 		"what buildctl does), and → SUCCESS (after the SCANNING stage); buildctl: the same checkout on the same buildkitd,\n"+
-		"pushed to the same registry, process start included.\n", *runs)
+		"pushed to the same registry, process start included. webhook → BUILDING: what Berth spends before BuildKit\n"+
+		"(queue pickup, clone, records).\n", *runs)
 	// newCommit commits and pushes a change outside what the Dockerfile copies: the build is all cached, but
 	// Berth has a commit to clone that no checkout of its holds.
 	n := 0
@@ -435,24 +439,24 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 			return err
 		}
 		// Warm both sides (and prime the caches).
-		if _, _, err := berthBuild(); err != nil {
+		if _, _, _, err := berthBuild(); err != nil {
 			return err
 		}
 		if _, err := rawBuild(mode.noCache); err != nil {
 			return err
 		}
-		var pushedT, finalT, rawT []time.Duration
+		var pushedT, finalT, rawT, preT []time.Duration
 		for range *runs {
 			if mode.newCommit {
 				if err := newCommit(); err != nil {
 					return err
 				}
 			}
-			p, f, err := berthBuild()
+			p, f, pre, err := berthBuild()
 			if err != nil {
 				return err
 			}
-			pushedT, finalT = append(pushedT, p), append(finalT, f)
+			pushedT, finalT, preT = append(pushedT, p), append(finalT, f), append(preT, pre)
 			d, err := rawBuild(mode.noCache)
 			if err != nil {
 				return err
@@ -460,8 +464,9 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 			rawT = append(rawT, d)
 		}
 		pm, fm, rm := median(pushedT), median(finalT), median(rawT)
-		fmt.Printf("  %-33s buildctl %v   Berth pushed %v (%.2f×)   Berth SUCCESS %v (%.2f×)\n", mode.name+":",
-			rm.Round(time.Millisecond), pm.Round(time.Millisecond), float64(pm)/float64(rm), fm.Round(time.Millisecond), float64(fm)/float64(rm))
+		fmt.Printf("  %-33s buildctl %v   Berth pushed %v (%.2f×)   Berth SUCCESS %v (%.2f×)   webhook → BUILDING %v\n", mode.name+":",
+			rm.Round(time.Millisecond), pm.Round(time.Millisecond), float64(pm)/float64(rm), fm.Round(time.Millisecond), float64(fm)/float64(rm),
+			median(preT).Round(time.Millisecond))
 	}
 	fmt.Println()
 	return nil
