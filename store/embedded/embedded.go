@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -260,7 +261,7 @@ func StartRedisServer(ctx context.Context, dir string) (*Redis, error) {
 		ln.Close()
 		conf := filepath.Join(abs, "redis.conf")
 		text := fmt.Sprintf("# written by berth at every start\nbind 127.0.0.1\nport %d\nprotected-mode yes\nrequirepass %s\n"+
-			"dir %s\nappendonly yes\nappendfsync everysec\nsave \"\"\ndaemonize no\n", port, password, abs)
+			"dir %s\nappendonly yes\nappendfsync everysec\nsave \"\"\ndaemonize no\n", port, password, strconv.Quote(abs))
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			return nil, fmt.Errorf("write %s: %w", conf, err)
 		}

@@ -63,7 +63,7 @@ func TestRedisTTLsFollowTheClock(t *testing.T) {
 // after a stop and a new start on the same directory.
 func TestRedisServerKeepsTheQueue(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "data dir \"quoted\"", "queue") // the config file must quote it
 	r, err := StartRedisServer(ctx, dir)
 	if errors.Is(err, ErrNoRedisServer) {
 		t.Skip("redis-server is not installed (the test command installs it)")
