@@ -13,11 +13,11 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Asynq's workers poll their queues: an idle worker sleeps its TaskCheckInterval between polls, so a build waits
+// Asynq's workers poll their queues: an idle worker sleeps its TaskCheckInterval between polls, so a task waits
 // for it on average half of that, and polling more often costs CPU on the worker and on Redis all day. Wake-ups
-// let an idle build worker wait on Redis instead (BLPOP) and start the moment a build is queued, from any Berth
-// process sharing the Redis, while polling rarely. They only shorten waits: a missed or lost wake-up leaves the
-// worker to its poll.
+// let an idle worker wait on Redis instead (BLPOP) and start the moment a task is queued, by any Berth process
+// sharing the Redis, while polling rarely. They only shorten waits: a missed or lost wake-up leaves the worker
+// to its poll.
 
 // wakeKey is the Redis list WakingQueue pushes to when it queues a task on queue. One hash tag for all queues,
 // so that one BLPOP may wait on several of them in a Redis Cluster too.
@@ -37,10 +37,10 @@ type WakingQueue struct {
 func (q *WakingQueue) EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
 	info, err := q.Enqueuer.EnqueueContext(ctx, task, opts...)
 	if err == nil && info != nil && info.State == asynq.TaskStatePending {
-		key := wakeKey(info.Queue)
-		_, _ = q.Redis.Pipelined(context.WithoutCancel(ctx), func(p redis.Pipeliner) error {
-			p.LPush(ctx, key, info.ID)
-			p.LTrim(ctx, key, 0, maxWakeups-1)
+		key, wctx := wakeKey(info.Queue), context.WithoutCancel(ctx)
+		_, _ = q.Redis.Pipelined(wctx, func(p redis.Pipeliner) error {
+			p.LPush(wctx, key, info.ID)
+			p.LTrim(wctx, key, 0, maxWakeups-1)
 			return nil
 		})
 	}
@@ -68,9 +68,10 @@ type WakingConnOpt struct {
 }
 
 func (o *WakingConnOpt) MakeRedisClient() any {
-	c, ok := o.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
+	made := o.RedisConnOpt.MakeRedisClient()
+	c, ok := made.(redis.UniversalClient)
 	if !ok {
-		return o.RedisConnOpt.MakeRedisClient()
+		return made
 	}
 	// Waits get a client of their own, which Stop closes to end them.
 	b, ok := o.RedisConnOpt.MakeRedisClient().(redis.UniversalClient)
