@@ -92,10 +92,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 		u.Policies = []string{}
 	}
 	if _, err := s.c(colUsers).InsertOne(ctx, u); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }

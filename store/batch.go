@@ -38,7 +38,8 @@ type pendingInsert struct {
 // are not serialised it is a plain InsertOne.
 func (s *Store) insertOne(ctx context.Context, coll string, doc bson.Raw) error {
 	if !s.opts.SerializeWrites {
-		return insertErr(s.c(coll).InsertOne(ctx, doc))
+		_, err := s.c(coll).InsertOne(ctx, doc)
+		return alreadyExists(err)
 	}
 	s.insertersMu.Lock()
 	in := s.inserters[coll]
@@ -95,7 +96,8 @@ func (s *Store) insertBatch(ctx context.Context, coll string, batch []*pendingIn
 	unlock := s.lockWrites()
 	defer unlock()
 	if len(batch) == 1 {
-		batch[0].err = insertErr(s.c(coll).InsertOne(ctx, batch[0].doc))
+		_, err := s.c(coll).InsertOne(ctx, batch[0].doc)
+		batch[0].err = alreadyExists(err)
 		return
 	}
 	docs := make([]any, len(batch))
@@ -117,17 +119,6 @@ func (s *Store) insertBatch(ctx context.Context, coll string, batch []*pendingIn
 		if we.Index < 0 || we.Index >= len(batch) {
 			continue
 		}
-		if we.HasErrorCode(11000) || we.HasErrorCode(11001) || we.HasErrorCode(12582) {
-			batch[we.Index].err = ErrAlreadyExists
-		} else {
-			batch[we.Index].err = we
-		}
+		batch[we.Index].err = alreadyExists(we)
 	}
-}
-
-func insertErr(_ *mongo.InsertOneResult, err error) error {
-	if mongo.IsDuplicateKeyError(err) {
-		return ErrAlreadyExists
-	}
-	return err
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -23,10 +22,7 @@ func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
 	defer s.lockWrites()()
 	k.CreatedAt = now()
 	if _, err := s.c(colAccessKeys).InsertOne(ctx, k); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }
@@ -81,10 +77,7 @@ func (s *Store) CreatePolicy(ctx context.Context, p *Policy) error {
 	defer s.lockWrites()()
 	p.CreatedAt, p.UpdatedAt = now(), now()
 	if _, err := s.c(colPolicies).InsertOne(ctx, p); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }

@@ -48,10 +48,7 @@ func (s *Store) CreateNamespace(ctx context.Context, ns *Namespace, limit int) e
 	}
 	if _, err := s.c(colNamespaces).InsertOne(ctx, ns); err != nil {
 		s.releaseNamespaceSlot(ctx, ns.AccountID)
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }

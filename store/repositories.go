@@ -39,10 +39,7 @@ func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
 	r.FullName = r.Namespace + "/" + r.Name
 	r.CreatedAt, r.UpdatedAt = now(), now()
 	if _, err := s.c(colRepositories).InsertOne(ctx, r); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -61,10 +60,7 @@ func (s *Store) CreateBuildRule(ctx context.Context, r *BuildRule) error {
 	r.normalize()
 	r.CreatedAt, r.UpdatedAt = now(), now()
 	if _, err := s.c(colBuildRules).InsertOne(ctx, r); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }

@@ -25,6 +25,15 @@ var (
 	ErrNotEmpty      = errors.New("not empty")
 )
 
+// alreadyExists answers ErrAlreadyExists for a duplicate-key error (of a command or of one document of a
+// batch), and err otherwise.
+func alreadyExists(err error) error {
+	if mongo.IsDuplicateKeyError(err) {
+		return ErrAlreadyExists
+	}
+	return err
+}
+
 // Options tune how the store talks to its database.
 type Options struct {
 	// Database name; default "berth".

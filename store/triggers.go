@@ -111,10 +111,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
 	}
 	t.CreatedAt, t.UpdatedAt = now(), now()
 	if _, err := s.c(colTriggers).InsertOne(ctx, t); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return ErrAlreadyExists
-		}
-		return err
+		return alreadyExists(err)
 	}
 	return nil
 }
