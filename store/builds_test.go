@@ -244,7 +244,7 @@ func TestConcurrentInserts(t *testing.T) {
 }
 
 // BenchmarkUpdateBuild: one stage change of a build among 2,000 (a worker does about ten per build), the lookup
-// by _id included.
+// by _id included. BERTH_TEST_NO_ID_INDEX=1 measures the embedded store without its _id index (IndexIDs).
 func BenchmarkUpdateBuild(b *testing.B) {
 	ctx := context.Background()
 	s := storetest.New(b)

@@ -93,10 +93,10 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 }
 
 // IndexIDs makes lookups by _id in database use an index. FerretDB's SQLite handler filters them on the
-// expression _ferretdb_sjson->'$._id' but indexes _ferretdb_sjson->"_id", which SQLite does not match: without this every lookup
-// of a build, source or log chunk reads its whole collection. It adds the missing index to the table of every
-// collection that exists now (it is harmless to FerretDB, which neither lists nor drops it, and goes with the
-// table). Call it again after creating collections; it skips tables indexed already.
+// expression _ferretdb_sjson->'$._id' but indexes _ferretdb_sjson->"_id", which SQLite does not match: without
+// this every lookup of a build, source or log chunk reads its whole collection. It adds the missing index to the
+// table of every collection that exists now (it is harmless to FerretDB, which neither lists nor drops it, and
+// goes with the table). Call it again after creating collections; it skips tables indexed already.
 func (m *Mongo) IndexIDs(ctx context.Context, database string) (added int, err error) {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(m.dir, database+".sqlite")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -180,9 +180,9 @@ type Redis struct {
 // ttlTick is how often the embedded Redis moves its TTLs on with the wall clock: a key expires at most this late.
 const ttlTick = 100 * time.Millisecond
 
-// StartRedis runs miniredis, in memory, on a loopback port with TTLs following the wall clock, as Asynq needs. miniredis's
-// own ClockTTL would do that on every command by visiting (and sorting) every key, which makes each command
-// cost O(keys); a ticker does it ten times a second instead.
+// StartRedis runs miniredis, in memory, on a loopback port with TTLs following the wall clock, as Asynq needs.
+// miniredis's own ClockTTL would do that on every command by visiting (and sorting) every key, which makes each
+// command cost O(keys); a ticker does it ten times a second instead.
 func StartRedis() (*Redis, error) {
 	m := miniredis.NewMiniRedis()
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
