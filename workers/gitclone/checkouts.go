@@ -1,8 +1,6 @@
 package gitclone
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -55,10 +53,11 @@ func OpenCheckouts(parent string, max int, maxAge time.Duration) (*Checkouts, er
 			}
 		}
 	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	dir := filepath.Join(parent, fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:])))
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("create the checkout cache: %w", err)
+	}
+	dir, err := os.MkdirTemp(parent, fmt.Sprintf("%s-%d-", host, os.Getpid()))
+	if err != nil {
 		return nil, fmt.Errorf("create the checkout cache: %w", err)
 	}
 	if max <= 0 {
@@ -90,12 +89,7 @@ func (c *Checkouts) Get(key string) (dir string, release func(), ok bool) {
 }
 
 // NewDir returns a fresh directory inside the cache for a clone that may then be kept with Put.
-func (c *Checkouts) NewDir() (string, error) {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	dir := filepath.Join(c.Dir, hex.EncodeToString(b[:]))
-	return dir, os.MkdirAll(dir, 0o700)
-}
+func (c *Checkouts) NewDir() (string, error) { return os.MkdirTemp(c.Dir, "") }
 
 // Put keeps dir (from NewDir, holding a complete checkout) under key, held until release is called. When key is
 // stored already, dir stays this caller's alone and release deletes it.
