@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/secretbox"
 	"github.com/berth-dev/berth/webhooks/inbound"
+	"github.com/berth-dev/berth/webhooks/outbound"
 	"github.com/berth-dev/berth/workers/gitclone"
 )
 
@@ -93,6 +94,8 @@ type Builds struct {
 	// Box seals source credentials and webhook secrets.
 	Box    *secretbox.Box
 	Logger *slog.Logger
+	// SourceGuard confines "build now" for sources the administrator did not set (see CloneGuard).
+	SourceGuard *outbound.Guard
 
 	dedupe inbound.Deduper
 	cache  hookCache
@@ -358,8 +361,20 @@ func (s *Builds) ResolveHead(ctx context.Context, src *store.Source, refType, na
 	if refType == store.RuleTag {
 		t = gitclone.Tag
 	}
-	commit, _, err := gitclone.ResolveRef(ctx, src.URL, t, name, creds)
+	commit, _, err := gitclone.ResolveRef(ctx, src.URL, t, name, creds, CloneGuard(s.SourceGuard, src))
 	return commit, err
+}
+
+// CloneGuard is the guard Berth's requests to src's Git server go through: none when the administrator set
+// its URL; otherwise g (--source-allow-cidr), or, when g is nil, a guard that refuses every non-public address.
+func CloneGuard(g *outbound.Guard, src *store.Source) *outbound.Guard {
+	if src.AdminURL {
+		return nil
+	}
+	if g == nil {
+		g = &outbound.Guard{Flag: gitclone.SourceAllowFlag}
+	}
+	return g
 }
 
 func (s *Builds) log() *slog.Logger {

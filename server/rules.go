@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/webhooks/outbound"
 	"github.com/berth-dev/berth/workers/gitclone"
 )
 
@@ -226,6 +227,10 @@ func (a *api) buildNow(c *gin.Context) {
 	switch {
 	case errors.Is(err, gitclone.ErrRefNotFound), errors.Is(err, gitclone.ErrInvalidRequest):
 		fail(c, badRequest("%v", err))
+		return
+	case errors.Is(err, outbound.ErrRefused), errors.Is(err, gitclone.ErrLocalSource):
+		fail(c, errf(http.StatusForbidden, CodeForbidden, "%v; the administrator may set this source's url, or the operator allow the range with %s",
+			err, gitclone.SourceAllowFlag))
 		return
 	case errors.Is(err, gitclone.ErrAuth), errors.Is(err, gitclone.ErrRepoNotFound), errors.Is(err, gitclone.ErrInvalidURL):
 		fail(c, errf(http.StatusConflict, CodeConflict, "%v; check the source's url and credentials", err))

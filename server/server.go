@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/webhooks/outbound"
 )
 
 // MaxBodyBytes bounds every JSON request body.
@@ -63,6 +64,9 @@ type Deps struct {
 	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
 	Builds         BuildService         // may be nil: sources, build now, cancel and webhooks then answer 503
 	Scans          ScanService          // may be nil: tags show NOT_SCANNED, unblocked, and POST …/scan answers 503
+	// SourceGuard vets the hosts of non-administrators' code sources (--source-allow-cidr); nil refuses
+	// every non-public address.
+	SourceGuard *outbound.Guard
 }
 
 type api struct {

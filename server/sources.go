@@ -6,10 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/crypto/ssh"
@@ -17,6 +16,8 @@ import (
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/webhooks/inbound"
+	"github.com/berth-dev/berth/webhooks/outbound"
+	"github.com/berth-dev/berth/workers/gitclone"
 )
 
 // BuildService is what the source, build rule, build and webhook routes need beyond the store: sealing
@@ -39,7 +40,7 @@ type BuildService interface {
 
 // Source field limits.
 const (
-	MaxCloneURL   = 2048
+	MaxCloneURL   = gitclone.MaxSourceURL
 	MaxGitSecret  = 4096
 	MaxSSHKey     = 16 << 10
 	MaxGitUser    = 255
@@ -119,16 +120,12 @@ func (a *api) putSource(c *gin.Context) {
 		src.Provider = *req.Provider
 	}
 	if req.URL != nil {
-		if err := checkCloneURL(*req.URL); err != nil {
+		admin := principal(c).Admin
+		if err := a.checkCloneURL(ctx, *req.URL, admin); err != nil {
 			fail(c, err)
 			return
 		}
-		if strings.HasPrefix(*req.URL, "file:") && !principal(c).Admin {
-			fail(c, errf(http.StatusForbidden, CodeForbidden,
-				"a file:// source reads a repository on the Berth host's own disk: only the administrator may connect one"))
-			return
-		}
-		src.URL = *req.URL
+		src.URL, src.AdminURL = *req.URL, admin
 	}
 	if req.Username != nil {
 		if len(*req.Username) > MaxGitUser || strings.ContainsFunc(*req.Username, isControlOrSpace) {
@@ -233,47 +230,34 @@ func (a *api) deleteSource(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-var scpURL = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/\\][^\\]*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/[^\\]*$`)
-
-// checkCloneURL accepts https://, http://, ssh://, scp-style user@host:path, and file:// (a repository on the
-// Berth host). Credentials belong in token/password/ssh_key, never in the URL, where they would be shown.
-func checkCloneURL(raw string) error {
-	if raw == "" || len(raw) > MaxCloneURL || strings.ContainsFunc(raw, isControlOrSpace) {
-		return badRequest("url must be 1 to %d characters without spaces or control characters", MaxCloneURL)
+// checkCloneURL applies gitclone.CheckSource, the one place that judges a source URL (on its parsed,
+// normalised form), and words its refusals for the API.
+func (a *api) checkCloneURL(ctx context.Context, raw string, admin bool) error {
+	guard := a.SourceGuard
+	if guard == nil {
+		guard = &outbound.Guard{Flag: gitclone.SourceAllowFlag}
 	}
-	if !strings.Contains(raw, "://") {
-		if scpURL.MatchString(raw) {
-			return nil
-		}
-		return badRequest("url %q is not a clone URL: use https://host/path, ssh://user@host/path, user@host:path or file:///path", raw)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return badRequest("url is not a valid URL: %v", err)
-	}
-	if _, hasPassword := u.User.Password(); hasPassword {
-		return badRequest("url must not carry a password: give it as token or password, which are stored encrypted and never shown")
-	}
-	switch u.Scheme {
-	case "https", "http", "ssh":
-		if u.Host == "" || u.Path == "" || u.Path == "/" {
-			return badRequest("url %q needs a host and a repository path", raw)
-		}
-	case "file":
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return badRequest("a file URL must be file:///absolute/path on the Berth host")
-		}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a name that does not resolve by then is checked at clone time
+	defer cancel()
+	_, err := gitclone.CheckSource(ctx, raw, admin, guard)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, gitclone.ErrLocalSource):
+		return errf(http.StatusForbidden, CodeForbidden,
+			"a file:// source reads a repository on the Berth host's own disk: only the administrator may connect one")
+	case errors.Is(err, outbound.ErrRefused):
+		return errf(http.StatusForbidden, CodeForbidden,
+			"url: Berth does not connect to this host for you: %v; ask the operator to start Berth with %s for a self-hosted Git server on a private network",
+			strings.TrimPrefix(err.Error(), "refused: "), gitclone.SourceAllowFlag)
 	default:
-		return badRequest("url scheme %q is not supported: use https, http, ssh or file", u.Scheme)
+		return badRequest("%s", strings.TrimPrefix(err.Error(), gitclone.ErrInvalidURL.Error()+": "))
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return badRequest("url must not have a query or a fragment")
-	}
-	return nil
 }
 
 func isSSHURL(raw string) bool {
-	return strings.HasPrefix(raw, "ssh://") || (!strings.Contains(raw, "://") && scpURL.MatchString(raw))
+	r, err := gitclone.ParseRemote(raw)
+	return err == nil && r.Scheme == "ssh"
 }
 
 func checkSSHKey(key string) error {

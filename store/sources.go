@@ -30,7 +30,10 @@ type Source struct {
 	HookID     string `bson:"hook_id"`
 	Provider   string `bson:"provider"`
 	URL        string `bson:"url"`
-	Username   string `bson:"username"`
+	// AdminURL: the administrator set URL. Clones of any other source are confined by the source guard
+	// (--source-allow-cidr), which sources saved before this field existed are too.
+	AdminURL bool   `bson:"admin_url"`
+	Username string `bson:"username"`
 	// Password (a password or a token) and SSHKey are sealed with the instance's secretbox; WebhookSecret too.
 	// They never leave the store except to clone or to verify a delivery.
 	Password      string    `bson:"password"`

@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/secretbox"
+	"github.com/berth-dev/berth/webhooks/outbound"
 	"github.com/berth-dev/berth/workers/buildkit"
 	"github.com/berth-dev/berth/workers/gitclone"
 )
@@ -51,6 +52,8 @@ type BuildRunner struct {
 	// Checkouts, when set, keeps recent checkouts of exact commits, so a build of a commit this worker has
 	// checked out already skips the clone.
 	Checkouts *gitclone.Checkouts
+	// SourceGuard confines the clones of sources the administrator did not set (pipeline.CloneGuard).
+	SourceGuard *outbound.Guard
 	// Worker names this process in build records (host/pid).
 	Worker string
 	Logger *slog.Logger
@@ -371,7 +374,7 @@ func (r *BuildRunner) checkout(ctx context.Context, b *store.Build, src *store.S
 	blog.Printf("CLONING %s %s at %s", src.URL, ref, orHead(b.Commit))
 	cloneStart := time.Now()
 	head, err := gitclone.Clone(ctx, gitclone.CloneRequest{URL: src.URL, Ref: ref, Commit: commit, Dir: dir,
-		Credentials: creds}, blog)
+		Credentials: creds, Guard: pipeline.CloneGuard(r.SourceGuard, src)}, blog)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		if ctx.Err() != nil {

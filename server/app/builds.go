@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/webhooks/outbound"
 	"github.com/berth-dev/berth/workers"
 	"github.com/berth-dev/berth/workers/buildkit"
 	"github.com/berth-dev/berth/workers/gitclone"
@@ -30,6 +31,8 @@ type buildPipeline struct {
 	builds    *pipeline.Builds
 	runner    *workers.BuildRunner
 	inspector *asynq.Inspector
+	// guard confines non-administrators' code sources (--source-allow-cidr).
+	guard *outbound.Guard
 
 	mu      sync.Mutex
 	daemon  *buildkit.Daemon
@@ -47,14 +50,19 @@ func (a *App) newBuildPipeline() (*buildPipeline, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--public-url %q: builds push to this host, so it must be a URL like http://registry.example:5000", a.Cfg.PublicURL)
 	}
+	allow, err := outbound.ParseAllowFlag(gitclone.SourceAllowFlag, a.Cfg.SourceAllow)
+	if err != nil {
+		return nil, err
+	}
+	guard := &outbound.Guard{Allow: allow, Flag: gitclone.SourceAllowFlag}
 	p := &buildPipeline{app: a, creds: pipeline.NewBuildCredentials(a.Box.Derive("build-credentials")),
-		inspector: asynq.NewInspector(a.Redis)}
+		inspector: asynq.NewInspector(a.Redis), guard: guard}
 	p.builds = &pipeline.Builds{Store: a.Store, Queue: a.Enqueue, Inspector: p.inspector, Box: a.Box,
-		Logger: a.Logger.With("component", "builds")}
+		Logger: a.Logger.With("component", "builds"), SourceGuard: guard}
 	host, _ := os.Hostname()
 	p.runner = &workers.BuildRunner{Store: a.Store, Box: a.Box, Builder: p.builderFor, Registry: u.Host,
 		Insecure: u.Scheme == "http", Credentials: p.creds, WorkDir: filepath.Join(a.Cfg.DataDir, "work", "builds"),
-		Worker: fmt.Sprintf("%s/%d", host, os.Getpid()), Logger: a.Logger.With("component", "builds")}
+		Worker: fmt.Sprintf("%s/%d", host, os.Getpid()), Logger: a.Logger.With("component", "builds"), SourceGuard: guard}
 	if a.Cfg.CheckoutCache > 0 {
 		if p.runner.Checkouts, err = gitclone.OpenCheckouts(filepath.Join(a.Cfg.DataDir, "work", "checkouts"),
 			a.Cfg.CheckoutCache, time.Hour); err != nil {

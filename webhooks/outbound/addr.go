@@ -21,13 +21,18 @@ type RefusedError struct {
 	Host string     // the URL's host
 	Addr netip.Addr // the address refused
 	Kind string     // e.g. "a loopback address"
+	Flag string     // the flag that allows it; "" means AllowFlag
 }
 
 func (e *RefusedError) Error() string {
-	if a, err := netip.ParseAddr(e.Host); err == nil && a == e.Addr {
-		return fmt.Sprintf("refused: %s is %s (allow it with %s)", e.Addr, e.Kind, AllowFlag)
+	flag := e.Flag
+	if flag == "" {
+		flag = AllowFlag
 	}
-	return fmt.Sprintf("refused: %s resolves to %s, which is %s (allow it with %s)", e.Host, e.Addr, e.Kind, AllowFlag)
+	if a, err := netip.ParseAddr(e.Host); err == nil && a == e.Addr {
+		return fmt.Sprintf("refused: %s is %s (allow it with %s)", e.Addr, e.Kind, flag)
+	}
+	return fmt.Sprintf("refused: %s resolves to %s, which is %s (allow it with %s)", e.Host, e.Addr, e.Kind, flag)
 }
 
 // Is makes errors.Is(err, ErrRefused) true.
@@ -115,6 +120,12 @@ func allowed(a netip.Addr, allow []netip.Prefix) bool {
 // ("10.0.0.0/8", "fd00::/8") or single addresses ("192.168.1.20"). Blank
 // entries are skipped; IPv4-mapped IPv6 prefixes become IPv4 prefixes.
 func ParseAllowCIDRs(values []string) ([]netip.Prefix, error) {
+	return ParseAllowFlag(AllowFlag, values)
+}
+
+// ParseAllowFlag is ParseAllowCIDRs for another flag of the same kind (e.g. --source-allow-cidr), named in
+// its errors.
+func ParseAllowFlag(flag string, values []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, v := range values {
 		v = strings.TrimSpace(v)
@@ -125,12 +136,12 @@ func ParseAllowCIDRs(values []string) ([]netip.Prefix, error) {
 		if strings.Contains(v, "/") {
 			var err error
 			if p, err = netip.ParsePrefix(v); err != nil {
-				return nil, fmt.Errorf("%s %q is not a CIDR prefix like 10.0.0.0/8 or fd00::/8: %w", AllowFlag, v, err)
+				return nil, fmt.Errorf("%s %q is not a CIDR prefix like 10.0.0.0/8 or fd00::/8: %w", flag, v, err)
 			}
 		} else {
 			a, err := netip.ParseAddr(v)
 			if err != nil || a.Zone() != "" {
-				return nil, fmt.Errorf("%s %q is neither a CIDR prefix like 10.0.0.0/8 nor an IP address", AllowFlag, v)
+				return nil, fmt.Errorf("%s %q is neither a CIDR prefix like 10.0.0.0/8 nor an IP address", flag, v)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

@@ -105,14 +105,12 @@ func (d *Deliverer) deliver(ctx context.Context, rawURL string, body []byte, sec
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	addrs, err := d.resolve(ctx, u.Hostname())
+	addrs, err := resolve(ctx, d.Resolver, u.Hostname())
 	if err != nil {
 		return Result{Err: timeoutErr(ctx, timeout, err)}
 	}
-	for _, a := range addrs {
-		if kind := classify(a); kind != "" && !allowed(a, d.AllowCIDRs) {
-			return Result{Err: &RefusedError{Host: u.Hostname(), Addr: a, Kind: kind}, Refused: true}
-		}
+	if err := (&Guard{Allow: d.AllowCIDRs}).vet(u.Hostname(), addrs); err != nil {
+		return Result{Err: err, Refused: true}
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
@@ -150,25 +148,6 @@ func (d *Deliverer) deliver(ctx context.Context, rawURL string, body []byte, sec
 	}
 	// A body that breaks off after a 2xx status does not undo the 2xx.
 	return res
-}
-
-// resolve returns the host's addresses, looking a name up exactly once.
-func (d *Deliverer) resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a}, nil
-	}
-	var r Resolver = net.DefaultResolver
-	if d.Resolver != nil {
-		r = d.Resolver
-	}
-	addrs, err := r.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", host, err)
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("resolving %s: no addresses", host)
-	}
-	return addrs, nil
 }
 
 // transport dials only the vetted addresses, whatever host the request

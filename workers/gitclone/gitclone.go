@@ -29,6 +29,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/berth-dev/berth/webhooks/outbound"
 )
 
 // Errors callers can branch on (errors.Is); the returned errors wrap them
@@ -64,6 +66,9 @@ type CloneRequest struct {
 	// Depth of history to fetch: 0 means 1 (the usual for builds); a
 	// negative value fetches the full history.
 	Depth int
+	// Guard, when set, confines the clone to https, http and ssh, and its connections to the addresses the
+	// guard allows (the code sources of non-administrators, SSRF). Submodules are not fetched under a guard.
+	Guard *outbound.Guard
 }
 
 // BranchRef returns the full ref name of a branch ("main" →
@@ -105,6 +110,10 @@ func Clone(ctx context.Context, req CloneRequest, progress io.Writer) (string, e
 	if err != nil {
 		return "", err
 	}
+	if err := src.guard(ctx, req.Guard); err != nil {
+		return "", err
+	}
+	ctx = withGuard(ctx, req.Guard)
 	depth := req.Depth
 	switch {
 	case depth == 0:
@@ -187,6 +196,9 @@ func (r CloneRequest) validate() error {
 	}
 	if r.Commit != "" && !shaRE.MatchString(r.Commit) {
 		return fmt.Errorf("%w: commit %q must be a full lowercase 40-character SHA-1", ErrInvalidRequest, r.Commit)
+	}
+	if r.Guard != nil && r.Submodules {
+		return fmt.Errorf("%w: submodules are not fetched for a guarded source", ErrInvalidRequest)
 	}
 	if entries, err := os.ReadDir(r.Dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%w: %s is not empty", ErrInvalidRequest, r.Dir)
@@ -335,7 +347,19 @@ func (s *source) wrap(err error, ref string) error {
 		return fmt.Errorf("git %s: %w", s.display, scrub(err, s.secrets))
 	}
 	cause := scrub(err, s.secrets)
-	return &wrapped{kind: kind, err: cause, msg: fmt.Sprintf("%v: %s%s (%s)", kind, s.display, hint, strings.TrimSpace(cause.Error()))}
+	msg := fmt.Sprintf("%v: %s%s", kind, s.display, hint)
+	if !fromHTTPAnswer(err) {
+		// Local detail (ssh, refs): useful and ours. An HTTP answer's text is the remote's body: never shown.
+		msg += " (" + strings.TrimSpace(cause.Error()) + ")"
+	}
+	return &wrapped{kind: kind, err: cause, msg: msg}
+}
+
+// fromHTTPAnswer reports whether err is go-git's reading of an HTTP status, whose message carries the
+// response body ("repository not found: <!DOCTYPE html>…").
+func fromHTTPAnswer(err error) bool {
+	return errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
+		errors.Is(err, transport.ErrRepositoryNotFound)
 }
 
 func isSSHAuthError(err error) bool {

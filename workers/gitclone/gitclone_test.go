@@ -310,7 +310,7 @@ func TestCloneBasicAuth(t *testing.T) {
 			}
 			t.Logf("error: %v", err)
 
-			_, _, err = ResolveRef(testContext(t), tt.url, Branch, "main", tt.creds)
+			_, _, err = ResolveRef(testContext(t), tt.url, Branch, "main", tt.creds, nil)
 			if !errors.Is(err, ErrAuth) {
 				t.Fatalf("ResolveRef err = %v, want ErrAuth", err)
 			}
@@ -321,7 +321,7 @@ func TestCloneBasicAuth(t *testing.T) {
 	}
 
 	t.Run("resolve with credentials", func(t *testing.T) {
-		got, _, err := ResolveRef(testContext(t), url, Tag, "v1", &Credentials{Username: user, Password: password})
+		got, _, err := ResolveRef(testContext(t), url, Tag, "v1", &Credentials{Username: user, Password: password}, nil)
 		if err != nil || got != f.c2 {
 			t.Fatalf("got %s, %v; want %s", got, err, f.c2)
 		}
@@ -353,7 +353,7 @@ func TestResolveRef(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(string(tt.refType)+"/"+tt.name+"/"+strings.SplitN(url, ":", 2)[0], func(t *testing.T) {
-				got, ref, err := ResolveRef(testContext(t), url, tt.refType, tt.name, nil)
+				got, ref, err := ResolveRef(testContext(t), url, tt.refType, tt.name, nil, nil)
 				if tt.wantErr != nil {
 					if !errors.Is(err, tt.wantErr) {
 						t.Fatalf("err = %v, want %v", err, tt.wantErr)

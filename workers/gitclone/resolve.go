@@ -9,6 +9,8 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/berth-dev/berth/webhooks/outbound"
 )
 
 // RefType says whether a name is a branch or a tag (build rules' source_type).
@@ -36,8 +38,8 @@ func (t RefType) FullRef(name string) (string, error) {
 // ResolveRef asks the remote (like git ls-remote) which commit a branch or
 // tag points at; annotated tags are peeled to their commit. It is how "build
 // now" finds the head of a rule's branch or tag. An unknown name returns an
-// error matching ErrRefNotFound.
-func ResolveRef(ctx context.Context, url string, refType RefType, name string, creds *Credentials) (commit string, ref string, err error) {
+// error matching ErrRefNotFound. A non-nil guard confines it as CloneRequest.Guard does a clone.
+func ResolveRef(ctx context.Context, url string, refType RefType, name string, creds *Credentials, guard *outbound.Guard) (commit string, ref string, err error) {
 	ref, err = refType.FullRef(name)
 	if err != nil {
 		return "", "", err
@@ -49,6 +51,10 @@ func ResolveRef(ctx context.Context, url string, refType RefType, name string, c
 	if err != nil {
 		return "", "", err
 	}
+	if err := src.guard(ctx, guard); err != nil {
+		return "", "", err
+	}
+	ctx = withGuard(ctx, guard)
 	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
 		Name: git.DefaultRemoteName,
 		URLs: []string{src.url},

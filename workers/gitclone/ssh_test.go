@@ -175,7 +175,7 @@ func TestCloneSSH(t *testing.T) {
 			if !strings.Contains(progress.String(), tt.progress) {
 				t.Fatalf("progress does not mention %q:\n%s", tt.progress, progress.String())
 			}
-			commit, _, err := ResolveRef(testContext(t), tt.url, Tag, "v1", tt.creds)
+			commit, _, err := ResolveRef(testContext(t), tt.url, Tag, "v1", tt.creds, nil)
 			if err != nil || commit != f.c2 {
 				t.Fatalf("ResolveRef = %s, %v; want %s", commit, err, f.c2)
 			}

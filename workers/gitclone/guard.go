@@ -1,0 +1,99 @@
+package gitclone
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/berth-dev/berth/webhooks/outbound"
+)
+
+// A guarded clone (CloneRequest.Guard, ResolveRef's guard) connects only to addresses its outbound.Guard
+// allows. go-git picks its http transport from a process-wide table, so this package installs, once, one that
+// sends each request either the usual way or, when the request's context carries a guard, through a
+// transport of its own: dialled by the guard (every connection, redirects' included, to a vetted address),
+// never through a proxy, and never reusing a connection. ssh has no such hook; a guarded ssh clone dials the
+// address the guard vetted, and checks the host key under the URL's host name.
+func init() {
+	c := githttp.NewClient(&http.Client{Transport: guardSwitch{}})
+	client.InstallProtocol("http", c)
+	client.InstallProtocol("https", c)
+}
+
+type guardKey struct{}
+
+func withGuard(ctx context.Context, g *outbound.Guard) context.Context {
+	if g == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, guardKey{}, g)
+}
+
+type guardSwitch struct{}
+
+func (guardSwitch) RoundTrip(req *http.Request) (*http.Response, error) {
+	g, _ := req.Context().Value(guardKey{}).(*outbound.Guard)
+	if g == nil {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	t := &http.Transport{
+		Proxy:               nil,
+		DialContext:         g.DialContext,
+		DisableKeepAlives:   true,
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	defer t.CloseIdleConnections()
+	return t.RoundTrip(req)
+}
+
+// guard confines s to what g allows: only http(s) and ssh, and for ssh the address g vetted.
+func (s *source) guard(ctx context.Context, g *outbound.Guard) error {
+	if g == nil {
+		return nil
+	}
+	ep, err := transport.NewEndpoint(s.url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidURL, err)
+	}
+	switch ep.Protocol {
+	case "http", "https":
+		return nil
+	case "ssh":
+	default:
+		return fmt.Errorf("%w: %s is %s: this source may only use https, http or ssh", ErrLocalSource, s.display, ep.Protocol)
+	}
+	addrs, err := g.Check(ctx, ep.Host)
+	if err != nil {
+		return fmt.Errorf("git %s: %w", s.display, err)
+	}
+	hostPort := net.JoinHostPort(ep.Host, strconv.Itoa(sshPort(ep)))
+	ep.Host = addrs[0].Unmap().WithZone("").String()
+	if addrs[0].Unmap().Is6() {
+		ep.Host = "[" + ep.Host + "]"
+	}
+	s.url = ep.String()
+	// The host key is checked under the name the URL gave, not the address dialled.
+	wrapCB := func(cb ssh.HostKeyCallback) ssh.HostKeyCallback {
+		if cb == nil {
+			return nil
+		}
+		return func(_ string, remote net.Addr, key ssh.PublicKey) error { return cb(hostPort, remote, key) }
+	}
+	switch a := s.auth.(type) {
+	case *gitssh.PublicKeys:
+		a.HostKeyCallback = wrapCB(a.HostKeyCallback)
+	case *gitssh.Password:
+		a.HostKeyCallback = wrapCB(a.HostKeyCallback)
+	}
+	return nil
+}
