@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -31,8 +33,9 @@ type hookAnswer struct {
 
 // receiveHook verifies a push delivery with the source's secret, by its provider's rule, and starts a build
 // for every matching rule. It answers as soon as the builds are queued; it never clones. A bad signature is
-// 401 and starts nothing; events other than pushes, deleted refs, redeliveries and refs no rule matches are
-// 202 with no builds.
+// 401 and starts nothing; events other than pushes, deleted refs, redeliveries (the same delivery id, or the
+// same signed body under any id, within pipeline.DeliveryRetention) and refs no rule matches are 202 with no
+// builds.
 func (a *api) receiveHook(c *gin.Context) {
 	if !a.buildsOr503(c) {
 		return
@@ -86,11 +89,17 @@ func (a *api) receiveHook(c *gin.Context) {
 		return
 	}
 	ans := hookAnswer{Builds: []string{}}
+	bodyKey := bodyDeliveryKey(src.Provider, body)
 	for _, ev := range events {
 		if ev.Deleted {
 			continue
 		}
-		if a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref) {
+		// The signature covers the body, not the delivery id beside it: a captured delivery sent again under a
+		// new id is the same push, and must not rebuild an old commit and move the tag back. GitLab's token
+		// signs nothing, but its bodies are deduplicated the same way. Both keys are recorded.
+		seenBody := a.Builds.Seen(ctx, src.Repository, bodyKey+"\n"+ev.Ref)
+		seenID := a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref)
+		if seenBody || seenID {
 			ans.Duplicate = true
 			continue
 		}
@@ -108,4 +117,13 @@ func (a *api) receiveHook(c *gin.Context) {
 		logger(c).Info("webhook started builds", "repository", src.Repository, "builds", ans.Builds)
 	}
 	c.JSON(http.StatusAccepted, ans)
+}
+
+// bodyDeliveryKey names a delivery by what its signature covers: the provider and the body.
+func bodyDeliveryKey(provider string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(provider))
+	h.Write([]byte{0})
+	h.Write(body)
+	return "body:" + hex.EncodeToString(h.Sum(nil))
 }

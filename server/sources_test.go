@@ -259,7 +259,8 @@ func TestHookSeesChangesAtOnce(t *testing.T) {
 	push := func(url, secret, branch string, want int) {
 		t.Helper()
 		n++
-		status, ans := sendHook(t, url, secret, "push", fmt.Sprintf("d%d", n), githubPush("refs/heads/"+branch, "", strings.Repeat("a", 40)))
+		// Each push is a new one (a new commit): the same body again would be a replay.
+		status, ans := sendHook(t, url, secret, "push", fmt.Sprintf("d%d", n), githubPush("refs/heads/"+branch, "", fmt.Sprintf("%040x", n)))
 		if status != 202 || len(hookBuilds(t, ans)) != want {
 			t.Fatalf("push %s: %d %v, want %d builds", branch, status, ans, want)
 		}
