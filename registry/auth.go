@@ -31,6 +31,9 @@ type Subject struct {
 	AccountID string
 	Anonymous bool
 	Internal  bool
+	// Credential is the Authorizer's own name for what the login proved (opaque here); tokens carry it back
+	// to SubjectActive, so revoking that credential revokes them.
+	Credential string
 }
 
 // Access is one scope entry: Type "repository" (or "registry" for the
@@ -233,6 +236,7 @@ type tokenClaims struct {
 	AccountID string   `json:"acct,omitempty"`
 	Anonymous bool     `json:"anon,omitempty"`
 	Internal  bool     `json:"internal,omitempty"`
+	Cred      string   `json:"cred,omitempty"`
 }
 
 // signer signs and verifies registry tokens.
@@ -367,6 +371,7 @@ func (s *signer) issue(subj Subject, access, refused []Access, ttl time.Duration
 		AccountID: subj.AccountID,
 		Anonymous: subj.Anonymous,
 		Internal:  subj.Internal,
+		Cred:      subj.Credential,
 	}
 	t := jwt.NewWithClaims(s.method, claims)
 	t.Header["kid"] = s.kid
@@ -409,7 +414,8 @@ func (s *signer) verify(tok string) (*verifiedToken, error) {
 		return nil, errInvalidToken
 	}
 	v = &verifiedToken{
-		subj:   Subject{Name: claims.Subject, AccountID: claims.AccountID, Anonymous: claims.Anonymous, Internal: claims.Internal},
+		subj: Subject{Name: claims.Subject, AccountID: claims.AccountID, Anonymous: claims.Anonymous, Internal: claims.Internal,
+			Credential: claims.Cred},
 		grants: newGrantSet(claims.Access, claims.Refused),
 		exp:    claims.ExpiresAt.Time,
 	}

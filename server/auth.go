@@ -16,6 +16,8 @@ type Principal = access.Principal
 type Authenticator interface {
 	Authenticate(ctx context.Context, r *http.Request) (*Principal, error)
 	IssueTemporary(ctx context.Context, user string, ttl time.Duration) (string, time.Time, error)
+	// IssueTemporaryFor issues a temporary token that dies with the credential p authenticated with.
+	IssueTemporaryFor(ctx context.Context, p *Principal, ttl time.Duration) (string, time.Time, error)
 	NewAccessKey(ctx context.Context, user string) (id, secret string, err error)
 	Invalidate(user string)
 }

@@ -14,7 +14,8 @@ import (
 
 // createAuthToken issues a temporary username/password (SPEC §9 GetAuthorizationToken) for `docker login`,
 // also usable as "Authorization: Bearer <password>" on this API. It carries the caller's own permissions and
-// stops working when the caller is disabled or deleted. The body is optional: {"ttl_seconds": N}, at most
+// stops working when the caller is disabled or deleted, or the credential it was issued for (the password, or
+// the access key) is changed, disabled or deleted: at once on this instance, within access.CacheTTL on others. The body is optional: {"ttl_seconds": N}, at most
 // 12 hours, default 1 hour.
 func (a *api) createAuthToken(c *gin.Context) {
 	var req struct {
@@ -53,7 +54,7 @@ func (a *api) createAuthToken(c *gin.Context) {
 			"a temporary token cannot issue another; authenticate with a password or an access key"))
 		return
 	}
-	tok, expires, err := a.Auth.IssueTemporary(c.Request.Context(), p.Name, ttl)
+	tok, expires, err := a.Auth.IssueTemporaryFor(c.Request.Context(), p, ttl)
 	if err != nil {
 		fail(c, err)
 		return

@@ -61,6 +61,10 @@ func (f *fakeAuth) IssueTemporary(context.Context, string, time.Duration) (strin
 	return "berth-tmp.fake", time.Now().Add(time.Hour), nil
 }
 
+func (f *fakeAuth) IssueTemporaryFor(ctx context.Context, p *Principal, ttl time.Duration) (string, time.Time, error) {
+	return f.IssueTemporary(ctx, p.Name, ttl)
+}
+
 func (f *fakeAuth) NewAccessKey(context.Context, string) (string, string, error) {
 	return "LTAIfake", "secret", nil
 }

@@ -123,7 +123,7 @@ func (a *api) authorize(rt route) gin.HandlerFunc {
 			return
 		case errors.Is(err, ErrRateLimited):
 			c.Header("Retry-After", "60")
-			fail(c, errf(http.StatusTooManyRequests, CodeTooManyRequests, "too many failed logins; wait a minute and try again"))
+			fail(c, errf(http.StatusTooManyRequests, CodeTooManyRequests, "too many failed logins from this client; wait a minute and try again"))
 			return
 		case errors.Is(err, ErrBadCredentials):
 			c.Header("WWW-Authenticate", `Basic realm="Berth"`)

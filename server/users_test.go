@@ -144,9 +144,10 @@ func TestUserLifecycle(t *testing.T) {
 	expect(t, "re-created has no policies", in.Call(t, "alice", "alice-password-3", "GET", "/api/v1/namespaces", nil), 403, "FORBIDDEN")
 }
 
-// TestFailedLoginLimit: the 11th wrong password for one user within a minute is answered 429
-// TOO_MANY_REQUESTS, and so is the right one after it, on the REST API and the registry; other users are not
-// affected until their client address has failed 30 times.
+// TestFailedLoginLimit: the 11th wrong password for one user from one client within a minute is answered 429
+// TOO_MANY_REQUESTS, and so is the right one from that client after it, on the REST API and the registry;
+// other users are not affected until the client address has failed 30 times. (Other clients are never
+// affected: TestFailedLoginsDoNotLockOutOthers.)
 func TestFailedLoginLimit(t *testing.T) {
 	in := apptest.Start(t, apptest.Options{})
 	pass := newUser(t, in, "victim", nil, "AliyunContainerRegistryReadOnlyAccess")

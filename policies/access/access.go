@@ -35,6 +35,9 @@ type Principal struct {
 	Admin     bool // the main account's administrator: every action is allowed
 	Temporary bool // authenticated with a temporary token
 	set       *policies.Set
+	// cred is the credential the caller proved (credential): temporary tokens and registry tokens made from
+	// it die with it.
+	cred string
 }
 
 // Can reports whether p may do action on resource.
@@ -49,7 +52,7 @@ func (p *Principal) Can(action, resource string) bool {
 var (
 	ErrNoCredentials  = errors.New("no credentials")
 	ErrBadCredentials = errors.New("invalid credentials, or the user is disabled")
-	ErrRateLimited    = errors.New("too many failed logins; wait a minute and try again")
+	ErrRateLimited    = errors.New("too many failed logins from this client; wait a minute and try again")
 )
 
 // Defaults.
@@ -68,18 +71,24 @@ type Service struct {
 	accountID string
 	tokenKey  []byte
 	logger    *slog.Logger
-	limiter   *failLimiter
+	limiter   *Limiter
 	dummyHash []byte
 
-	// logins serialises the logins of one user name (striped by hash), so a
-	// burst of parallel guesses cannot all pass the failed-login limit before
-	// the first failure is counted; parallel good logins wait for the first
-	// one and then hit the verified-credentials cache.
+	// logins serialises the logins of one user name from one client (striped
+	// by hash), so a burst of parallel guesses cannot all pass the failed-login
+	// limit before the first failure is counted, while other clients' logins
+	// of the same name do not wait behind them.
 	logins [64]sync.Mutex
 
 	mu    sync.Mutex
 	users map[string]cachedUser  // name → user with compiled policies
-	creds map[[32]byte]time.Time // sha256(user, password) → verified until
+	creds map[[32]byte]time.Time // sha256(user, password, password hash) → verified until
+	keys  map[string]cachedKey   // access key id → key (nil: none), for credential checks of tokens
+}
+
+type cachedKey struct {
+	key     *store.AccessKey
+	expires time.Time
 }
 
 type cachedUser struct {
@@ -94,8 +103,8 @@ func New(s *store.Store, accountID string, tokenKey []byte, logger *slog.Logger)
 		logger = slog.Default()
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("berth-timing-equaliser"), BcryptCost)
-	return &Service{store: s, accountID: accountID, tokenKey: tokenKey, logger: logger, limiter: newFailLimiter(),
-		dummyHash: dummy, users: map[string]cachedUser{}, creds: map[[32]byte]time.Time{}}
+	return &Service{store: s, accountID: accountID, tokenKey: tokenKey, logger: logger, limiter: NewLimiter(),
+		dummyHash: dummy, users: map[string]cachedUser{}, creds: map[[32]byte]time.Time{}, keys: map[string]cachedKey{}}
 }
 
 // HashPassword hashes a password for storage.
@@ -117,6 +126,7 @@ func (s *Service) Invalidate(user string) {
 		delete(s.users, user)
 	}
 	s.creds = map[[32]byte]time.Time{}
+	s.keys = map[string]cachedKey{}
 }
 
 // Authenticate reads a request's credentials: HTTP Basic (user password, access key id + secret, or user name
@@ -142,11 +152,11 @@ func (s *Service) Login(ctx context.Context, username, secret, client string) (*
 		return nil, ErrNoCredentials
 	}
 	h := fnv.New32a()
-	h.Write([]byte(username))
+	h.Write([]byte(username + "\x00" + client))
 	lock := &s.logins[h.Sum32()%uint32(len(s.logins))]
 	lock.Lock()
 	defer lock.Unlock()
-	if s.limiter.blocked(username, client) {
+	if s.limiter.Blocked(username, client) {
 		return nil, ErrRateLimited
 	}
 	var p *Principal
@@ -167,23 +177,30 @@ func (s *Service) Login(ctx context.Context, username, secret, client string) (*
 
 func (s *Service) failed(_ context.Context, user, client string, err error) error {
 	if errors.Is(err, ErrBadCredentials) {
-		s.limiter.fail(user, client)
+		s.limiter.Fail(user, client)
 		s.logger.Warn("failed login", "user", user, "client", client)
 	}
 	return err
 }
 
 func (s *Service) verifyPassword(ctx context.Context, name, pw string) (*Principal, error) {
-	key := sha256.Sum256([]byte(name + "\x00" + pw))
-	s.mu.Lock()
-	until, cached := s.creds[key]
-	s.mu.Unlock()
 	cu, err := s.loadUser(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if cached && time.Now().Before(until) && cu != nil && cu.user.Enabled {
-		return s.principal(cu, false), nil
+	// The password hash is part of the key: once a replica sees a changed password (within CacheTTL), the
+	// old password's cached success no longer applies.
+	var key [32]byte
+	var cached bool
+	var until time.Time
+	if cu != nil {
+		key = sha256.Sum256([]byte(name + "\x00" + pw + "\x00" + cu.user.PasswordHash))
+		s.mu.Lock()
+		until, cached = s.creds[key]
+		s.mu.Unlock()
+	}
+	if cached && time.Now().Before(until) && cu.user.Enabled {
+		return s.principalWith(cu, passwordCred(cu.user)), nil
 	}
 	// Unknown users, and users without a password (access keys only), cost
 	// one bcrypt comparison too, so the answer time does not tell them apart
@@ -201,7 +218,7 @@ func (s *Service) verifyPassword(ctx context.Context, name, pw string) (*Princip
 	}
 	s.creds[key] = time.Now().Add(30 * time.Second)
 	s.mu.Unlock()
-	return s.principal(cu, false), nil
+	return s.principalWith(cu, passwordCred(cu.user)), nil
 }
 
 func (s *Service) verifyAccessKey(ctx context.Context, id, secret string) (*Principal, error) {
@@ -220,7 +237,7 @@ func (s *Service) verifyAccessKey(ctx context.Context, id, secret string) (*Prin
 	if err != nil || !cu.user.Enabled {
 		return nil, ErrBadCredentials
 	}
-	return s.principal(cu, false), nil
+	return s.principalWith(cu, keyCredPrefix+k.ID), nil
 }
 
 // NewPrincipal makes a principal with an explicit policy set, for callers that
@@ -231,6 +248,65 @@ func NewPrincipal(name, accountID string, admin bool, set *policies.Set) *Princi
 
 func (s *Service) principal(cu *cachedUser, temp bool) *Principal {
 	return &Principal{Name: cu.user.Name, AccountID: cu.user.AccountID, Admin: cu.user.Admin, Temporary: temp, set: cu.set}
+}
+
+func (s *Service) principalWith(cu *cachedUser, cred string) *Principal {
+	p := s.principal(cu, false)
+	p.cred = cred
+	return p
+}
+
+// Credentials a token derives from. A token names the credential that was proved to get it; it is valid
+// while that credential is: "p:" + a fingerprint of the password hash (changed with every password change),
+// or "k:" + an access key id (the key enabled, of the same user).
+const (
+	passwordCredPrefix = "p:"
+	keyCredPrefix      = "k:"
+)
+
+func passwordCred(u *store.User) string {
+	sum := sha256.Sum256([]byte("berth-password-credential\x00" + u.PasswordHash))
+	return passwordCredPrefix + base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// credentialActive reports whether cred, a credential of user cu, still stands. What this instance changed
+// it knows at once (Invalidate); another replica's changes it sees within CacheTTL.
+func (s *Service) credentialActive(ctx context.Context, cu *cachedUser, cred string) (bool, error) {
+	switch {
+	case strings.HasPrefix(cred, passwordCredPrefix):
+		return cred == passwordCred(cu.user), nil
+	case strings.HasPrefix(cred, keyCredPrefix):
+		k, err := s.loadKey(ctx, strings.TrimPrefix(cred, keyCredPrefix))
+		if err != nil {
+			return false, err
+		}
+		return k != nil && k.Enabled && k.User == cu.user.Name, nil
+	}
+	return false, nil
+}
+
+// loadKey returns an access key (nil when there is none), from the cache when fresh.
+func (s *Service) loadKey(ctx context.Context, id string) (*store.AccessKey, error) {
+	s.mu.Lock()
+	ck, ok := s.keys[id]
+	s.mu.Unlock()
+	if ok && time.Now().Before(ck.expires) {
+		return ck.key, nil
+	}
+	k, err := s.store.GetAccessKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		k, err = nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.keys) > 10000 {
+		s.keys = map[string]cachedKey{}
+	}
+	s.keys[id] = cachedKey{key: k, expires: time.Now().Add(CacheTTL)}
+	s.mu.Unlock()
+	return k, nil
 }
 
 // Principal returns the principal of an existing, enabled user (used for internal work done on a user's behalf).
@@ -291,10 +367,27 @@ type tempClaims struct {
 	Issued  int64  `json:"i"` // ms: tokens issued before the user's TokensNotBefore are revoked
 	Expires int64  `json:"e"`
 	Nonce   string `json:"n"`
+	Cred    string `json:"c"` // the credential it was issued for: it dies with it
 }
 
-// IssueTemporary makes a temporary password for user, valid for ttl (default 1 h, at most 12 h).
+// IssueTemporary makes a temporary password for user, valid for ttl (default 1 h, at most 12 h), for a
+// caller that proved the user's password: it dies when the password changes. IssueTemporaryFor ties it to
+// whatever credential a principal proved.
 func (s *Service) IssueTemporary(ctx context.Context, user string, ttl time.Duration) (token string, expires time.Time, err error) {
+	return s.issueTemporary(ctx, user, "", ttl)
+}
+
+// IssueTemporaryFor makes a temporary password for p (which must not be temporary itself), valid while the
+// credential p authenticated with stands: a password change, or disabling or deleting the access key, ends
+// it; so does disabling or deleting the user.
+func (s *Service) IssueTemporaryFor(ctx context.Context, p *Principal, ttl time.Duration) (token string, expires time.Time, err error) {
+	if p.Temporary {
+		return "", time.Time{}, fmt.Errorf("a temporary token cannot issue another")
+	}
+	return s.issueTemporary(ctx, p.Name, p.cred, ttl)
+}
+
+func (s *Service) issueTemporary(ctx context.Context, user, cred string, ttl time.Duration) (token string, expires time.Time, err error) {
 	if ttl <= 0 {
 		ttl = DefaultTokenTTL
 	}
@@ -305,11 +398,14 @@ func (s *Service) IssueTemporary(ctx context.Context, user string, ttl time.Dura
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	if cred == "" {
+		cred = passwordCred(u)
+	}
 	var n [9]byte
 	_, _ = rand.Read(n[:])
 	expires = time.Now().Add(ttl).UTC().Truncate(time.Second)
 	payload, _ := json.Marshal(tempClaims{User: u.Name, Born: u.CreatedAt.UnixMilli(), Issued: time.Now().UnixMilli(), Expires: expires.Unix(),
-		Nonce: base64.RawURLEncoding.EncodeToString(n[:])})
+		Nonce: base64.RawURLEncoding.EncodeToString(n[:]), Cred: cred})
 	body := base64.RawURLEncoding.EncodeToString(payload)
 	return tempTokenPrefix + body + "." + s.sign(body), expires, nil
 }
@@ -347,7 +443,14 @@ func (s *Service) verifyTempToken(ctx context.Context, username, tok string) (*P
 	if !cu.user.Enabled || cu.user.CreatedAt.UnixMilli() != c.Born || c.Issued < cu.user.TokensNotBefore.UnixMilli() {
 		return nil, ErrBadCredentials
 	}
-	return s.principal(cu, true), nil
+	if ok, err := s.credentialActive(ctx, cu, c.Cred); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, ErrBadCredentials
+	}
+	p := s.principal(cu, true)
+	p.cred = c.Cred
+	return p, nil
 }
 
 // NewAccessKey creates an access key for user and returns its id and secret (the secret is shown once).

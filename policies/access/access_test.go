@@ -37,30 +37,63 @@ func addUser(t *testing.T, st *store.Store, name, pw string, policies ...string)
 	}
 }
 
-// TestParallelGuessesAreLimited: a burst of parallel wrong passwords for one user cannot get past the limit
-// before the first failures are counted: exactly maxUserFails are checked, the rest are refused unchecked.
+// TestParallelGuessesAreLimited: a burst of parallel wrong passwords for one user from one client cannot get
+// past the limit before the first failures are counted: exactly MaxPairFails are checked, the rest are
+// refused unchecked. The right password from another client still logs in.
 func TestParallelGuessesAreLimited(t *testing.T) {
 	s, st := newService(t)
 	addUser(t, st, "alice", "right-password")
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	counts := map[error]int{}
-	for i := range 3 * maxUserFails {
+	for range 3 * MaxPairFails {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Login(context.Background(), "alice", "wrong-password", fmt.Sprintf("10.0.0.%d", i%10))
+			_, err := s.Login(context.Background(), "alice", "wrong-password", "10.0.0.1")
 			mu.Lock()
 			counts[err]++
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if counts[ErrBadCredentials] != maxUserFails || counts[ErrRateLimited] != 2*maxUserFails {
-		t.Fatalf("outcomes %v; want %d bad credentials and %d rate limited", counts, maxUserFails, 2*maxUserFails)
+	if counts[ErrBadCredentials] != MaxPairFails || counts[ErrRateLimited] != 2*MaxPairFails {
+		t.Fatalf("outcomes %v; want %d bad credentials and %d rate limited", counts, MaxPairFails, 2*MaxPairFails)
 	}
-	if _, err := s.Login(context.Background(), "alice", "right-password", "10.0.0.99"); !errors.Is(err, ErrRateLimited) {
-		t.Fatalf("right password after the limit: %v", err)
+	if _, err := s.Login(context.Background(), "alice", "right-password", "10.0.0.1"); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("right password from the client that failed: %v", err)
+	}
+	if _, err := s.Login(context.Background(), "alice", "right-password", "10.0.0.99"); err != nil {
+		t.Fatalf("right password from another client: %v", err)
+	}
+}
+
+// TestLimiterUnderAttack: guesses for one name from many addresses (each under the per-pair limit) put the
+// name under attack: an address that failed once is then refused for it, one that never failed is not, and
+// other names are untouched.
+func TestLimiterUnderAttack(t *testing.T) {
+	l := NewLimiter()
+	for i := range AttackFails {
+		client := fmt.Sprintf("10.0.%d.%d", i/200, i%200)
+		if l.Blocked("admin", client) {
+			t.Fatalf("guess %d from a fresh address refused before the attack threshold", i)
+		}
+		l.Fail("admin", client)
+	}
+	if !l.Blocked("admin", "10.0.0.1") {
+		t.Fatal("an address that failed once is not refused while the name is under attack")
+	}
+	if l.Blocked("admin", "192.0.2.7") {
+		t.Fatal("an address that never failed is refused")
+	}
+	if l.Blocked("alice", "10.0.0.1") {
+		t.Fatal("another name is refused for an attack on admin")
+	}
+	for range MaxClientFails {
+		l.Fail("", "198.51.100.1")
+	}
+	if !l.Blocked("alice", "198.51.100.1") {
+		t.Fatalf("an address with %d failures is not refused", MaxClientFails)
 	}
 }
 
@@ -88,7 +121,13 @@ func TestTemporaryTokenLifecycle(t *testing.T) {
 	addUser(t, st, "ci", "ci-password")
 	addUser(t, st, "other", "other-password")
 	ra := &RegistryAuthorizer{Service: s, Region: "cn-hangzhou"}
-	subj := registry.Subject{Name: "ci"}
+	subj, err := ra.Authenticate(ctx, "ci", "ci-password")
+	if err != nil || subj.Credential == "" {
+		t.Fatalf("registry login: %+v %v", subj, err)
+	}
+	if ra.SubjectActive(ctx, registry.Subject{Name: "ci"}, time.Now()) {
+		t.Fatal("a subject that names no credential reported active")
+	}
 
 	tok, exp, err := s.IssueTemporary(ctx, "ci", 0)
 	if err != nil || time.Until(exp) < 59*time.Minute {

@@ -28,12 +28,12 @@ func (a *RegistryAuthorizer) Authenticate(ctx context.Context, username, passwor
 		return registry.Subject{}, registry.ErrUnauthorized
 	}
 	if errors.Is(err, ErrRateLimited) {
-		return registry.Subject{}, registry.ErrTooManyRequests("too many failed logins; wait a minute and try again")
+		return registry.Subject{}, registry.ErrTooManyRequests("too many failed logins from this client; wait a minute and try again")
 	}
 	if err != nil {
 		return registry.Subject{}, err
 	}
-	return registry.Subject{Name: p.Name, AccountID: p.AccountID}, nil
+	return registry.Subject{Name: p.Name, AccountID: p.AccountID, Credential: p.cred}, nil
 }
 
 var _ registry.SubjectChecker = (*RegistryAuthorizer)(nil)
@@ -49,8 +49,13 @@ func (a *RegistryAuthorizer) SubjectActive(ctx context.Context, subj registry.Su
 		return !errors.Is(err, store.ErrNotFound)
 	}
 	// Token times have one-second precision (TokensNotBefore is a whole second already).
-	return cu.user.Enabled && !issued.Before(cu.user.CreatedAt.Truncate(time.Second)) &&
-		!issued.Before(cu.user.TokensNotBefore)
+	if !cu.user.Enabled || issued.Before(cu.user.CreatedAt.Truncate(time.Second)) || issued.Before(cu.user.TokensNotBefore) {
+		return false
+	}
+	// The credential the login proved (a password, an access key, or the one a temporary token came from)
+	// must still stand: a password change or a disabled or deleted key ends the tokens made with it.
+	ok, err := a.Service.credentialActive(ctx, cu, subj.Credential)
+	return ok || (err != nil && !errors.Is(err, store.ErrNotFound))
 }
 
 var actionFor = map[string]string{
