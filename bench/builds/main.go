@@ -327,8 +327,9 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 	// push: what buildctl does) and to the final status (with the SCANNING stage).
 	berthBuild := func() (pushed, final, before time.Duration, err error) {
 		delivery++
+		// Each delivery differs (the message): the same signed body again is a replay and builds nothing.
 		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": commit,
-			"head_commit": map[string]any{"id": commit}})
+			"head_commit": map[string]any{"id": commit, "message": fmt.Sprintf("rebuild %d", delivery)}})
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		req, _ := http.NewRequest("POST", hookURL, bytes.NewReader(body))
