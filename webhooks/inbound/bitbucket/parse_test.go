@@ -145,7 +145,9 @@ func TestDeliveryIDIgnoresHookUUID(t *testing.T) {
 func TestVerify(t *testing.T) {
 	body := fixture(t, "push.json")
 	const secret = "bb-webhook-secret"
-	sig := "sha256=" + hook.Sign(secret, body)
+	// Recorded, not computed by the code under test: `openssl dgst -sha256 -hmac bb-webhook-secret
+	// fixtures/push.json`, run once.
+	const sig = "sha256=74281a732d23d14319c8e7c4d4df9e7d7017fec41ac5559da833efaea3ce175b"
 	for _, tt := range []struct {
 		name, header, value string
 		ok                  bool
@@ -153,7 +155,7 @@ func TestVerify(t *testing.T) {
 		{"x-hub-signature", HeaderSignature, sig, true},
 		{"x-hub-signature-256", HeaderSignature256, sig, true},
 		{"wrong", HeaderSignature, "sha256=" + hook.Sign("nope", body), false},
-		{"sha1 form", HeaderSignature, "sha1=" + hook.Sign(secret, body), false},
+		{"sha1 form", HeaderSignature, "sha1=" + sig[len("sha256="):], false},
 		{"missing", "", "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,7 +97,9 @@ func TestDeliveryFallsBackToBodyHash(t *testing.T) {
 func TestVerify(t *testing.T) {
 	body := fixture(t, "push.json")
 	const secret = "generic-secret"
-	sig := "sha256=" + hook.Sign(secret, body)
+	// Recorded, not computed by the code under test: `openssl dgst -sha256 -hmac generic-secret
+	// fixtures/push.json`, run once.
+	const sig = "sha256=1f1b667831ff0e2466ae731acdb925d8cab4769db98517920095dabd104e1711"
 	for _, tt := range []struct {
 		name, header, value string
 		ok                  bool
@@ -105,7 +107,7 @@ func TestVerify(t *testing.T) {
 		{"x-berth-signature", HeaderSignature, sig, true},
 		{"x-hub-signature-256", HeaderHubSignature256, sig, true},
 		{"wrong", HeaderSignature, "sha256=" + hook.Sign("x", body), false},
-		{"bare hex", HeaderSignature, hook.Sign(secret, body), false},
+		{"bare hex", HeaderSignature, sig[len("sha256="):], false},
 		{"missing", "", "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

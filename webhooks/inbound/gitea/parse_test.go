@@ -102,7 +102,9 @@ func TestParse(t *testing.T) {
 func TestVerify(t *testing.T) {
 	body := fixture(t, "push.json")
 	const secret = "gitea-hook-secret"
-	sig := hook.Sign(secret, body)
+	// Recorded, not computed by the code under test: `openssl dgst -sha256 -hmac gitea-hook-secret
+	// fixtures/push.json`, run once.
+	const sig = "1b493d3ed161f3b6463ca7ae94e4650cf872d674fe8cc8137adabebe1f400923"
 	tests := []struct {
 		name string
 		set  map[string]string
