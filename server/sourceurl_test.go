@@ -56,8 +56,13 @@ func gitHost(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // private network in; the administrator is exempt. A remote answer's body never reaches an API error.
 func TestSourceSSRF(t *testing.T) {
 	srv, hits := gitHost(t)
+	allowedDir := t.TempDir()
 	for _, allow := range []bool{false, true} {
-		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		dir := t.TempDir()
+		if allow {
+			dir = allowedDir
+		}
+		in := apptest.Start(t, apptest.Options{DataDir: dir, Configure: func(c *app.Config) {
 			if allow {
 				c.SourceAllow = []string{"127.0.0.0/8"}
 			}
@@ -96,5 +101,21 @@ func TestSourceSSRF(t *testing.T) {
 		if hits.Load() != before+1 {
 			t.Fatalf("build now made %d requests, want 1", hits.Load()-before)
 		}
+		in.Stop()
+	}
+
+	// The clone checks again when it connects: the source saved under --source-allow-cidr, on an instance
+	// started without it, reaches nothing.
+	in := apptest.Start(t, apptest.Options{DataDir: allowedDir})
+	pass := "dev-password"
+	rules := in.Call(t, "dev", pass, "GET", "/api/v1/repositories/team/app/build-rules", nil)
+	before := hits.Load()
+	r := in.Call(t, "dev", pass, "POST", "/api/v1/repositories/team/app/build-rules/"+rules.Items()[0]["id"].(string)+"/builds", nil)
+	expect(t, "build now on a private address without --source-allow-cidr", r, 403, "FORBIDDEN")
+	if msg, _ := r.JSON["message"].(string); !strings.Contains(msg, "127.0.0.1 is a loopback address") || !strings.Contains(msg, "--source-allow-cidr") {
+		t.Fatalf("build now refusal: %s", r.Body)
+	}
+	if hits.Load() != before {
+		t.Fatalf("the internal server saw %d requests", hits.Load()-before)
 	}
 }
