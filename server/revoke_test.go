@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -91,4 +95,35 @@ func issueToken2(t *testing.T, in *apptest.Instance, id, secret string) (string,
 	r := in.Call(t, id, secret, "POST", "/api/v1/auth/token", nil)
 	expect(t, "issue a temporary token with an access key", r, 200)
 	return r.JSON["password"].(string), r.JSON["expires_at"]
+}
+
+// TestCredentialRevocationOtherReplica: a second replica on the same store refuses a temporary token within
+// the stated bound (access.CacheTTL, 2 s) of a password change made on the first.
+func TestCredentialRevocationOtherReplica(t *testing.T) {
+	one := apptest.Start(t, apptest.Options{})
+	two := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.MongoURI, c.MongoDatabase = one.MongoURI, one.Cfg.MongoDatabase
+		c.MasterKeyFile = filepath.Join(one.DataDir, "keys", "master.key") // temporary tokens are signed with it
+	}})
+	pass := newUser(t, one, "ci", nil, "AliyunContainerRegistryFullAccess")
+	tmp, _ := issueToken(t, one, "ci", pass, nil)
+	if s, b := send(t, "GET", two.URL+"/api/v1/namespaces", "Bearer "+tmp); s != 200 {
+		t.Fatalf("the token on the second replica: %d %s", s, b)
+	}
+	expect(t, "change the password on the first replica", one.Admin(t, "PATCH", "/api/v1/users/ci", map[string]any{"password": "ci-new-password"}), 200)
+	changed := time.Now()
+	if s, _ := send(t, "GET", one.URL+"/api/v1/namespaces", "Bearer "+tmp); s != 401 {
+		t.Fatalf("the token on the replica that made the change: %d", s)
+	}
+	for {
+		s, _ := send(t, "GET", two.URL+"/api/v1/namespaces", "Bearer "+tmp)
+		if s == 401 {
+			break
+		}
+		if time.Since(changed) > access.CacheTTL+time.Second {
+			t.Fatalf("the second replica still accepts the token %v after the password change (bound %v)", time.Since(changed), access.CacheTTL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("refused on the second replica %v after the change", time.Since(changed).Round(time.Millisecond))
 }

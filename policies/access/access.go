@@ -35,8 +35,8 @@ type Principal struct {
 	Admin     bool // the main account's administrator: every action is allowed
 	Temporary bool // authenticated with a temporary token
 	set       *policies.Set
-	// cred is the credential the caller proved (credential): temporary tokens and registry tokens made from
-	// it die with it.
+	// cred names the credential the caller proved (passwordCred, or keyCredPrefix + key id): temporary
+	// tokens and registry tokens made from it die with it.
 	cred string
 }
 
