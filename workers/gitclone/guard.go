@@ -2,9 +2,11 @@ package gitclone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -77,8 +79,24 @@ func (s *source) guard(ctx context.Context, g *outbound.Guard) error {
 		return fmt.Errorf("git %s: %w", s.display, err)
 	}
 	hostPort := net.JoinHostPort(ep.Host, strconv.Itoa(sshPort(ep)))
-	ep.Host = addrs[0].Unmap().WithZone("").String()
-	if addrs[0].Unmap().Is6() {
+	// go-git's ssh dials by itself: pick the first vetted address that answers, and name it in the URL.
+	var errs []error
+	pick := netip.Addr{}
+	for _, a := range addrs {
+		a = a.Unmap().WithZone("")
+		conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", netip.AddrPortFrom(a, uint16(sshPort(ep))).String())
+		if err == nil {
+			conn.Close()
+			pick = a
+			break
+		}
+		errs = append(errs, err)
+	}
+	if !pick.IsValid() {
+		return fmt.Errorf("git %s: %w", s.display, errors.Join(errs...))
+	}
+	ep.Host = pick.String()
+	if pick.Is6() {
 		ep.Host = "[" + ep.Host + "]"
 	}
 	s.url = ep.String()

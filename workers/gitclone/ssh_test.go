@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/berth-dev/berth/webhooks/outbound"
 )
 
 // sshServer is a minimal git-over-ssh server: it accepts one client key and
@@ -180,5 +183,37 @@ func TestCloneSSH(t *testing.T) {
 				t.Fatalf("ResolveRef = %s, %v; want %s", commit, err, f.c2)
 			}
 		})
+	}
+}
+
+// TestGuardedCloneSSH: a guarded ssh clone dials the address the guard vetted, never a refused one, and
+// still checks the host key under the URL's host name.
+func TestGuardedCloneSSH(t *testing.T) {
+	requireGit(t)
+	if _, err := exec.LookPath("git-upload-pack"); err != nil {
+		t.Skip("git-upload-pack is not on PATH")
+	}
+	root := t.TempDir()
+	f := newFixture(t, root, "repo", false)
+	srv := newSSHServer(t, root)
+	_, port, _ := net.SplitHostPort(srv.addr)
+	_, _, hostKey, _, _, err := ssh.ParseKnownHosts(srv.knownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Known under the name the URL gives, not under the address dialled.
+	byName := []byte(knownhosts.Line([]string{knownhosts.Normalize("localhost:" + port)}, hostKey) + "\n")
+	url := "ssh://git@localhost:" + port + "/repo.git"
+	creds := &Credentials{SSHKey: srv.clientKey, SSHKnownHosts: byName}
+
+	_, err = Clone(testContext(t), CloneRequest{URL: url, Ref: "refs/heads/main", Dir: t.TempDir(), Credentials: creds,
+		Guard: &outbound.Guard{Flag: SourceAllowFlag}}, nil)
+	if !errors.Is(err, outbound.ErrRefused) {
+		t.Fatalf("guarded ssh clone of localhost: %v", err)
+	}
+	allow := &outbound.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	got, err := Clone(testContext(t), CloneRequest{URL: url, Ref: "refs/heads/main", Dir: t.TempDir(), Credentials: creds, Guard: allow}, nil)
+	if err != nil || got != f.c3 {
+		t.Fatalf("guarded ssh clone in an allowed range: %s, %v", got, err)
 	}
 }
