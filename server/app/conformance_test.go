@@ -24,8 +24,9 @@ func TestConformanceWholeBerth(t *testing.T) {
 }
 
 // TestConformanceWholeBerthS3 runs the suite against a whole Berth keeping its blobs in a real S3 server
-// (versitygw), serving blobs itself (the suite's dev version fails its blob-get checks on redirects;
-// TestS3Redirect pulls through them with a real client).
+// (versitygw), serving blobs itself: with --s3-redirect the suite's dev version fails its blob-get checks,
+// which require a Docker-Content-Digest header on the blob's answer, and S3's answer after the redirect has
+// none (TestS3Redirect pulls through redirects with a real client).
 func TestConformanceWholeBerthS3(t *testing.T) {
 	bin := conformanceBin(t)
 	srv := s3test.Start(t)
