@@ -1,11 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies"
@@ -75,4 +78,33 @@ func TestRegionWithoutWorker(t *testing.T) {
 		t.Fatalf("failed after %s, before the %s timeout", waited, timeout)
 	}
 	t.Logf("QUEUED with the message, then FAILED after %s", time.Since(start).Round(time.Millisecond))
+
+	// While an overseas worker is registered, an overseas build waits past the timeout without the message;
+	// when the worker goes, the build says so and fails.
+	rc, ok := in.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		t.Fatal("no Redis client")
+	}
+	defer rc.Close()
+	ws := &pipeline.Workers{Redis: rc}
+	unregister := ws.Register(context.Background(), pipeline.WorkerInfo{ID: "far/1", Region: "overseas", Host: "far",
+		Version: "test", Queues: []string{"overseas"}})
+	r = in.Admin(t, "GET", "/api/v1/system/workers", nil)
+	if items := r.Items(); len(items) != 2 || items[1]["region"] != "overseas" || items[1]["host"] != "far" {
+		t.Fatalf("workers with an overseas one: %s", r.Body)
+	}
+	next := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY . /\n"}, "second")
+	_, ans = sendHook(t, hook, secret, "push", "far-2", githubPush("refs/heads/main", head, next))
+	ids = hookBuilds(t, ans)
+	if len(ids) != 1 {
+		t.Fatalf("hook: %v", ans)
+	}
+	time.Sleep(timeout + time.Second)
+	if b := in.Admin(t, "GET", far+"/builds/"+ids[0], nil).JSON; b["status"] != "QUEUED" || b["error"] != "" {
+		t.Fatalf("with a live overseas worker: %v", b)
+	}
+	unregister()
+	if b := waitBuild(t, in, "team/far", ids[0], 10*time.Second); b["status"] != "FAILED" || b["error"] != "no worker for region overseas" {
+		t.Fatalf("after the overseas worker went: %v", b)
+	}
 }
