@@ -67,7 +67,9 @@ type Scans struct {
 // Pushed takes a push event: when its digest has a DONE scan the gate judges it at once; otherwise the push
 // waits on the digest's scan record and a scan is queued (once per digest).
 func (s *Scans) Pushed(ctx context.Context, ev PushEvent) error {
-	w := store.ScanWaiter{Repository: ev.Namespace + "/" + ev.Repo, Tag: ev.Tag, PushedAt: ev.PushedAt, BuildID: ev.BuildID}
+	// The stored waiter keeps milliseconds: every path fires with that time, so they all write one record.
+	w := store.ScanWaiter{Repository: ev.Namespace + "/" + ev.Repo, Tag: ev.Tag,
+		PushedAt: ev.PushedAt.UTC().Truncate(time.Millisecond), BuildID: ev.BuildID}
 	sc, err := s.Store.GetScan(ctx, ev.Digest)
 	if err == nil && sc.Status == store.ScanDone {
 		return s.fire(ctx, ev.Digest, w)
@@ -78,21 +80,44 @@ func (s *Scans) Pushed(ctx context.Context, ev PushEvent) error {
 	if sc, err = s.Store.AddScanWaiter(ctx, ev.Digest, w); err != nil {
 		return err
 	}
-	if sc.Status != store.ScanScanning {
-		// NOT_SCANNED, or a FAILED scan that a new push tries again (the DB may be there now).
-		if err := EnqueueScan(ctx, s.Queue, ScanTask{Digest: ev.Digest, Repository: w.Repository, Reason: "push"},
-			ScanTaskID(ev.Digest)); err != nil {
+	return s.settle(ctx, sc, w, "push")
+}
+
+// settle makes sure something releases waiter w of sc, the scan record as it was right after w was added.
+// The record's status then says whether a scan worker will see w: a scan that is SCANNING reads its
+// waiters when it finishes (FinishScan, after w was added); one that already finished (DONE or FAILED) took
+// its copy of the waiters before w was there, even if its task is still winding up. So:
+//   - NOT_SCANNED: queue the digest's scan (its per-digest task id shares it between concurrent pushes);
+//   - DONE, or FAILED after w was pushed (this push's own failure): release w now;
+//   - FAILED before w was pushed: a new push tries again (the DB may be there now), as a task named after
+//     that failed result, never the per-digest id, which the finishing task may still hold and would
+//     swallow. The retry's FinishScan reads w.
+//
+// Firing twice is harmless (FireTriggers is idempotent), so settling a waiter the worker also saw is fine.
+func (s *Scans) settle(ctx context.Context, sc *store.Scan, w store.ScanWaiter, reason string) error {
+	t := ScanTask{Digest: sc.Digest, Repository: w.Repository, Reason: reason}
+	switch {
+	case sc.Status == store.ScanNotScanned:
+		return EnqueueScan(ctx, s.Queue, t, ScanTaskID(sc.Digest))
+	case sc.Status == store.ScanDone || (sc.Status == store.ScanFailed && !sc.FinishedAt.Before(w.PushedAt)):
+		if err := s.fire(ctx, sc.Digest, w); err != nil {
 			return err
 		}
+		return s.Store.RemoveScanWaiter(ctx, sc.Digest, w)
+	case sc.Status == store.ScanFailed:
+		return EnqueueScan(ctx, s.Queue, t, RetryScanTaskID(sc))
 	}
-	// The scan may have finished between GetScan and AddScanWaiter, before its worker read the waiters.
-	if sc, err = s.Store.GetScan(ctx, ev.Digest); err != nil {
-		return err
+	return nil // SCANNING: the running scan releases w
+}
+
+// RetryScanTaskID names the retry of a failed scan after its result: the pushes that find the same failed
+// result share one retry, and no retry waits on the task that produced the failure.
+func RetryScanTaskID(sc *store.Scan) string {
+	result := sc.ResultID
+	if result == "" { // a result recorded before results had ids
+		result = fmt.Sprint(sc.FinishedAt.UnixNano())
 	}
-	if sc.Status == store.ScanDone {
-		return s.Release(ctx, sc)
-	}
-	return nil
+	return ScanTaskID(sc.Digest) + ":retry:" + result
 }
 
 // Rescan queues a new scan of digest (pulled from repo) now, marking it SCANNING; the previous result stays
@@ -107,14 +132,25 @@ func (s *Scans) Rescan(ctx context.Context, repo, digest, reason string) error {
 }
 
 // Recover queues again the scans left queued or running by a process that stopped (an in-memory queue forgets
-// them; with Redis the TaskID makes this a no-op for a scan still queued). Run it when the instance starts.
+// them; with Redis the TaskID makes this a no-op for a scan still queued), and settles the pushes still
+// waiting on a finished scan (a process stopped between a scan's end and their release, or before their
+// retry ran). Run it when the instance starts.
 func (s *Scans) Recover(ctx context.Context) (int, error) {
 	scans, err := s.Store.UnfinishedScans(ctx, 1000)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	for _, sc := range scans {
+	var errs []error
+	for i := range scans {
+		sc := &scans[i]
+		if store.ScanFinal(sc.Status) {
+			for _, w := range sc.Waiting {
+				errs = append(errs, s.settle(ctx, sc, w, "recover"))
+			}
+			n++
+			continue
+		}
 		repo := sc.PullFrom
 		if repo == "" && len(sc.Waiting) > 0 {
 			repo = sc.Waiting[0].Repository
@@ -127,7 +163,7 @@ func (s *Scans) Recover(ctx context.Context) (int, error) {
 		}
 		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // Release hands the pushes waiting for sc's digest to the gate and their triggers. Firing twice is harmless

@@ -94,6 +94,11 @@ const (
 	ActionDeletePolicy    = "ram:DeletePolicy"
 )
 
+// System actions, administrator-only like the ram: ones (custom documents cannot name them).
+const (
+	ActionListWorkers = "ram:ListWorkers"
+)
+
 // AllActions lists every action Berth checks, cr: first, then ram:.
 // Treat it as read-only.
 var AllActions = []string{
@@ -157,6 +162,7 @@ var AllActions = []string{
 	ActionGetPolicy,
 	ActionUpdatePolicy,
 	ActionDeletePolicy,
+	ActionListWorkers,
 }
 
 // knownCRActions maps the lower-cased name of every cr: action to its

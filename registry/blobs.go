@@ -63,6 +63,16 @@ func (r *Registry) serveBlobGet(ctx context.Context, w http.ResponseWriter, req 
 		w.WriteHeader(status)
 		return
 	}
+	if r.cfg.BlobRedirect {
+		if u, err := r.store.BlobURL(ctx, dg); err != nil {
+			r.log.Warn("registry: no redirect URL for a blob; serving it", "digest", ds, "err", err)
+		} else if u != "" {
+			h.Del("Content-Length")
+			h.Del("Content-Range")
+			http.Redirect(w, req, u, http.StatusTemporaryRedirect)
+			return
+		}
+	}
 	rc, err := r.store.BlobReader(ctx, dg, start)
 	if err != nil {
 		h.Del("Content-Range")

@@ -46,8 +46,11 @@ type Config struct {
 	UploadGrace    time.Duration // abandoned uploads purged after this (default 24h)
 	Logger         *slog.Logger
 
-	// Driver replaces the filesystem driver at RootDir (in-memory for tests, S3 later).
+	// Driver replaces the filesystem driver at RootDir (in-memory for tests, S3).
 	Driver driver.StorageDriver
+	// BlobRedirect answers blob GETs with a 307 to the driver's URL for the blob (a presigned S3 URL)
+	// when the driver is a driver.Redirector.
+	BlobRedirect bool
 	// CacheTTL bounds how long a cached tag lookup is trusted. 0 keeps entries
 	// until they are evicted or invalidated, which is right for a single node;
 	// set a few seconds when several nodes share one storage.

@@ -2,7 +2,8 @@
 # install-test-deps.sh — everything the test suite runs for real, installed only when missing:
 #   Debian packages: redis-server (queue), runc (BuildKit), skopeo and podman (registry clients; podman stands
 #   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
-#   Go tools: the OCI distribution conformance suite, buildkitd/buildctl from the pinned module.
+#   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
+#   buildkitd/buildctl from the pinned module.
 # Quiet and quick when all is in place.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +31,12 @@ conformance_version=v0.0.0-20260831232431-97274622c111
 if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_version"; then
 	echo "install-test-deps: installing the OCI conformance suite $conformance_version"
 	go install "github.com/opencontainers/distribution-spec/conformance@$conformance_version"
+fi
+
+versitygw_version=v1.8.0
+if ! go version -m "$gobin/versitygw" 2>/dev/null | grep -q "versitygw[[:space:]]*$versitygw_version"; then
+	echo "install-test-deps: installing versitygw $versitygw_version (S3 server for the tests)"
+	go install "github.com/versity/versitygw/cmd/versitygw@$versitygw_version"
 fi
 
 "$repo_root/scripts/install-buildkit.sh"

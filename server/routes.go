@@ -72,6 +72,8 @@ var routes = []route{
 	{"GET", "/api/v1/repositories/:ns/:repo/builds/:id", policies.ActionGetBuild, resRepository, "Get a build with its stages", (*api).getBuild},
 	{"GET", "/api/v1/repositories/:ns/:repo/builds/:id/logs", policies.ActionGetBuildLog, resRepository, "A build's log as text (?follow=true streams it until the build ends)", (*api).getBuildLog},
 	{"POST", "/api/v1/repositories/:ns/:repo/builds/:id/cancel", policies.ActionUpdateBuild, resRepository, "Cancel a queued or running build", (*api).cancelBuild},
+	// System: administrator only (a ram: action).
+	{"GET", "/api/v1/system/workers", policies.ActionListWorkers, resAny, "Live build workers: region, host, version, queues, last seen (administrator)", (*api).listWorkers},
 	// Users, access keys and policies (RAM): only the administrator and AdministratorAccess hold ram: actions.
 	{"POST", "/api/v1/users", policies.ActionCreateUser, resAny, "Create a RAM user", (*api).createUser},
 	{"GET", "/api/v1/users", policies.ActionListUsers, resAny, "List users", (*api).listUsers},

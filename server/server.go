@@ -67,6 +67,7 @@ type Deps struct {
 	// SourceGuard vets the hosts of non-administrators' code sources (--source-allow-cidr); nil refuses
 	// every non-public address.
 	SourceGuard *outbound.Guard
+	Workers     WorkerService // may be nil: GET /api/v1/system/workers answers 503
 }
 
 type api struct {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -35,7 +37,10 @@ type Scan struct {
 	Digest string `bson:"_id"`
 	Status string `bson:"status"`
 	// ResultStatus is DONE or FAILED once a scan finished, "" before.
-	ResultStatus    string              `bson:"result_status"`
+	ResultStatus string `bson:"result_status"`
+	// ResultID is new at every FinishScan: it tells one result from the next (the retry of a failed scan is
+	// named after it).
+	ResultID        string              `bson:"result_id"`
 	Scanner         string              `bson:"scanner"`    // e.g. "trivy 0.74.0"
 	DBVersion       string              `bson:"db_version"` // the vulnerability DB's UpdatedAt
 	OS              string              `bson:"os"`
@@ -142,7 +147,7 @@ func (s *Store) FinishScan(ctx context.Context, digest string, r ScanResult) (*S
 	defer s.lockWrites()()
 	var sc Scan
 	err := s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
-		"$set": bson.M{"status": r.Status, "result_status": r.Status, "scanner": r.Scanner, "db_version": r.DBVersion,
+		"$set": bson.M{"status": r.Status, "result_status": r.Status, "result_id": newResultID(), "scanner": r.Scanner, "db_version": r.DBVersion,
 			"os": r.OS, "started_at": r.StartedAt.UTC(), "finished_at": r.FinishedAt.UTC(), "error": r.Error,
 			"vulnerabilities": r.Vulnerabilities, "summary": r.Summary, "children": r.Children, "updated_at": now()},
 		"$setOnInsert": bson.M{"waiting": []ScanWaiter{}},
@@ -151,6 +156,12 @@ func (s *Store) FinishScan(ctx context.Context, digest string, r ScanResult) (*S
 		return nil, err
 	}
 	return &sc, nil
+}
+
+func newResultID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // AddScanWaiter records that w waits for digest's scan, creating the record (NOT_SCANNED) if needed, and
@@ -172,9 +183,13 @@ func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) 
 }
 
 // UnfinishedScans returns up to limit scans that are queued or running (NOT_SCANNED with waiting pushes, or
-// SCANNING), without their findings: after a restart their tasks may be gone with an in-memory queue.
+// SCANNING), or finished with pushes still waiting, without their findings: after a restart their tasks
+// may be gone with an in-memory queue.
 func (s *Store) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) {
-	cur, err := s.c(colScans).Find(ctx, bson.M{"status": bson.M{"$in": []string{ScanNotScanned, ScanScanning}}},
+	cur, err := s.c(colScans).Find(ctx, bson.M{"$or": bson.A{
+		bson.M{"status": bson.M{"$in": []string{ScanNotScanned, ScanScanning}}},
+		bson.M{"status": bson.M{"$in": []string{ScanDone, ScanFailed}}, "waiting.0": bson.M{"$exists": true}},
+	}},
 		options.Find().SetProjection(bson.M{"vulnerabilities": 0}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, err

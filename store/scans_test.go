@@ -61,6 +61,26 @@ func TestScanLifecycle(t *testing.T) {
 	if err != nil || len(m) != 1 || m[d].Summary.High != 1 || m[d].Vulnerabilities != nil {
 		t.Fatalf("ScansByDigest: %v %+v", err, m)
 	}
+	// A finished scan is listed while pushes still wait on it (they were added after it took its copy),
+	// and not once none waits; every result has a new id.
+	first := sc.ResultID
+	if sc, err = s.FinishScan(ctx, d, store.ScanResult{Status: store.ScanFailed, FinishedAt: time.Now()}); err != nil ||
+		sc.ResultID == "" || sc.ResultID == first || len(sc.Waiting) != 1 {
+		t.Fatalf("second FinishScan: %v %+v", err, sc)
+	}
+	const idle = "sha256:bbbb"
+	if _, err := s.FinishScan(ctx, idle, store.ScanResult{Status: store.ScanFailed, FinishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if un, err = s.UnfinishedScans(ctx, 10); err != nil || len(un) != 1 || un[0].Digest != d || un[0].Status != store.ScanFailed {
+		t.Fatalf("UnfinishedScans with a waiter on a FAILED scan: %v %+v", err, un)
+	}
+	if err := s.RemoveScanWaiter(ctx, d, sc.Waiting[0]); err != nil {
+		t.Fatal(err)
+	}
+	if un, err = s.UnfinishedScans(ctx, 10); err != nil || len(un) != 0 {
+		t.Fatalf("UnfinishedScans with no waiter left: %v %+v", err, un)
+	}
 }
 
 func TestSecurityPolicies(t *testing.T) {

@@ -33,6 +33,8 @@ func serve(ctx context.Context, args []string) error {
 	return a.Serve(ctx, ln)
 }
 
+func init() { app.Version = version }
+
 // worker runs pipeline workers only, for the chosen queues (regions).
 func worker(ctx context.Context, args []string) error {
 	cfg, err := app.ParseConfig("worker", args)

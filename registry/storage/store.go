@@ -77,6 +77,19 @@ func (s *Store) BlobReader(ctx context.Context, dg reference.Digest, offset int6
 	return rc, nil
 }
 
+// BlobURL returns a URL the client can read blob dg from directly, "" when the driver has none.
+func (s *Store) BlobURL(ctx context.Context, dg reference.Digest) (string, error) {
+	r, ok := s.d.(driver.Redirector)
+	if !ok {
+		return "", nil
+	}
+	p, err := mustPath(blobDataPathSpec{digest: dg})
+	if err != nil {
+		return "", err
+	}
+	return r.RedirectURL(ctx, p)
+}
+
 // BlobContent reads a whole (small) blob.
 func (s *Store) BlobContent(ctx context.Context, dg reference.Digest) ([]byte, error) {
 	p, err := mustPath(blobDataPathSpec{digest: dg})

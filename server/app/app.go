@@ -52,6 +52,7 @@ type App struct {
 	triggers *workers.Triggers
 	pipe     *buildPipeline
 	scan     *scanning
+	regions  *pipeline.Workers
 	stops    []func()
 }
 

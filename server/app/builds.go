@@ -169,10 +169,13 @@ func (a *App) buildQueues() map[string]int {
 // and triggers), queues again the builds a previous run left behind, and sweeps builds whose worker died,
 // until the returned stop is called.
 func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
-	qs := a.buildServer(a.buildQueues())
+	queues := a.buildQueues()
+	qs := a.buildServer(queues)
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return nil, fmt.Errorf("start build workers: %w", err)
 	}
+	unregister := a.registerWorker(ctx, queues)
+	stopCheck := a.startQueueCheck(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -196,7 +199,7 @@ func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
 			}
 		}
 	}()
-	return func() { cancel(); wg.Wait(); qs.Shutdown() }, nil
+	return func() { cancel(); wg.Wait(); stopCheck(); qs.Shutdown(); unregister() }, nil
 }
 
 // buildWakeWait is how long an idle build worker waits for a wake-up before it polls its queues again.

@@ -43,6 +43,9 @@ type Config struct {
 	QueueCheckInterval     time.Duration
 	ScanDBCheckInterval    time.Duration
 	CheckoutCache          int
+	BuildQueueTimeout      time.Duration
+
+	S3 S3Config
 
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
@@ -89,6 +92,8 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.DurationVar(&c.TriggerRetryBase, "trigger-retry-base", 10*time.Second, "first retry delay of a failed trigger delivery (then doubled per attempt, 5 attempts in all)")
 	fs.IntVar(&c.CheckoutCache, "checkout-cache", 8, "recent commit checkouts a build worker keeps, so rebuilding a commit skips the clone (0: none)")
 	fs.DurationVar(&c.QueueCheckInterval, "queue-check-interval", 50*time.Millisecond, "pause between an idle worker's polls of its queues (tasks Berth queues wake waiting workers at once; this delays retries)")
+	fs.DurationVar(&c.BuildQueueTimeout, "build-queue-timeout", time.Hour, "a build QUEUED this long while no live worker takes its region's queue ends FAILED (0: never)")
+	c.S3.flags(fs)
 	return fs
 }
 

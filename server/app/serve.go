@@ -44,7 +44,18 @@ func (a *App) build() error {
 		return err
 	}
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check}
+	drv, err := c.storageDriver()
+	if err != nil {
+		return err
+	}
+	var cacheTTL time.Duration
+	if drv != nil {
+		cacheTTL = sharedCacheTTL
+	}
 	reg, err := registry.New(registry.Config{
+		Driver:         drv,
+		BlobRedirect:   c.S3.Redirect,
+		CacheTTL:       cacheTTL,
 		RootDir:        filepath.Join(c.DataDir, "registry"),
 		PublicURL:      c.PublicURL,
 		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
@@ -63,6 +74,7 @@ func (a *App) build() error {
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
+		Workers: workerService(a.workerRegistry()),
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -82,6 +94,13 @@ func (a *App) build() error {
 		LogLevel:    asynq.WarnLevel,
 	}), 250*time.Millisecond)
 	return nil
+}
+
+func workerService(ws *pipeline.Workers) server.WorkerService {
+	if ws == nil {
+		return nil
+	}
+	return ws
 }
 
 // Serve runs the workers and the HTTP server on ln until ctx ends, then shuts down gracefully: in-flight
@@ -130,8 +149,10 @@ func (a *App) RunWorkers(ctx context.Context, queues map[string]int) error {
 	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	unregister := a.registerWorker(ctx, queues)
 	<-ctx.Done()
 	qs.Shutdown()
+	unregister()
 	return nil
 }
 

@@ -1,5 +1,5 @@
 // Package driver defines the narrow interface every blob-store backend
-// implements (filesystem, in-memory; S3 later), modelled on distribution's
+// implements (filesystem, in-memory, S3), modelled on distribution's
 // storagedriver. Every implementation must pass the shared suite in
 // driver/testsuite.
 //
@@ -44,6 +44,12 @@ type StorageDriver interface {
 	// Walk calls fn for every file and directory under path (not path itself),
 	// in lexical order. Returning ErrSkipDir from fn on a directory skips it.
 	Walk(ctx context.Context, path string, fn WalkFn) error
+}
+
+// Redirector is a driver that can hand out a URL reading a file directly (a presigned S3 GET), so the
+// registry can redirect blob downloads there.
+type Redirector interface {
+	RedirectURL(ctx context.Context, path string) (string, error)
 }
 
 // FileWriter writes a file opened with StorageDriver.Writer.
