@@ -31,6 +31,7 @@ type Config struct {
 	LogLevel       string
 	LogFormat      string
 	TriggerAllow   listFlag
+	BuildAllow     listFlag
 	ScanDBDir      string
 	ScannerBin     string
 	ScannerAddr    string
@@ -77,6 +78,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Var(&c.TriggerAllow, "trigger-allow-cidr", "CIDR that trigger deliveries may reach although private (repeatable)")
+	fs.Var(&c.BuildAllow, "build-allow-cidr", "IPv4 CIDR that builds (RUN steps) may reach although private (repeatable); the Berth host itself stays out of reach")
 	fs.StringVar(&c.ScanDBDir, "scan-db-dir", "", "Trivy vulnerability DB directory (default DATA/trivy)")
 	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
 	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")
