@@ -154,6 +154,20 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 	return b, nil
 }
 
+// BuildkitAddr is the address of the BuildKit daemon builds use: --buildkit-addr, or the child's once it has
+// started; "" before.
+func (a *App) BuildkitAddr() string {
+	if a.Cfg.BuildkitAddr != "" {
+		return a.Cfg.BuildkitAddr
+	}
+	a.pipe.mu.Lock()
+	defer a.pipe.mu.Unlock()
+	if a.pipe.daemon == nil {
+		return ""
+	}
+	return a.pipe.daemon.Addr()
+}
+
 func (p *buildPipeline) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -261,7 +261,7 @@ func (s *sandbox) writeConfig() error {
 	return os.WriteFile(s.confPath, append(data, '\n'), 0o600)
 }
 
-// ruleset is the nftables script that (re)creates the sandbox's tables. A drop in any base chain is final in
+// ruleset is the nftables script that (re)creates the sandbox's tables. A drop or reject in any base chain is final in
 // nftables, whatever other tables (Docker's, CNI's iptables rules) accept, so these rules hold on their own;
 // they match only traffic from or to this sandbox's bridge and subnet.
 func (s *sandbox) ruleset() string {
@@ -295,17 +295,23 @@ func (s *sandbox) ruleset() string {
 	set("allowed", allow, true)
 	set("blocked", blocked, true)
 	set("dns", dns, false)
-	fmt.Fprintf(&b, `  chain input {
+	// refuse answers at once, so a build fails fast: TCP gets a reset, the rest "administratively prohibited"
+	// (which the kernel rate-limits; those past the limit time out).
+	fmt.Fprintf(&b, `  chain refuse {
+    meta l4proto tcp reject with tcp reset
+    reject with icmpx type admin-prohibited
+  }
+  chain input {
     type filter hook input priority filter - 10; policy accept;
     iifname %[1]s ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept
-    iifname %[1]s drop
+    iifname %[1]s goto refuse
   }
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
-    iifname %[1]s meta nfproto ipv6 drop
+    iifname %[1]s meta nfproto ipv6 goto refuse
     iifname %[1]s ip daddr @dns meta l4proto { tcp, udp } th dport 53 accept
     iifname %[1]s ip daddr @allowed accept
-    iifname %[1]s ip daddr @blocked drop
+    iifname %[1]s ip daddr @blocked goto refuse
     oifname %[1]s ct state established,related accept
     oifname %[1]s drop
   }
