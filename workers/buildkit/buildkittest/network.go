@@ -58,8 +58,8 @@ func StartNetwork(extra ...netip.Addr) (*Network, error) {
 		{"addr", "add", host.String() + "/30", "dev", n.veth + "h"},
 		{"link", "set", n.veth + "h", "up"},
 		in("link", "set", "lo", "up"),
-		in("addr", "add", n.Addr.String() + "/30", "dev", n.veth + "n"),
-		in("link", "set", n.veth + "n", "up"),
+		in("addr", "add", n.Addr.String()+"/30", "dev", n.veth+"n"),
+		in("link", "set", n.veth+"n", "up"),
 		in("route", "add", "default", "via", host.String()),
 	}
 	for _, a := range extra {
