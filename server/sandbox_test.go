@@ -210,19 +210,22 @@ func outboundAddr(t *testing.T) netip.Addr {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 }
 
-// storeEndpoint is where the store listens: unix://path or host:port.
+// storeEndpoint is where the store listens: unix://path (mongodb://%2F…sock/, which url.Parse refuses) or
+// host:port.
 func storeEndpoint(t *testing.T, uri string) string {
 	t.Helper()
+	if rest, ok := strings.CutPrefix(uri, "mongodb://%2F"); ok {
+		p, err := url.PathUnescape("%2F" + strings.TrimSuffix(rest, "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "unix://" + p
+	}
 	u, err := url.Parse(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	host := u.Host
-	if strings.Contains(host, "%2F") || strings.HasPrefix(host, "/") {
-		p, _ := url.PathUnescape(host)
-		return "unix://" + p
-	}
-	return host
+	return u.Host
 }
 
 // queueEndpoint is where the queue listens: unix://path or host:port.
