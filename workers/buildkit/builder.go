@@ -53,9 +53,10 @@ type BuildRequest struct {
 	Platforms []string
 	// ImageRef is the image to push, host:port/namespace/repo:tag.
 	ImageRef string
-	// CacheNamespace scopes the build's cache mounts (RUN --mount=type=cache): builds share a cache mount only
-	// when they have the same namespace and id. Berth gives each repository its own (CacheNamespace); empty
-	// means BuildKit's single global namespace.
+	// CacheNamespace scopes the build's cache mounts (RUN --mount=type=cache) and the cached results of its RUN
+	// steps: builds share a cache mount only when they have the same namespace and id, and reuse a RUN step's
+	// result only from a build of the same namespace. It is also the hostname RUN steps see. Berth gives each
+	// repository its own (CacheNamespace); empty means BuildKit's single global namespace.
 	CacheNamespace string
 	// CacheRef is the registry cache kept beside the image
 	// (host:port/namespace/repo:buildcache), exported with mode=max and
@@ -243,6 +244,10 @@ func solveOpt(req BuildRequest) (client.SolveOpt, error) {
 	}
 	if req.CacheNamespace != "" {
 		attrs["build-arg:"+cacheNSArg] = req.CacheNamespace
+		// BuildKit leaves cache mount ids out of a RUN step's cache key, so a step that read a planted cache
+		// mount would be reused by the same step of another repository. The hostname of RUN steps is in the
+		// key: set per repository, it keeps their results apart too.
+		attrs["hostname"] = req.CacheNamespace
 	}
 	if len(req.Platforms) > 0 {
 		attrs["platform"] = strings.Join(req.Platforms, ",")
