@@ -280,9 +280,9 @@ func TestBuildTokenAuth(t *testing.T) {
 		if err == nil {
 			t.Fatal("build with wrong credentials succeeded")
 		}
-		// The base image's pull is refused first, with the registry's own answer; the secret is never shown.
+		// The base image's pull is refused first, with Berth's registry's own answer; the secret is never shown.
 		want := "build " + bad.ImageRef + ": failed to solve: " + base + ": failed to resolve source metadata for " +
-			base + ": failed to authorize: failed to fetch oauth token: unauthorized"
+			base + ": failed to authorize: failed to fetch oauth token: unauthorized: invalid username or password"
 		if err.Error() != want {
 			t.Fatalf("err = %v\nwant  %s", err, want)
 		}
