@@ -2,6 +2,7 @@ package buildkit
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +35,24 @@ func TestCacheNamespace(t *testing.T) {
 		BuildArgs: map[string]string{"BuildKit_Cache_Mount_NS": nsA}}, nil)
 	if !errors.Is(err, ErrReservedBuildArg) || err.Error() != "build: build args named BUILDKIT_* are reserved: BuildKit_Cache_Mount_NS configures BuildKit itself (cache-mount namespace, inline cache, frontend), which Berth sets; rename the argument" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestSyntaxLineIgnored: a "# syntax=" line does not hand the build to a frontend image (which would choose its
+// cache mount ids itself): BuildKit's own Dockerfile frontend builds it. The named frontend does not exist, so
+// the build fails if it is asked for.
+func TestSyntaxLineIgnored(t *testing.T) {
+	b := testBuilder(t)
+	host := newTestRegistry(t)
+	base := pushBusybox(t, host, nil)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "# syntax=" + host + "/evil/frontend:latest\nFROM " + base + "\nRUN echo built > /built.txt\n"})
+	ref := host + "/team/syntax:v1"
+	_, log, _ := build(t, b, BuildRequest{ContextDir: dir, ImageRef: ref, Insecure: true, CacheNamespace: "berth-test"})
+	if files, _ := imageFiles(t, ref, nil); files["built.txt"] != "built\n" {
+		t.Errorf("built.txt = %q", files["built.txt"])
+	}
+	if strings.Contains(log, "evil/frontend") {
+		t.Errorf("the build asked for the frontend image:\n%s", log)
 	}
 }
