@@ -33,6 +33,10 @@ var (
 	ErrBadImageTag = errors.New("invalid image tag")
 )
 
+// ReservedBuildArgPrefix starts the build argument names BuildKit reads as its own options; rules may not set
+// them (in any case).
+const ReservedBuildArgPrefix = "BUILDKIT_"
+
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidRule, fmt.Sprintf(format, args...))
 }
@@ -185,6 +189,9 @@ func CheckRule(r *store.BuildRule) error {
 	for k, v := range r.BuildArgs {
 		if !buildArgRE.MatchString(k) {
 			return invalid("build_args name %q must be a letter or '_' then letters, digits or '_' (at most 128)", k)
+		}
+		if strings.HasPrefix(strings.ToUpper(k), ReservedBuildArgPrefix) {
+			return invalid("build_args name %q is reserved: names starting with %s configure BuildKit itself (cache-mount namespace, inline cache, frontend), which Berth sets", k, ReservedBuildArgPrefix)
 		}
 		if len(v) > MaxBuildArgValue || strings.ContainsRune(v, 0) {
 			return invalid("build_args %s must be at most %d bytes of text", k, MaxBuildArgValue)

@@ -28,7 +28,7 @@ func startWakeWorld(t *testing.T, queues []string, wait time.Duration) *wakeWorl
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := asynq.RedisClientOpt{Addr: r.Addr}
+	base := asynq.RedisClientOpt{Addr: r.Addr, Password: r.Password}
 	w := &wakeWorld{opt: WakeOnEnqueue(base, queues, wait), ran: make(chan string, 100)}
 	qs := map[string]int{}
 	for _, q := range queues {
@@ -47,7 +47,7 @@ func startWakeWorld(t *testing.T, queues []string, wait time.Duration) *wakeWorl
 		t.Fatal(err)
 	}
 	w.raw = asynq.NewClient(base)
-	rc := redis.NewClient(&redis.Options{Addr: r.Addr})
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password})
 	w.q = &WakingQueue{Enqueuer: w.raw, Redis: rc}
 	var once sync.Once
 	w.stop = func() {

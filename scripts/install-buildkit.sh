@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # install-buildkit.sh [BIN_DIR] — build buildkitd and buildctl from the pinned
 # module in tools/buildkit into BIN_DIR (default: <repo>/bin), and install runc
-# when it is missing. Does nothing (and prints nothing) when all is in place.
+# and the build sandbox's packages (containernetworking-plugins, nftables,
+# iptables: builds run in a network of their own) when they are missing. Does
+# nothing (and prints nothing) when all is in place.
 #
 # The binaries are rebuilt only when missing or when they were built from a
 # different BuildKit version than the one pinned in tools/buildkit/go.mod.
@@ -46,13 +48,19 @@ if ((${#stale[@]} > 0)); then
 	echo "install-buildkit: built in $((SECONDS - start))s"
 fi
 
-if ! command -v runc >/dev/null 2>&1; then
+pkgs=()
+command -v runc >/dev/null 2>&1 || pkgs+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback && -x /usr/lib/cni/firewall ]] ||
+	pkgs+=(containernetworking-plugins)
+command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
+command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
+if ((${#pkgs[@]} > 0)); then
 	if [[ $(id -u) -eq 0 ]]; then
-		echo "install-buildkit: installing runc"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q runc >/dev/null ||
-			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q runc >/dev/null; }
+		echo "install-buildkit: installing ${pkgs[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >/dev/null ||
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >/dev/null; }
 	else
-		echo "install-buildkit: runc is missing; run as root: apt-get install -y runc" >&2
+		echo "install-buildkit: ${pkgs[*]} missing; run as root: apt-get install -y ${pkgs[*]}" >&2
 		exit 1
 	fi
 fi

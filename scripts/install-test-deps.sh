@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — everything the test suite runs for real, installed only when missing:
-#   Debian packages: redis-server (queue), runc (BuildKit), skopeo and podman (registry clients; podman stands
+#   Debian packages: redis-server (queue), runc (BuildKit), containernetworking-plugins, nftables and iptables
+#   (the build sandbox), skopeo and podman (registry clients; podman stands
 #   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
 #   buildkitd/buildctl from the pinned module.
@@ -11,6 +12,9 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v runc >/dev/null || need+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/firewall ]] || need+=(containernetworking-plugins) # builds' own network
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables >/dev/null || need+=(iptables)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v podman >/dev/null || need+=(podman)
 [[ -x /bin/busybox ]] || need+=(busybox-static)

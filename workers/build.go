@@ -300,6 +300,20 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	image := r.Registry + "/" + b.Repository + ":" + b.ImageTag
 	blog.Printf("BUILDING %s from %s (%s)%s", image, path.Join("/", b.Spec.DockerfileDir, b.Spec.DockerfileName),
 		cacheMode(b.NoCache), platformsNote(b.Spec.Platforms))
+	for k := range b.Spec.BuildArgs {
+		// Rules are checked when written; a rule stored before the check existed is caught here.
+		if err := buildkit.CheckBuildArg(k); err != nil {
+			return "", failf("%v", err)
+		}
+	}
+	ns, name, _ := strings.Cut(b.Repository, "/")
+	repo, err := r.Store.GetRepository(ctx, ns, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", failf("repository %s was deleted", b.Repository)
+	}
+	if err != nil {
+		return "", err
+	}
 	builder, err := r.Builder(ctx)
 	if err != nil {
 		return "", failf("%v", err)
@@ -308,6 +322,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	req := buildkit.BuildRequest{
 		ContextDir: contextDir, DockerfileName: b.Spec.DockerfileName, BuildArgs: b.Spec.BuildArgs,
 		Target: b.Spec.Target, Platforms: b.Spec.Platforms, ImageRef: image, NoCache: b.NoCache, Insecure: r.Insecure,
+		CacheNamespace: buildkit.CacheNamespace(repo.FullName, repo.CreatedAt),
 		Auth: func(host string) (string, string) {
 			if host == r.Registry {
 				return user, password

@@ -160,7 +160,7 @@ func queueName(c *app.Config, a *app.App) string {
 	if c.RedisAddr != "" {
 		return "Redis " + c.RedisAddr
 	}
-	if o, ok := a.Redis.(asynq.RedisClientOpt); ok && o.Password != "" {
+	if o, ok := a.Redis.(asynq.RedisClientOpt); ok && o.Network == "unix" {
 		return "embedded redis-server child"
 	}
 	return "embedded miniredis (redis-server is not installed)"

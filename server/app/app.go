@@ -44,8 +44,8 @@ type App struct {
 	Registry *registry.Registry
 	Handler  http.Handler // the API and the registry on one mux
 	Metrics  *prometheus.Registry
-	// MongoURI is the store's URI: --mongo-uri, or the embedded FerretDB's loopback address, which a
-	// `berth worker` on this machine may share.
+	// MongoURI is the store's URI: --mongo-uri, or the embedded FerretDB's Unix socket (mongodb://%2F…sock),
+	// which a `berth worker` on this machine, as the same user, may share.
 	MongoURI string
 
 	workers  *wokenServer
@@ -144,7 +144,7 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 			return nil, err
 		}
 		a.stops = append(a.stops, r.Stop)
-		a.Redis = asynq.RedisClientOpt{Addr: r.Addr, Password: r.Password}
+		a.Redis = asynq.RedisClientOpt{Network: r.Network, Addr: r.Addr, Password: r.Password}
 		logger.Info("embedded queue started ("+what+")", "addr", r.Addr)
 	}
 	a.Queue = asynq.NewClient(a.Redis)

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ const sweepInterval = 30 * time.Second
 // --buildkit-addr is empty and buildkitd is installed).
 type buildPipeline struct {
 	app       *App
+	allow     []netip.Prefix // --build-allow-cidr
 	creds     *pipeline.BuildCredentials
 	builds    *pipeline.Builds
 	runner    *workers.BuildRunner
@@ -55,7 +57,11 @@ func (a *App) newBuildPipeline() (*buildPipeline, error) {
 		return nil, err
 	}
 	guard := &outbound.Guard{Allow: allow, Flag: gitclone.SourceAllowFlag}
-	p := &buildPipeline{app: a, creds: pipeline.NewBuildCredentials(a.Box.Derive("build-credentials")),
+	buildAllow, err := parseBuildAllow(a.Cfg.BuildAllow)
+	if err != nil {
+		return nil, err
+	}
+	p := &buildPipeline{app: a, allow: buildAllow, creds: pipeline.NewBuildCredentials(a.Box.Derive("build-credentials")),
 		inspector: asynq.NewInspector(a.Redis), guard: guard}
 	p.builds = &pipeline.Builds{Store: a.Store, Queue: a.Enqueue, Inspector: p.inspector, Box: a.Box,
 		Logger: a.Logger.With("component", "builds"), SourceGuard: guard}
@@ -70,7 +76,29 @@ func (a *App) newBuildPipeline() (*buildPipeline, error) {
 		}
 	}
 	a.stops = append(a.stops, p.close)
+	if a.Cfg.BuildkitAddr == "" {
+		if _, err := buildkit.FindBinary(); err == nil {
+			// buildkitd starts with the first build; say now, not then, what builds will lack.
+			if _, err := buildkit.CheckSandbox(); err != nil {
+				a.Logger.Warn("builds will not run", "reason", err.Error())
+			}
+		}
+	}
 	return p, nil
+}
+
+// parseBuildAllow parses --build-allow-cidr: IPv4 prefixes or addresses, since builds have IPv4 only.
+func parseBuildAllow(values []string) ([]netip.Prefix, error) {
+	allow, err := outbound.ParseAllowCIDRs(values)
+	if err != nil {
+		return nil, fmt.Errorf("--build-allow-cidr: %s", strings.ReplaceAll(err.Error(), outbound.AllowFlag+" ", ""))
+	}
+	for _, p := range allow {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("--build-allow-cidr %s: builds have IPv4 only; give an IPv4 range like 10.20.0.0/16", p)
+		}
+	}
+	return allow, nil
 }
 
 // builderFor returns the BuildKit client builds use: --buildkit-addr's, or a buildkitd child started now (and
@@ -114,7 +142,7 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 			return nil, err
 		}
 	}
-	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile}
+	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile, AllowCIDRs: p.allow}
 	if p.runner.Insecure {
 		cfg.InsecureRegistries = []string{p.runner.Registry}
 	}
@@ -131,6 +159,20 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 	p.app.Logger.Info("buildkitd started", "addr", d.Addr(), "root", root, "took", time.Since(start).Round(time.Millisecond))
 	p.daemon, p.builder = d, b
 	return b, nil
+}
+
+// BuildkitAddr is the address of the BuildKit daemon builds use: --buildkit-addr, or the child's once it has
+// started; "" before.
+func (a *App) BuildkitAddr() string {
+	if a.Cfg.BuildkitAddr != "" {
+		return a.Cfg.BuildkitAddr
+	}
+	a.pipe.mu.Lock()
+	defer a.pipe.mu.Unlock()
+	if a.pipe.daemon == nil {
+		return ""
+	}
+	return a.pipe.daemon.Addr()
 }
 
 func (p *buildPipeline) close() {

@@ -8,12 +8,14 @@ package embedded
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,16 +35,23 @@ const Available = true
 
 // Mongo is a running embedded FerretDB.
 type Mongo struct {
-	URI    string
-	dir    string
-	cancel context.CancelFunc
-	done   chan error
+	URI     string
+	dir     string
+	sockDir string // a temp dir holding the socket, removed by Stop
+	cancel  context.CancelFunc
+	done    chan error
 }
 
-// StartMongo runs FerretDB with its SQLite handler on a loopback port, keeping its files in dir.
+// StartMongo runs FerretDB with its SQLite handler, keeping its files in dir. It listens only on a Unix socket
+// of mode 0600 in dir (or, when dir's path is too long for a socket, in a 0700 directory of the temp dir), so
+// that nothing without the data dir's owner's rights (a build's RUN step, another user of the host) reaches
+// the store, which has no authentication of its own. URI is the socket's mongodb://%2F… URI.
 func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create embedded store dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // the socket's directory: Berth's alone
+		return nil, fmt.Errorf("embedded store dir: %w", err)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -51,10 +60,14 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 	if logger == nil {
 		logger = slog.Default()
 	}
+	sock, sockDir, err := socketPath(abs, "mongo.sock")
+	if err != nil {
+		return nil, fmt.Errorf("embedded store socket: %w", err)
+	}
 	// FerretDB logs every connection at INFO; keep only its errors (it warns on every driver command it lacks, e.g. endSessions).
 	quiet := slog.New(levelFilter{h: logger.Handler(), min: slog.LevelError})
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    quiet,
@@ -63,33 +76,60 @@ func StartMongo(ctx context.Context, dir string, logger *slog.Logger) (*Mongo, e
 		return nil, fmt.Errorf("start embedded store: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	m := &Mongo{dir: abs, cancel: cancel, done: make(chan error, 1)}
+	m := &Mongo{dir: abs, sockDir: sockDir, cancel: cancel, done: make(chan error, 1)}
 	go func() { m.done <- f.Run(runCtx) }()
-	// MongoDBURI is ready once the listener is up; poll until it accepts connections.
+	fail := func(err error) (*Mongo, error) {
+		m.Stop()
+		return nil, err
+	}
+	// The listener is up once the socket accepts connections.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		uri := f.MongoDBURI()
-		if u := hostOf(uri); u != "" {
-			if c, err := net.DialTimeout("tcp", u, 200*time.Millisecond); err == nil {
-				c.Close()
-				m.URI = uri
-				return m, nil
+		if c, err := net.DialTimeout("unix", sock, 200*time.Millisecond); err == nil {
+			c.Close()
+			if err := os.Chmod(sock, 0o600); err != nil {
+				return fail(fmt.Errorf("embedded store socket: %w", err))
 			}
+			m.URI = "mongodb://" + url.PathEscape(sock) + "/"
+			return m, nil
 		}
 		select {
 		case err := <-m.done:
-			cancel()
-			return nil, fmt.Errorf("embedded store stopped at start: %w", err)
+			m.done <- err
+			return fail(fmt.Errorf("embedded store stopped at start: %w", err))
 		case <-ctx.Done():
-			cancel()
-			return nil, ctx.Err()
+			return fail(ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			return nil, errors.New("embedded store did not start listening within 10s")
+			return fail(errors.New("embedded store did not start listening within 10s"))
 		}
 	}
+}
+
+// maxSocketPath keeps unix socket paths under the kernel's 108-byte limit (sun_path), with room to spare.
+const maxSocketPath = 100
+
+// socketPath is dir/name when short enough for a unix socket, else name in a directory of the temp dir named
+// after dir (mode 0700, returned as tmp so the caller removes it). A socket left there by a process that was
+// killed is removed.
+func socketPath(dir, name string) (path, tmp string, err error) {
+	path = filepath.Join(dir, name)
+	if len(path) > maxSocketPath {
+		sum := sha256.Sum256([]byte(path))
+		tmp = filepath.Join(os.TempDir(), "berth-"+hex.EncodeToString(sum[:6]))
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			return "", "", err
+		}
+		if err := os.Chmod(tmp, 0o700); err != nil {
+			return "", "", err
+		}
+		path = filepath.Join(tmp, name)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	return path, tmp, nil
 }
 
 // IndexIDs makes lookups by _id in database use an index. FerretDB's SQLite handler filters them on the
@@ -144,32 +184,19 @@ func (m *Mongo) Stop() {
 	case <-m.done:
 	case <-time.After(10 * time.Second):
 	}
-}
-
-func hostOf(uri string) (host string) {
-	defer func() {
-		if recover() != nil {
-			host = ""
-		}
-	}()
-	const p = "mongodb://"
-	if len(uri) <= len(p) {
-		return ""
+	if m.sockDir != "" {
+		os.RemoveAll(m.sockDir)
 	}
-	rest := uri[len(p):]
-	for i, c := range rest {
-		if c == '/' || c == '?' {
-			return rest[:i]
-		}
-	}
-	return rest
 }
 
 // Redis is a running embedded Redis: a redis-server child (StartRedisServer) or an in-memory miniredis
 // (StartRedis).
 type Redis struct {
+	// Network is "unix" (redis-server: Addr is its socket's path) or "tcp" (miniredis: Addr is host:port).
+	Network  string
 	Addr     string
-	Password string // redis-server's, from its config file; "" for miniredis
+	Password string // generated at every start
+	sockDir  string // a temp dir holding the socket, removed by Stop
 	m        *miniredis.Miniredis
 	stop     chan struct{}
 	done     chan struct{}
@@ -180,15 +207,21 @@ type Redis struct {
 // ttlTick is how often the embedded Redis moves its TTLs on with the wall clock: a key expires at most this late.
 const ttlTick = 100 * time.Millisecond
 
-// StartRedis runs miniredis, in memory, on a loopback port with TTLs following the wall clock, as Asynq needs.
+// StartRedis runs miniredis, in memory, on a loopback port (miniredis has no Unix socket listener) with a
+// generated password, and with TTLs following the wall clock, as Asynq needs.
 // miniredis's own ClockTTL would do that on every command by visiting (and sorting) every key, which makes each
 // command cost O(keys); a ticker does it ten times a second instead.
 func StartRedis() (*Redis, error) {
+	password, err := randomPassword()
+	if err != nil {
+		return nil, err
+	}
 	m := miniredis.NewMiniRedis()
+	m.RequireAuth(password)
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("start embedded redis: %w", err)
 	}
-	r := &Redis{Addr: m.Addr(), m: m, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Redis{Network: "tcp", Addr: m.Addr(), Password: password, m: m, stop: make(chan struct{}), done: make(chan struct{})}
 	go r.tick()
 	return r, nil
 }
@@ -220,6 +253,9 @@ func (r *Redis) Stop() {
 			_ = r.cmd.Process.Kill()
 			<-r.exited
 		}
+		if r.sockDir != "" {
+			os.RemoveAll(r.sockDir)
+		}
 		return
 	}
 	close(r.stop)
@@ -230,8 +266,9 @@ func (r *Redis) Stop() {
 // ErrNoRedisServer: redis-server is not installed (on PATH).
 var ErrNoRedisServer = errors.New("redis-server is not installed")
 
-// StartRedisServer runs redis-server as a child on a loopback port, with a random password, keeping the queue
-// in dir in an append-only file, so that queued and retried tasks survive a restart. Its config (with the
+// StartRedisServer runs redis-server as a child listening only on a Unix socket of mode 0600 in dir (or in a
+// 0700 directory of the temp dir when dir's path is too long for a socket), with a random password, keeping the
+// queue in dir in an append-only file, so that queued and retried tasks survive a restart. Its config (with the
 // password) and its log are in dir too; the child is stopped by Stop, and by the kernel if this process dies.
 // ErrNoRedisServer when redis-server is not on PATH.
 func StartRedisServer(ctx context.Context, dir string) (*Redis, error) {
@@ -242,58 +279,71 @@ func StartRedisServer(ctx context.Context, dir string) (*Redis, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the queue dir: %w", err)
 	}
+	if err := os.Chmod(dir, 0o700); err != nil { // the socket's directory: Berth's alone
+		return nil, fmt.Errorf("queue dir: %w", err)
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	var pw [24]byte
-	if _, err := rand.Read(pw[:]); err != nil {
+	password, err := randomPassword()
+	if err != nil {
 		return nil, err
 	}
-	password := hex.EncodeToString(pw[:])
-	var lastErr error
-	for range 3 { // the port is free when picked, not necessarily when redis-server binds it
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		conf := filepath.Join(abs, "redis.conf")
-		text := fmt.Sprintf("# written by berth at every start\nbind 127.0.0.1\nport %d\nprotected-mode yes\nrequirepass %s\n"+
-			"dir %s\nappendonly yes\nappendfsync everysec\nsave \"\"\ndaemonize no\n", port, password, strconv.Quote(abs))
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			return nil, fmt.Errorf("write %s: %w", conf, err)
-		}
-		logf, err := os.OpenFile(filepath.Join(abs, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, conf)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return nil, fmt.Errorf("start %s: %w", bin, err)
-		}
-		r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), Password: password, cmd: cmd, exited: make(chan struct{})}
-		go func() {
-			_ = cmd.Wait()
-			logf.Close()
-			close(r.exited)
-		}()
-		if lastErr = r.waitReady(ctx); lastErr == nil {
-			return r, nil
-		}
-		r.Stop()
+	sock, sockDir, err := socketPath(abs, "redis.sock")
+	if err != nil {
+		return nil, fmt.Errorf("queue socket: %w", err)
 	}
-	return nil, fmt.Errorf("redis-server did not start (see %s): %w", filepath.Join(abs, "redis.log"), lastErr)
+	conf := filepath.Join(abs, "redis.conf")
+	text := fmt.Sprintf("# written by berth at every start\nport 0\nunixsocket %s\nunixsocketperm 600\nrequirepass %s\n"+
+		"dir %s\nappendonly yes\nappendfsync everysec\nsave \"\"\ndaemonize no\n", strconv.Quote(sock), password, strconv.Quote(abs))
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", conf, err)
+	}
+	logf, err := os.OpenFile(filepath.Join(abs, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, conf)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	r := &Redis{Network: "unix", Addr: sock, Password: password, sockDir: sockDir, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(r.exited)
+	}()
+	if err := r.waitReady(ctx); err != nil {
+		r.Stop()
+		return nil, fmt.Errorf("redis-server did not start (see %s): %w", filepath.Join(abs, "redis.log"), err)
+	}
+	return r, nil
+}
+
+// URI is the Redis's address as a --redis-addr URI (redis-socket:// or redis://), password included.
+func (r *Redis) URI() string {
+	if r.Network == "unix" {
+		return "redis-socket://:" + r.Password + "@" + r.Addr
+	}
+	return "redis://:" + r.Password + "@" + r.Addr
+}
+
+func randomPassword() (string, error) {
+	var pw [24]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(pw[:]), nil
 }
 
 // waitReady waits until the child answers PING with its password, up to 10 s (loading a large append-only
 // file takes longer: then it is LOADING, which is waited for too).
 func (r *Redis) waitReady(ctx context.Context) error {
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr, Password: r.Password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -23,7 +23,12 @@ func TestRedisTTLsFollowTheClock(t *testing.T) {
 	}
 	defer r.Stop()
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	anon := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr})
+	if err := anon.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("miniredis answers PING without the password: %v", err)
+	}
+	anon.Close()
+	c := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr, Password: r.Password})
 	defer c.Close()
 	if err := c.Set(ctx, "short", "1", 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
@@ -71,12 +76,19 @@ func TestRedisServerKeepsTheQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	anon := redis.NewClient(&redis.Options{Addr: r.Addr})
+	// Only a Unix socket of mode 0600, no TCP port: a build's RUN step cannot reach it even on the host's network.
+	if fi, err := os.Stat(r.Addr); r.Network != "unix" || err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("redis-server listens on %s %s: %v %v, want a unix socket of mode 0600", r.Network, r.Addr, fi, err)
+	}
+	if conf, _ := os.ReadFile(filepath.Join(dir, "redis.conf")); !strings.Contains(string(conf), "\nport 0\n") {
+		t.Fatalf("redis.conf opens a TCP port:\n%s", conf)
+	}
+	anon := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr})
 	if err := anon.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Fatalf("PING without the password: %v", err)
 	}
 	anon.Close()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password})
+	c := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr, Password: r.Password})
 	if err := c.RPush(ctx, "asynq:{default}:pending", "task-1", "task-2").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +103,7 @@ func TestRedisServerKeepsTheQueue(t *testing.T) {
 	if r2.Password == r.Password {
 		t.Error("the password did not change across starts")
 	}
-	c2 := redis.NewClient(&redis.Options{Addr: r2.Addr, Password: r2.Password})
+	c2 := redis.NewClient(&redis.Options{Network: r2.Network, Addr: r2.Addr, Password: r2.Password})
 	defer c2.Close()
 	got, err := c2.LRange(ctx, "asynq:{default}:pending", 0, -1).Result()
 	if err != nil || strings.Join(got, ",") != "task-1,task-2" {

@@ -19,10 +19,11 @@ func StartMongo(context.Context, string, *slog.Logger) (*Mongo, error) { return 
 func (m *Mongo) Stop()                                                 {}
 func (m *Mongo) IndexIDs(context.Context, string) (int, error)         { return 0, errNoEmbed }
 
-type Redis struct{ Addr, Password string }
+type Redis struct{ Network, Addr, Password string }
 
 var ErrNoRedisServer = errNoEmbed
 
 func StartRedis() (*Redis, error)                              { return nil, errNoEmbed }
 func StartRedisServer(context.Context, string) (*Redis, error) { return nil, errNoEmbed }
 func (r *Redis) Stop()                                         {}
+func (r *Redis) URI() string                                   { return "" }

@@ -15,13 +15,17 @@ package buildkit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -49,6 +53,11 @@ type BuildRequest struct {
 	Platforms []string
 	// ImageRef is the image to push, host:port/namespace/repo:tag.
 	ImageRef string
+	// CacheNamespace scopes the build's cache mounts (RUN --mount=type=cache) and the cached results of its RUN
+	// steps: builds share a cache mount only when they have the same namespace and id, and reuse a RUN step's
+	// result only from a build of the same namespace. It is also the hostname RUN steps see. Berth gives each
+	// repository its own (CacheNamespace); empty means BuildKit's single global namespace.
+	CacheNamespace string
 	// CacheRef is the registry cache kept beside the image
 	// (host:port/namespace/repo:buildcache), exported with mode=max and
 	// imported on the next build. Empty means no registry cache.
@@ -221,12 +230,24 @@ func solveOpt(req BuildRequest) (client.SolveOpt, error) {
 		return client.SolveOpt{}, fmt.Errorf("build Dockerfile dir: %w", err)
 	}
 
-	attrs := map[string]string{"filename": dfName}
+	// "cmdline" set makes the Dockerfile frontend build itself rather than hand the build to a frontend image
+	// named by a "# syntax=" line: such a frontend chooses its cache mount ids itself, out of CacheNamespace.
+	attrs := map[string]string{"filename": dfName, "cmdline": ""}
 	if req.Target != "" {
 		attrs["target"] = req.Target
 	}
 	for k, v := range req.BuildArgs {
+		if err := CheckBuildArg(k); err != nil {
+			return client.SolveOpt{}, fmt.Errorf("build: %w", err)
+		}
 		attrs["build-arg:"+k] = v
+	}
+	if req.CacheNamespace != "" {
+		attrs["build-arg:"+cacheNSArg] = req.CacheNamespace
+		// BuildKit leaves cache mount ids out of a RUN step's cache key, so a step that read a planted cache
+		// mount would be reused by the same step of another repository. The hostname of RUN steps is in the
+		// key: set per repository, it keeps their results apart too.
+		attrs["hostname"] = req.CacheNamespace
 	}
 	if len(req.Platforms) > 0 {
 		attrs["platform"] = strings.Join(req.Platforms, ",")
@@ -261,6 +282,30 @@ func solveOpt(req BuildRequest) (client.SolveOpt, error) {
 		opt.CacheExports = []client.CacheOptionsEntry{{Type: "registry", Attrs: export}}
 	}
 	return opt, nil
+}
+
+// cacheNSArg is the Dockerfile frontend's option naming the cache-mount namespace.
+const cacheNSArg = "BUILDKIT_CACHE_MOUNT_NS"
+
+// ErrReservedBuildArg: a build argument named BUILDKIT_* steers BuildKit itself (its frontend, cache-mount
+// namespace, inline cache, syntax), so builds may not set one.
+var ErrReservedBuildArg = errors.New("build args named BUILDKIT_* are reserved")
+
+// CheckBuildArg refuses build argument names that BuildKit reads as its own options (BUILDKIT_*, in any
+// case). The error matches ErrReservedBuildArg.
+func CheckBuildArg(name string) error {
+	if len(name) >= len("BUILDKIT_") && strings.EqualFold(name[:len("BUILDKIT_")], "BUILDKIT_") {
+		return fmt.Errorf("%w: %s configures BuildKit itself (cache-mount namespace, inline cache, frontend), which Berth sets; rename the argument", ErrReservedBuildArg, name)
+	}
+	return nil
+}
+
+// CacheNamespace is the cache-mount namespace of a repository's builds: a digest of its full name and its
+// creation time, so every repository, including one created again under a deleted one's name, has cache
+// mounts of its own, and no build argument can name another's.
+func CacheNamespace(repository string, created time.Time) string {
+	sum := sha256.Sum256([]byte(repository + "\x00" + strconv.FormatInt(created.UnixMilli(), 10)))
+	return "berth-" + hex.EncodeToString(sum[:16])
 }
 
 // authProvider answers the daemon's credential requests for registries

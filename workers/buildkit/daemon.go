@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,14 +46,18 @@ type DaemonConfig struct {
 	LogWriter io.Writer
 	// Debug turns on buildkitd's debug log.
 	Debug bool
+	// AllowCIDRs are IPv4 ranges builds may reach although private (--build-allow-cidr). Builds run in a
+	// network namespace of their own (see CheckSandbox) and never reach the host itself.
+	AllowCIDRs []netip.Prefix
 }
 
 // Daemon is a running buildkitd child process.
 type Daemon struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string // socket dir we created, removed on Stop
-	tail *tailBuffer
+	cmd     *exec.Cmd
+	addr    string
+	dir     string // socket dir we created, removed on Stop
+	tail    *tailBuffer
+	sandbox *sandbox
 
 	done    chan struct{} // closed when the process has exited
 	waitErr error
@@ -84,6 +89,10 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 			return nil, err
 		}
 	}
+	cniBin, err := CheckSandbox()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("buildkitd: %w", err)
 	}
@@ -99,14 +108,35 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
 		return nil, fmt.Errorf("buildkitd: socket dir: %w", err)
 	}
+	if d.dir != "" || filepath.Dir(sock) == root {
+		// The socket is the daemon's whole API: only root may reach it, whatever the mode it gets.
+		if err := os.Chmod(filepath.Dir(sock), 0o700); err != nil {
+			return nil, fmt.Errorf("buildkitd: socket dir: %w", err)
+		}
+	}
 	// A socket left behind by a daemon that was killed makes buildkitd fail.
 	if fi, err := os.Lstat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
 		os.Remove(sock)
 	}
 	d.addr = "unix://" + sock
 
+	// The subnet is chosen, and the bridge made (by the daemon, before it is ready), under a host-wide lock.
+	unlock, err := subnetLock()
+	if err != nil {
+		return nil, fmt.Errorf("buildkitd: %w", err)
+	}
+	defer unlock()
+	if d.sandbox, err = newSandbox(root, cniBin, cfg.AllowCIDRs); err != nil {
+		return nil, err
+	}
+	if err := d.sandbox.up(ctx); err != nil {
+		_ = d.sandbox.down()
+		return nil, err
+	}
+
 	confPath := filepath.Join(root, "buildkitd.toml")
-	if err := os.WriteFile(confPath, []byte(daemonConfigTOML(cfg, root, d.addr)), 0o600); err != nil {
+	if err := os.WriteFile(confPath, []byte(daemonConfigTOML(cfg, root, d.addr, d.sandbox)), 0o600); err != nil {
+		_ = d.sandbox.down()
 		return nil, fmt.Errorf("buildkitd: write config: %w", err)
 	}
 
@@ -127,6 +157,7 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 		Pdeathsig: syscall.SIGTERM,
 	}
 	if err := cmd.Start(); err != nil {
+		_ = d.sandbox.down()
 		return nil, fmt.Errorf("buildkitd: start %s: %w", cfg.Binary, err)
 	}
 	d.cmd = cmd
@@ -213,6 +244,10 @@ func (d *Daemon) Stop() error {
 		if d.dir != "" {
 			os.RemoveAll(d.dir)
 		}
+		// After the daemon: it tears its build namespaces down on the bridge first.
+		if err := d.sandbox.down(); err != nil && d.stopErr == nil {
+			d.stopErr = err
+		}
 	})
 	return d.stopErr
 }
@@ -248,7 +283,7 @@ func (d *Daemon) exitErr(signaled bool) error {
 
 // daemonConfigTOML renders buildkitd.toml. Values are quoted with strconv,
 // which produces valid TOML basic strings for paths and host names.
-func daemonConfigTOML(cfg DaemonConfig, root, addr string) string {
+func daemonConfigTOML(cfg DaemonConfig, root, addr string, sb *sandbox) string {
 	var b strings.Builder
 	q := strconv.Quote
 	fmt.Fprintf(&b, "# Written by Berth; changes are overwritten on start.\nroot = %s\n\n", q(root))
@@ -257,7 +292,13 @@ func daemonConfigTOML(cfg DaemonConfig, root, addr string) string {
 	if cfg.GCKeepBytes > 0 {
 		fmt.Fprintf(&b, "  reservedSpace = %d\n  maxUsedSpace = %d\n", cfg.GCKeepBytes/2, cfg.GCKeepBytes)
 	}
+	if sb != nil {
+		b.WriteString(sb.workerTOML())
+	}
 	b.WriteString("\n[worker.containerd]\n  enabled = false\n")
+	if sb != nil {
+		b.WriteString(sb.dnsTOML())
+	}
 	for _, host := range cfg.InsecureRegistries {
 		fmt.Fprintf(&b, "\n[registry.%s]\n  http = true\n  insecure = true\n", q(host))
 	}

@@ -3,6 +3,7 @@ package buildkit
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,19 +15,28 @@ import (
 
 func TestDaemonConfigTOML(t *testing.T) {
 	cfg := DaemonConfig{InsecureRegistries: []string{"127.0.0.1:5000", "registry.internal:8443"}, GCKeepBytes: 1 << 30}
-	text := daemonConfigTOML(cfg, "/var/lib/berth/buildkit", "unix:///tmp/berth-bk-x/buildkitd.sock")
+	sb := &sandbox{confPath: "/var/lib/berth/buildkit/cni/berth.conflist", binDir: "/usr/lib/cni",
+		dns: []netip.Addr{netip.MustParseAddr("10.255.255.53")}, search: []string{"corp.example"}}
+	text := daemonConfigTOML(cfg, "/var/lib/berth/buildkit", "unix:///tmp/berth-bk-x/buildkitd.sock", sb)
 	var got struct {
 		Root   string
 		GRPC   struct{ Address []string } `toml:"grpc"`
 		Worker struct {
 			OCI struct {
 				Enabled       bool
-				GC            bool  `toml:"gc"`
-				ReservedSpace int64 `toml:"reservedSpace"`
-				MaxUsedSpace  int64 `toml:"maxUsedSpace"`
+				GC            bool   `toml:"gc"`
+				ReservedSpace int64  `toml:"reservedSpace"`
+				MaxUsedSpace  int64  `toml:"maxUsedSpace"`
+				NetworkMode   string `toml:"networkMode"`
+				CNIConfigPath string `toml:"cniConfigPath"`
+				CNIBinaryPath string `toml:"cniBinaryPath"`
 			} `toml:"oci"`
 			Containerd struct{ Enabled bool } `toml:"containerd"`
 		} `toml:"worker"`
+		DNS struct {
+			Nameservers   []string `toml:"nameservers"`
+			SearchDomains []string `toml:"searchDomains"`
+		} `toml:"dns"`
 		Registry map[string]struct {
 			HTTP     bool `toml:"http"`
 			Insecure bool `toml:"insecure"`
@@ -40,6 +50,12 @@ func TestDaemonConfigTOML(t *testing.T) {
 	}
 	if !got.Worker.OCI.Enabled || !got.Worker.OCI.GC || got.Worker.Containerd.Enabled {
 		t.Errorf("workers wrong:\n%s", text)
+	}
+	if o := got.Worker.OCI; o.NetworkMode != "cni" || o.CNIConfigPath != sb.confPath || o.CNIBinaryPath != "/usr/lib/cni" {
+		t.Errorf("builds are not on the CNI network: %+v\n%s", o, text)
+	}
+	if d := got.DNS; len(d.Nameservers) != 1 || d.Nameservers[0] != "10.255.255.53" || len(d.SearchDomains) != 1 {
+		t.Errorf("dns = %+v\n%s", d, text)
 	}
 	if got.Worker.OCI.MaxUsedSpace != 1<<30 || got.Worker.OCI.ReservedSpace != 1<<29 {
 		t.Errorf("gc sizes wrong:\n%s", text)

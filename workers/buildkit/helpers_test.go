@@ -3,23 +3,25 @@ package buildkit
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/workers/buildkit/buildkittest"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -101,60 +103,51 @@ func logFile(path string) io.Writer {
 	return f // closed when the test binary exits
 }
 
-// newTestRegistry starts an OCI registry on 127.0.0.1 and returns its
-// host:port. For now it is go-containerregistry's toy registry; swap in
-// Berth's registry here once it exists. BuildKit talks plain HTTP to
-// 127.0.0.1 without configuration.
+// newTestRegistry starts Berth's registry (package registry, on its filesystem storage) on 127.0.0.1 and
+// returns its host:port. Anonymous clients may pull and push anything, through the registry's own token flow.
+// BuildKit talks plain HTTP to 127.0.0.1 without configuration.
 func newTestRegistry(t *testing.T) string {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	host, _ := startRegistry(t, &registrytest.Authorizer{Anonymous: []registrytest.Rule{{Pattern: "*", Actions: []string{"pull", "push"}}}})
+	return host
 }
 
-// newTokenRegistry is newTestRegistry behind Docker token auth: /v2/ wants
-// a bearer token, which /token issues for the right basic credentials.
+// newTokenRegistry is Berth's registry for one user: /v2/ wants a bearer token, which /token issues for the
+// right basic credentials; anonymous clients get nothing.
 func newTokenRegistry(t *testing.T, user, password string) string {
 	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	const token = "berth-test-token"
-	var realm string
-	var mu sync.Mutex
-	var tokenRequests int
-	mux := http.NewServeMux()
-	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || u != user || p != password {
-			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
-			return
-		}
-		mu.Lock()
-		tokenRequests++
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"token": token, "access_token": token, "expires_in": 300})
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service="berth-test"`, realm))
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	realm = srv.URL + "/token"
+	host, tokenRequests := startRegistry(t, &registrytest.Authorizer{Users: map[string]registrytest.User{
+		user: {Password: password, Rules: []registrytest.Rule{{Pattern: "*", Actions: []string{"*"}}}},
+	}})
 	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if tokenRequests == 0 && !t.Failed() {
+		if tokenRequests.Load() == 0 && !t.Failed() {
 			t.Errorf("the token endpoint was never used")
 		}
 	})
-	return strings.TrimPrefix(srv.URL, "http://")
+	return host
+}
+
+// startRegistry serves Berth's registry with authz until the test ends; it returns host:port and the count of
+// requests to /token.
+func startRegistry(t *testing.T, authz registry.Authorizer) (string, *atomic.Int64) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	host := srv.Listener.Addr().String()
+	reg, err := registry.New(registry.Config{RootDir: t.TempDir(), PublicURL: "http://" + host,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, authz, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokenRequests atomic.Int64
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			tokenRequests.Add(1)
+		}
+		reg.ServeHTTP(w, r)
+	})
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); reg.Close() })
+	return host, &tokenRequests
 }
 
 // pushBusybox makes HOST/library/busybox:latest from Debian's busybox-static (buildkittest.BusyboxImage).

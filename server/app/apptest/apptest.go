@@ -132,7 +132,7 @@ func StartRedisServer(t testing.TB) string {
 		t.Fatalf("BERTH_TEST_REDIS=real needs redis-server (apt-get install -y redis-server): %v", err)
 	}
 	t.Cleanup(r.Stop)
-	return "redis://:" + r.Password + "@" + r.Addr
+	return r.URI()
 }
 
 type testWriter struct{ t testing.TB }
