@@ -367,6 +367,27 @@ func (r *Registry) DeleteManifest(ctx context.Context, name, dgst string) error 
 	return r.deleteManifest(ctx, name, dg)
 }
 
+// DeleteRepository removes every manifest, tag, blob link, referrer entry and
+// upload session of the repository, so that nothing stays readable under its
+// name, not even by digest, when the name is used again. Blob data shared
+// with other repositories stays; the garbage collector frees the rest.
+func (r *Registry) DeleteRepository(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	r.epoch.Add(1)
+	err := r.store.DeleteRepository(ctx, name)
+	r.epoch.Add(1)
+	r.forgetRepository(name)
+	return err
+}
+
+// forgetRepository drops a repository's cached tags and manifests.
+func (r *Registry) forgetRepository(name string) {
+	r.tags.removeIf(func(k tagKey, _ tagEntry) bool { return k.name == name })
+	r.manifests.removeIf(func(k manifestKey, _ *cachedManifest) bool { return k.name == name })
+}
+
 // storageErr maps storage errors to registry errors.
 func storageErr(err error) error {
 	switch {

@@ -40,6 +40,9 @@ type Registry interface {
 	ListTags(ctx context.Context, name string) ([]string, error)
 	DeleteTag(ctx context.Context, name, tag string) error
 	DeleteManifest(ctx context.Context, name, dgst string) error
+	// DeleteRepository removes all of a repository's registry content (untagged manifests, referrers, blob
+	// links, uploads), leaving unreferenced blobs to the garbage collector.
+	DeleteRepository(ctx context.Context, name string) error
 }
 
 // ReadinessCheck is one dependency /readyz asks about.
