@@ -322,12 +322,12 @@ func TestGarbageCollect(t *testing.T) {
 	ctx := context.Background()
 
 	// within the grace period nothing goes
-	st, err := s.reg.GarbageCollect(ctx, time.Hour)
+	st, err := s.reg.GarbageCollect(ctx, registry.GCOptions{UntaggedGrace: time.Hour, BlobGrace: time.Hour})
 	if err != nil || st.BlobsDeleted != 0 {
 		t.Fatalf("gc with grace: %+v %v", st, err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	st, err = s.reg.GarbageCollect(ctx, 0)
+	time.Sleep(1100 * time.Millisecond) // past the collector's clock slack
+	st, err = s.reg.GarbageCollect(ctx, registry.GCOptions{UntaggedGrace: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestGarbageCollect(t *testing.T) {
 	config := []byte(`{"architecture":"amd64","os":"linux","seed":"gc"}`)
 	resp, b = s.do("GET", "/v2/ns/app/blobs/"+sha256Digest(config), nil, withBearer(tok))
 	expect(t, resp, b, 200, "")
-	if st, err := s.reg.GarbageCollect(ctx, 0); err != nil || st.BlobsDeleted != 0 {
+	if st, err := s.reg.GarbageCollect(ctx, registry.GCOptions{}); err != nil || st.BlobsDeleted != 0 {
 		t.Fatalf("second gc: %+v %v", st, err)
 	}
 }

@@ -166,6 +166,10 @@ func (r *Registry) serveManifestPut(ctx context.Context, w http.ResponseWriter, 
 	if !r.ensureRepository(ctx, w, req, subj, name) {
 		return
 	}
+	if err := r.touchReferences(ctx, name, m); err != nil {
+		r.writeStorageError(w, req, err)
+		return
+	}
 	if err := r.commitManifest(ctx, name, dg, m, payload, tags); err != nil {
 		r.writeStorageError(w, req, err)
 		return

@@ -97,15 +97,6 @@ func (NopHooks) ManifestDeleted(context.Context, string, string) error          
 func (NopHooks) TagDeleted(context.Context, string, string) error                 { return nil }
 func (NopHooks) CheckPull(context.Context, Subject, string, string, string) error { return nil }
 
-// GCStats reports a garbage collection run.
-type GCStats struct {
-	ManifestsScanned int
-	BlobsMarked      int
-	BlobsDeleted     int
-	BytesFreed       int64
-	LinksRemoved     int
-	Duration         time.Duration
-}
 
 // Registry serves /v2/ and /token. Create it with New.
 type Registry struct {
@@ -125,7 +116,7 @@ type Registry struct {
 	basic     *basicCache
 	metrics   *metrics
 
-	gcMu sync.RWMutex // manifest puts hold it shared; garbage collection exclusively
+	gcMu sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
