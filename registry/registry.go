@@ -97,7 +97,6 @@ func (NopHooks) ManifestDeleted(context.Context, string, string) error          
 func (NopHooks) TagDeleted(context.Context, string, string) error                 { return nil }
 func (NopHooks) CheckPull(context.Context, Subject, string, string, string) error { return nil }
 
-
 // Registry serves /v2/ and /token. Create it with New.
 type Registry struct {
 	cfg   Config
