@@ -94,7 +94,15 @@ const (
 	ActionDeletePolicy    = "ram:DeletePolicy"
 )
 
-// AllActions lists every action Berth checks, cr: first, then ram:.
+// System actions run or inspect the installation itself (garbage collection).
+// Like ram: actions they are checked on "*", custom documents cannot name
+// them, and only the "*" action of AdministratorAccess grants them.
+const (
+	ActionStartGarbageCollection = "system:StartGarbageCollection"
+	ActionListGarbageCollections = "system:ListGarbageCollections"
+)
+
+// AllActions lists every action Berth checks, cr: first, then ram:, then system:.
 // Treat it as read-only.
 var AllActions = []string{
 	ActionCreateNamespace,
@@ -157,6 +165,9 @@ var AllActions = []string{
 	ActionGetPolicy,
 	ActionUpdatePolicy,
 	ActionDeletePolicy,
+
+	ActionStartGarbageCollection,
+	ActionListGarbageCollections,
 }
 
 // knownCRActions maps the lower-cased name of every cr: action to its

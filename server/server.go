@@ -66,6 +66,7 @@ type Deps struct {
 	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
 	Builds         BuildService         // may be nil: sources, build now, cancel and webhooks then answer 503
 	Scans          ScanService          // may be nil: tags show NOT_SCANNED, unblocked, and POST …/scan answers 503
+	GC             GCService            // may be nil: POST /api/v1/system/gc then answers 503
 }
 
 type api struct {

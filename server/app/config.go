@@ -42,6 +42,9 @@ type Config struct {
 	QueueCheckInterval     time.Duration
 	ScanDBCheckInterval    time.Duration
 	CheckoutCache          int
+	GCInterval             time.Duration
+	GCUntaggedGrace        time.Duration
+	GCBlobGrace            time.Duration
 
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
@@ -87,6 +90,9 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.DurationVar(&c.TriggerRetryBase, "trigger-retry-base", 10*time.Second, "first retry delay of a failed trigger delivery (then doubled per attempt, 5 attempts in all)")
 	fs.IntVar(&c.CheckoutCache, "checkout-cache", 8, "recent commit checkouts a build worker keeps, so rebuilding a commit skips the clone (0: none)")
 	fs.DurationVar(&c.QueueCheckInterval, "queue-check-interval", 50*time.Millisecond, "pause between an idle worker's polls of its queues (tasks Berth queues wake waiting workers at once; this delays retries)")
+	fs.DurationVar(&c.GCInterval, "gc-interval", 24*time.Hour, "how often the registry's garbage collection runs (0: only on demand, berth admin gc or POST /api/v1/system/gc)")
+	fs.DurationVar(&c.GCUntaggedGrace, "gc-untagged-grace", 24*time.Hour, "age after which garbage collection deletes an untagged manifest (never an index child or a referrer of a kept one)")
+	fs.DurationVar(&c.GCBlobGrace, "gc-blob-grace", time.Hour, "age after which garbage collection deletes a blob no manifest references (covers pushes still uploading)")
 	return fs
 }
 
