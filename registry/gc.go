@@ -156,6 +156,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCStats,
 		if err != nil || n < 0 {
 			return err
 		}
+		r.log.Debug("registry gc: blob unreferenced", "digest", b.Digest.String(), "size", b.Size, "dry_run", opts.DryRun)
 		st.BlobsDeleted++
 		st.BytesFreed += b.Size
 		st.LinksRemoved += n
