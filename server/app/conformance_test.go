@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -53,6 +54,9 @@ func TestConformanceWholeBerth(t *testing.T) {
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("conformance %s against Berth: %v\n%s", version, err, tail(out.String(), 4000))
+			}
+			if err := registrytest.CheckConformanceResults(results, version); err != nil {
+				t.Fatalf("%v\n%s", err, tail(out.String(), 4000))
 			}
 		})
 	}
