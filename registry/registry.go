@@ -48,7 +48,7 @@ type Config struct {
 
 	// Driver replaces the filesystem driver at RootDir (in-memory for tests, S3 later).
 	Driver driver.StorageDriver
-	// CacheTTL bounds how long a cached tag lookup is trusted. 0 keeps entries
+	// CacheTTL bounds how long a cached tag lookup or manifest is trusted. 0 keeps entries
 	// until they are evicted or invalidated, which is right for a single node;
 	// set a few seconds when several nodes share one storage.
 	CacheTTL time.Duration
