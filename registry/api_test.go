@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -389,4 +390,55 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metric %s missing (have %v)", n, names)
 		}
 	}
+}
+
+// TestGarbageCollectConcurrentPush pushes, in the middle of a collection, an
+// index naming an old untagged manifest the collector has decided to delete,
+// and an image whose layer the collector found unreferenced. Both pushes
+// touch what they rely on, so the collector keeps it.
+func TestGarbageCollectConcurrentPush(t *testing.T) {
+	s := startServer(t, defaultAuthz(), nil)
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push,delete")
+	child, _ := s.pushImage(tok, "ns/app", "child", "child")
+	resp, b := s.do("DELETE", "/v2/ns/app/manifests/child", nil, withBearer(tok))
+	expect(t, resp, b, 202, "") // untagged now
+	layer := []byte("a layer uploaded long before its manifest")
+	ld := s.pushBlob(tok, "ns/app", layer)
+	config := []byte(`{"architecture":"amd64","os":"linux","seed":"late"}`)
+	time.Sleep(1100 * time.Millisecond) // both older than the collector's cutoff
+
+	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + child + `","size":` +
+		fmt.Sprint(len(imageManifestFor(t, s, tok, child))) + `}]}`)
+	late := imageManifest(config, layer)
+	registry.SetGCTestHook(s.reg, func(stage string) {
+		switch stage {
+		case "marked":
+			resp, b := s.do("PUT", "/v2/ns/app/manifests/multi", index, withBearer(tok), withHeader("Content-Type", "application/vnd.oci.image.index.v1+json"))
+			expect(t, resp, b, 201, "")
+		case "remarked":
+			s.pushBlob(tok, "ns/app", config)
+			resp, b := s.do("PUT", "/v2/ns/app/manifests/late", late, withBearer(tok), withHeader("Content-Type", "application/vnd.oci.image.manifest.v1+json"))
+			expect(t, resp, b, 201, "")
+		}
+	})
+	st, err := s.reg.GarbageCollect(context.Background(), registry.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ManifestsDeleted != 0 || st.BlobsDeleted != 0 {
+		t.Fatalf("gc during pushes: %+v, want nothing deleted", st)
+	}
+	for _, p := range []string{"manifests/multi", "manifests/" + child, "manifests/late", "blobs/" + ld, "blobs/" + sha256Digest(config)} {
+		resp, b := s.do("GET", "/v2/ns/app/"+p, nil, withBearer(tok))
+		expect(t, resp, b, 200, "")
+	}
+}
+
+// imageManifestFor returns a stored manifest's bytes.
+func imageManifestFor(t *testing.T, s *testServer, tok, dg string) []byte {
+	t.Helper()
+	resp, b := s.do("GET", "/v2/ns/app/manifests/"+dg, nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	return b
 }

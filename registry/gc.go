@@ -112,6 +112,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCStats,
 		}
 	}
 
+	r.gcStage("marked")
 	for _, d := range deadManifests {
 		deleted, err := r.gcDeleteManifest(ctx, d.name, d.dg, untaggedCutoff, opts.DryRun)
 		if err != nil {
@@ -147,6 +148,7 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCStats,
 		}
 	}
 	st.BlobsMarked = len(marked)
+	r.gcStage("remarked")
 
 	err = r.store.WalkBlobs(ctx, func(b storage.BlobInfo) error {
 		if _, ok := marked[b.Digest]; ok || b.ModTime.After(blobCutoff) {
@@ -169,6 +171,13 @@ func (r *Registry) GarbageCollect(ctx context.Context, opts GCOptions) (GCStats,
 	r.log.Info("registry: garbage collection done", "dry_run", opts.DryRun, "manifests_scanned", st.ManifestsScanned,
 		"manifests_deleted", st.ManifestsDeleted, "blobs_deleted", st.BlobsDeleted, "bytes_freed", st.BytesFreed, "duration", st.Duration)
 	return st, nil
+}
+
+// gcStage lets tests act between the collector's phases.
+func (r *Registry) gcStage(stage string) {
+	if r.gcTestHook != nil {
+		r.gcTestHook(stage)
+	}
 }
 
 // gcRepository decides which manifests of a repository stay: the tagged ones,

@@ -115,7 +115,8 @@ type Registry struct {
 	basic     *basicCache
 	metrics   *metrics
 
-	gcMu sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
+	gcMu       sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
+	gcTestHook func(stage string)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup

@@ -292,6 +292,7 @@ func TestGarbageCollection(t *testing.T) {
 	if len(pushed) == 0 {
 		t.Fatal("no concurrent push completed")
 	}
+	t.Logf("%d pushes completed around the collection", len(pushed))
 	for i, img := range pushed {
 		for _, d := range digestsOf(img)[1:] {
 			if st, _, body := registryGet(t, in, "gc/concurrent", "blobs/"+d); st != 200 {
