@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -357,4 +358,59 @@ func partialDescriptorOf(img v1.Image) (v1.Descriptor, error) {
 	}
 	mt, err := img.MediaType()
 	return v1.Descriptor{Digest: d, Size: sz, MediaType: mt}, err
+}
+
+// TestAdminGCCommand runs `berth admin gc` on a stopped instance's data: the dry run reports and keeps, the real
+// run deletes the image pushed over, and exactly its blobs leave the disk.
+func TestAdminGCCommand(t *testing.T) {
+	bin := buildBerth(t)
+	in := apptest.Start(t, apptest.Options{})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "cli"}); r.Status != 201 {
+		t.Fatalf("create namespace: %d %s", r.Status, r.Body)
+	}
+	old := imageWith(t)
+	pushImg(t, in, "cli/app:latest", old)
+	pushImg(t, in, "cli/app:latest", imageWith(t))
+	time.Sleep(1200 * time.Millisecond)
+	before := blobsOnDisk(t, in)
+	var size int64
+	for _, d := range digestsOf(old) {
+		size += before[d]
+	}
+	cfg := *in.Cfg
+	in.Stop()
+
+	gc := func(args ...string) string {
+		t.Helper()
+		args = append([]string{"admin", "gc", "--data-dir", cfg.DataDir, "--gc-untagged-grace", "0s", "--gc-blob-grace", "0s"}, args...)
+		if cfg.MongoURI != "" {
+			args = append(args, "--mongo-uri", cfg.MongoURI, "--mongo-database", cfg.MongoDatabase)
+		}
+		if cfg.RedisAddr != "" {
+			args = append(args, "--redis-addr", cfg.RedisAddr)
+		}
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("berth %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := gc("--dry-run"); !strings.Contains(out, fmt.Sprintf("would delete (dry run) 1 manifests and 3 blobs, %d bytes", size)) {
+		t.Fatalf("dry run said:\n%s", out)
+	}
+	if after := blobsOnDisk(t, in); !maps.Equal(after, before) {
+		t.Fatal("the dry run changed the disk")
+	}
+	if out := gc(); !strings.Contains(out, fmt.Sprintf(": deleted 1 manifests and 3 blobs, %d bytes", size)) {
+		t.Fatalf("gc said:\n%s", out)
+	}
+	after := blobsOnDisk(t, in)
+	for _, d := range digestsOf(old) {
+		if _, ok := after[d]; ok {
+			t.Errorf("blob %s of the image pushed over is still on disk", d)
+		}
+	}
+	if len(after) != len(before)-3 {
+		t.Fatalf("%d blobs left of %d, want 3 fewer", len(after), len(before))
+	}
 }
