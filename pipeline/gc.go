@@ -20,8 +20,8 @@ var ErrGCRunning = errors.New("a garbage collection is already running")
 // GCLeaseKey is the Redis key whose holder is the one replica collecting garbage.
 const GCLeaseKey = "berth:gc:lease"
 
-// gcLeaseTTL bounds how long a lease outlives a crashed holder; the holder renews it every third of that.
-const gcLeaseTTL = 30 * time.Second
+// DefaultGCLeaseTTL bounds how long a lease outlives a crashed holder; the holder renews it every third of that.
+const DefaultGCLeaseTTL = 30 * time.Second
 
 // Collector is what the garbage collector runs: the registry.
 type Collector interface {
@@ -37,6 +37,7 @@ type GarbageCollector struct {
 	Redis    redis.UniversalClient
 	Defaults registry.GCOptions // graces of scheduled runs, and of API and CLI runs that set none
 	Logger   *slog.Logger
+	LeaseTTL time.Duration // default DefaultGCLeaseTTL
 
 	mu     sync.Mutex
 	wg     sync.WaitGroup
@@ -70,7 +71,11 @@ var releaseScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] th
 // lease lost (Redis flushed, or a pause longer than its TTL let another replica take it), ctx's run is
 // cancelled so two collections never overlap for long. release gives it back.
 func (g *GarbageCollector) lease(ctx context.Context, id string) (runCtx context.Context, release func(), err error) {
-	ok, err := g.Redis.SetNX(ctx, GCLeaseKey, id, gcLeaseTTL).Result()
+	ttl := g.LeaseTTL
+	if ttl <= 0 {
+		ttl = DefaultGCLeaseTTL
+	}
+	ok, err := g.Redis.SetNX(ctx, GCLeaseKey, id, ttl).Result()
 	if err != nil {
 		return nil, nil, fmt.Errorf("take the garbage collection lease in Redis: %w", err)
 	}
@@ -83,14 +88,14 @@ func (g *GarbageCollector) lease(ctx context.Context, id string) (runCtx context
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(gcLeaseTTL / 3)
+		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				n, err := renewScript.Run(context.WithoutCancel(ctx), g.Redis, []string{GCLeaseKey}, id, gcLeaseTTL.Milliseconds()).Int()
+				n, err := renewScript.Run(context.WithoutCancel(ctx), g.Redis, []string{GCLeaseKey}, id, ttl.Milliseconds()).Int()
 				if err == nil && n == 0 {
 					cancel(errors.New("the garbage collection lease was lost"))
 					return
