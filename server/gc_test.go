@@ -414,3 +414,41 @@ func TestAdminGCCommand(t *testing.T) {
 		t.Fatalf("%d blobs left of %d, want 3 fewer", len(after), len(before))
 	}
 }
+
+// TestGarbageCollectionSchedule: with --gc-interval set, collections run by themselves, about once per interval,
+// with the configured graces.
+func TestGarbageCollectionSchedule(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.GCInterval, c.GCUntaggedGrace, c.GCBlobGrace = 2*time.Second, 0, 0
+	}})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "sched"}); r.Status != 201 {
+		t.Fatalf("create namespace: %d %s", r.Status, r.Body)
+	}
+	old := imageWith(t)
+	oldDigest := pushImg(t, in, "sched/app:latest", old)
+	pushImg(t, in, "sched/app:latest", imageWith(t))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, code, _ := registryGet(t, in, "sched/app", "manifests/"+oldDigest); st == 404 && code == "MANIFEST_UNKNOWN" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled collection took the image pushed over within 20s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r := in.Admin(t, "GET", "/api/v1/system/gc", nil)
+	if r.Status != 200 || len(r.Items()) == 0 {
+		t.Fatalf("runs: %d %s", r.Status, r.Body)
+	}
+	run := r.Items()[len(r.Items())-1] // the first
+	if run["trigger"] != "schedule" || run["untagged_grace"] != "0s" || run["dry_run"] != false {
+		t.Fatalf("scheduled run: %v", run)
+	}
+	// about once per interval: not on every check
+	time.Sleep(3 * time.Second)
+	r = in.Admin(t, "GET", "/api/v1/system/gc", nil)
+	if n := r.JSON["total"].(float64); n > 4 {
+		t.Fatalf("%v scheduled runs within ~8s at a 2s interval", n)
+	}
+}
