@@ -442,3 +442,51 @@ func imageManifestFor(t *testing.T, s *testServer, tok, dg string) []byte {
 	expect(t, resp, b, 200, "")
 	return b
 }
+
+// TestDeleteRepository: everything under the name goes (tags, untagged
+// manifests, blob links, uploads in progress, the catalog entry); a
+// repository nested under the name and the blob data stay.
+func TestDeleteRepository(t *testing.T) {
+	s := startServer(t, &registrytest.Authorizer{Users: map[string]registrytest.User{
+		"alice": {Password: "alice-pw", Rules: []registrytest.Rule{{Pattern: "*", Actions: []string{"*"}}}, Catalog: true}}}, nil)
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push,delete", "repository:ns/app/sub:pull,push", "registry:catalog:*")
+	dg, _ := s.pushImage(tok, "ns/app", "v1", "del")
+	untagged, _ := s.pushImage(tok, "ns/app", "v2", "del-old")
+	s.pushImage(tok, "ns/app", "v2", "del-new")
+	nested, _ := s.pushImage(tok, "ns/app/sub", "v1", "nested")
+	layer := s.pushBlob(tok, "ns/app", []byte("a layer of ns/app"))
+	resp, b := s.do("POST", "/v2/ns/app/blobs/uploads/", nil, withBearer(tok))
+	expect(t, resp, b, 202, "")
+	upload := resp.Header.Get("Location")
+
+	if err := s.reg.DeleteRepository(context.Background(), "ns/app"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"manifests/v1", "manifests/" + dg, "manifests/" + untagged} {
+		resp, b := s.do("GET", "/v2/ns/app/"+p, nil, withBearer(tok))
+		expect(t, resp, b, 404, "MANIFEST_UNKNOWN")
+	}
+	resp, b = s.do("GET", "/v2/ns/app/blobs/"+layer, nil, withBearer(tok))
+	expect(t, resp, b, 404, "BLOB_UNKNOWN")
+	resp, b = s.do("PATCH", upload, []byte("more"), withBearer(tok))
+	expect(t, resp, b, 404, "BLOB_UPLOAD_UNKNOWN")
+	resp, b = s.do("GET", "/v2/ns/app/tags/list", nil, withBearer(tok))
+	expect(t, resp, b, 200, "") // the name still prefixes ns/app/sub, so it is known, with no tags
+	if string(b) != `{"name":"ns/app","tags":[]}` {
+		t.Fatalf("tags after the delete: %s", b)
+	}
+	resp, b = s.do("GET", "/v2/ns/app/sub/manifests/"+nested, nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	resp, b = s.do("GET", "/v2/_catalog", nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	if string(b) != `{"repositories":["ns/app/sub"]}` {
+		t.Fatalf("catalog after the delete: %s", b)
+	}
+	// the data waits for the collector; the repository's notes on it are gone
+	if _, err := os.Stat(filepath.Join(s.root, "blobs", "sha256", layer[7:9], layer[7:], "data")); err != nil {
+		t.Fatalf("blob data: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, "blobs", "sha256", layer[7:9], layer[7:], "_repositories", "ns", "app")); !os.IsNotExist(err) {
+		t.Fatalf("the blob still names the deleted repository: %v", err)
+	}
+}
