@@ -126,6 +126,12 @@ func (g *GarbageCollector) begin(ctx context.Context, opts registry.GCOptions, t
 		release()
 		return nil, nil, nil, fmt.Errorf("record the garbage collection: %w", err)
 	}
+	// Holding the lease, no other run is going: one still unfinished died with its process.
+	if n, err := g.Store.EndUnfinishedGCRuns(ctx, run.ID, "interrupted: the process running it stopped before the end"); err != nil {
+		g.log().Warn("close interrupted garbage collection runs", "err", err)
+	} else if n > 0 {
+		g.log().Warn("garbage collection runs were interrupted", "count", n)
+	}
 	return run, runCtx, release, nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
+	"github.com/berth-dev/berth/store"
 )
 
 // blobsOnDisk maps every blob digest in the registry's storage to the size of its data file.
@@ -341,7 +342,16 @@ func TestGarbageCollection(t *testing.T) {
 		t.Fatalf("start gc while another runs: %d %s", r.Status, r.Body)
 	}
 	rc.Del(context.Background(), pipeline.GCLeaseKey)
+	// a run whose replica died mid-way stays unfinished until the next run closes it
+	dead := &store.GCRun{ID: store.NewGCRunID(time.Now().Add(-time.Hour)), StartedAt: time.Now().Add(-time.Hour), Trigger: "api"}
+	if err := in.Store.CreateGCRun(context.Background(), dead); err != nil {
+		t.Fatal(err)
+	}
 	second := waitGC(t, in, startGC(t, in, nil))
+	if d, err := in.Store.GetGCRun(context.Background(), dead.ID); err != nil || d.FinishedAt == nil ||
+		d.Error != "interrupted: the process running it stopped before the end" {
+		t.Fatalf("the interrupted run after the next one: %+v %v", d, err)
+	}
 	if second["blobs_deleted"] != float64(0) || second["untagged_grace"] != "24h0m0s" || second["blob_grace"] != "1h0m0s" {
 		t.Fatalf("run with the default graces: %v", second)
 	}

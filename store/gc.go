@@ -80,3 +80,16 @@ func (s *Store) LastGCRun(ctx context.Context) (*GCRun, error) {
 	}
 	return &runs[0], nil
 }
+
+// EndUnfinishedGCRuns marks every run other than id that never finished as finished now with message as its
+// error. The caller holds the collection lease, so no such run is still going: its process stopped mid-run.
+func (s *Store) EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error) {
+	defer s.lockWrites()()
+	res, err := s.c(colGCRuns).UpdateMany(ctx,
+		bson.M{"_id": bson.M{"$ne": id}, "finished_at": bson.M{"$exists": false}},
+		bson.M{"$set": bson.M{"finished_at": now(), "error": message}})
+	if err != nil {
+		return 0, err
+	}
+	return res.ModifiedCount, nil
+}
