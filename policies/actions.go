@@ -94,12 +94,16 @@ const (
 	ActionDeletePolicy    = "ram:DeletePolicy"
 )
 
-// System actions, administrator-only like the ram: ones (custom documents cannot name them).
+// System actions run or inspect the installation itself (garbage collection, workers).
+// Like ram: actions they are checked on "*", custom documents cannot name
+// them, and only the "*" action of AdministratorAccess grants them.
 const (
-	ActionListWorkers = "ram:ListWorkers"
+	ActionStartGarbageCollection = "system:StartGarbageCollection"
+	ActionListGarbageCollections = "system:ListGarbageCollections"
+	ActionListWorkers            = "system:ListWorkers"
 )
 
-// AllActions lists every action Berth checks, cr: first, then ram:.
+// AllActions lists every action Berth checks, cr: first, then ram:, then system:.
 // Treat it as read-only.
 var AllActions = []string{
 	ActionCreateNamespace,
@@ -162,6 +166,9 @@ var AllActions = []string{
 	ActionGetPolicy,
 	ActionUpdatePolicy,
 	ActionDeletePolicy,
+
+	ActionStartGarbageCollection,
+	ActionListGarbageCollections,
 	ActionListWorkers,
 }
 

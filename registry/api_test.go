@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -322,12 +323,12 @@ func TestGarbageCollect(t *testing.T) {
 	ctx := context.Background()
 
 	// within the grace period nothing goes
-	st, err := s.reg.GarbageCollect(ctx, time.Hour)
+	st, err := s.reg.GarbageCollect(ctx, registry.GCOptions{UntaggedGrace: time.Hour, BlobGrace: time.Hour})
 	if err != nil || st.BlobsDeleted != 0 {
 		t.Fatalf("gc with grace: %+v %v", st, err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	st, err = s.reg.GarbageCollect(ctx, 0)
+	time.Sleep(1100 * time.Millisecond) // past the collector's clock slack
+	st, err = s.reg.GarbageCollect(ctx, registry.GCOptions{UntaggedGrace: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +349,7 @@ func TestGarbageCollect(t *testing.T) {
 	config := []byte(`{"architecture":"amd64","os":"linux","seed":"gc"}`)
 	resp, b = s.do("GET", "/v2/ns/app/blobs/"+sha256Digest(config), nil, withBearer(tok))
 	expect(t, resp, b, 200, "")
-	if st, err := s.reg.GarbageCollect(ctx, 0); err != nil || st.BlobsDeleted != 0 {
+	if st, err := s.reg.GarbageCollect(ctx, registry.GCOptions{}); err != nil || st.BlobsDeleted != 0 {
 		t.Fatalf("second gc: %+v %v", st, err)
 	}
 }
@@ -388,5 +389,104 @@ func TestMetrics(t *testing.T) {
 		if !names[n] {
 			t.Errorf("metric %s missing (have %v)", n, names)
 		}
+	}
+}
+
+// TestGarbageCollectConcurrentPush pushes, in the middle of a collection, an
+// index naming an old untagged manifest the collector has decided to delete,
+// and an image whose layer the collector found unreferenced. Both pushes
+// touch what they rely on, so the collector keeps it.
+func TestGarbageCollectConcurrentPush(t *testing.T) {
+	s := startServer(t, defaultAuthz(), nil)
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push,delete")
+	child, _ := s.pushImage(tok, "ns/app", "child", "child")
+	resp, b := s.do("DELETE", "/v2/ns/app/manifests/child", nil, withBearer(tok))
+	expect(t, resp, b, 202, "") // untagged now
+	layer := []byte("a layer uploaded long before its manifest")
+	ld := s.pushBlob(tok, "ns/app", layer)
+	config := []byte(`{"architecture":"amd64","os":"linux","seed":"late"}`)
+	time.Sleep(1100 * time.Millisecond) // both older than the collector's cutoff
+
+	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + child + `","size":` +
+		fmt.Sprint(len(imageManifestFor(t, s, tok, child))) + `}]}`)
+	late := imageManifest(config, layer)
+	registry.SetGCTestHook(s.reg, func(stage string) {
+		switch stage {
+		case "marked":
+			resp, b := s.do("PUT", "/v2/ns/app/manifests/multi", index, withBearer(tok), withHeader("Content-Type", "application/vnd.oci.image.index.v1+json"))
+			expect(t, resp, b, 201, "")
+		case "remarked":
+			s.pushBlob(tok, "ns/app", config)
+			resp, b := s.do("PUT", "/v2/ns/app/manifests/late", late, withBearer(tok), withHeader("Content-Type", "application/vnd.oci.image.manifest.v1+json"))
+			expect(t, resp, b, 201, "")
+		}
+	})
+	st, err := s.reg.GarbageCollect(context.Background(), registry.GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ManifestsDeleted != 0 || st.BlobsDeleted != 0 {
+		t.Fatalf("gc during pushes: %+v, want nothing deleted", st)
+	}
+	for _, p := range []string{"manifests/multi", "manifests/" + child, "manifests/late", "blobs/" + ld, "blobs/" + sha256Digest(config)} {
+		resp, b := s.do("GET", "/v2/ns/app/"+p, nil, withBearer(tok))
+		expect(t, resp, b, 200, "")
+	}
+}
+
+// imageManifestFor returns a stored manifest's bytes.
+func imageManifestFor(t *testing.T, s *testServer, tok, dg string) []byte {
+	t.Helper()
+	resp, b := s.do("GET", "/v2/ns/app/manifests/"+dg, nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	return b
+}
+
+// TestDeleteRepository: everything under the name goes (tags, untagged
+// manifests, blob links, uploads in progress, the catalog entry); a
+// repository nested under the name and the blob data stay.
+func TestDeleteRepository(t *testing.T) {
+	s := startServer(t, &registrytest.Authorizer{Users: map[string]registrytest.User{
+		"alice": {Password: "alice-pw", Rules: []registrytest.Rule{{Pattern: "*", Actions: []string{"*"}}}, Catalog: true}}}, nil)
+	tok := s.token("alice", "alice-pw", "repository:ns/app:pull,push,delete", "repository:ns/app/sub:pull,push", "registry:catalog:*")
+	dg, _ := s.pushImage(tok, "ns/app", "v1", "del")
+	untagged, _ := s.pushImage(tok, "ns/app", "v2", "del-old")
+	s.pushImage(tok, "ns/app", "v2", "del-new")
+	nested, _ := s.pushImage(tok, "ns/app/sub", "v1", "nested")
+	layer := s.pushBlob(tok, "ns/app", []byte("a layer of ns/app"))
+	resp, b := s.do("POST", "/v2/ns/app/blobs/uploads/", nil, withBearer(tok))
+	expect(t, resp, b, 202, "")
+	upload := resp.Header.Get("Location")
+
+	if err := s.reg.DeleteRepository(context.Background(), "ns/app"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"manifests/v1", "manifests/" + dg, "manifests/" + untagged} {
+		resp, b := s.do("GET", "/v2/ns/app/"+p, nil, withBearer(tok))
+		expect(t, resp, b, 404, "MANIFEST_UNKNOWN")
+	}
+	resp, b = s.do("GET", "/v2/ns/app/blobs/"+layer, nil, withBearer(tok))
+	expect(t, resp, b, 404, "BLOB_UNKNOWN")
+	resp, b = s.do("PATCH", upload, []byte("more"), withBearer(tok))
+	expect(t, resp, b, 404, "BLOB_UPLOAD_UNKNOWN")
+	resp, b = s.do("GET", "/v2/ns/app/tags/list", nil, withBearer(tok))
+	expect(t, resp, b, 200, "") // the name still prefixes ns/app/sub, so it is known, with no tags
+	if string(b) != `{"name":"ns/app","tags":[]}` {
+		t.Fatalf("tags after the delete: %s", b)
+	}
+	resp, b = s.do("GET", "/v2/ns/app/sub/manifests/"+nested, nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	resp, b = s.do("GET", "/v2/_catalog", nil, withBearer(tok))
+	expect(t, resp, b, 200, "")
+	if string(b) != `{"repositories":["ns/app/sub"]}` {
+		t.Fatalf("catalog after the delete: %s", b)
+	}
+	// the data waits for the collector; the repository's notes on it are gone
+	if _, err := os.Stat(filepath.Join(s.root, "blobs", "sha256", layer[7:9], layer[7:], "data")); err != nil {
+		t.Fatalf("blob data: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, "blobs", "sha256", layer[7:9], layer[7:], "_repositories", "ns", "app")); !os.IsNotExist(err) {
+		t.Fatalf("the blob still names the deleted repository: %v", err)
 	}
 }

@@ -128,4 +128,5 @@ type cachedManifest struct {
 	mediaType string
 	payload   []byte
 	size      string // len(payload) formatted once for Content-Length
+	at        time.Time
 }

@@ -50,7 +50,8 @@ func conformanceBinary(t *testing.T) string {
 // TestConformance runs the OCI distribution-spec conformance suite against a
 // registry with token auth (user conformance/conformance-pass, full rights on
 // conformance/*), once with the stable 1.1 defaults and once with
-// OCI_VERSION=dev. It must exit 0.
+// OCI_VERSION=dev. It must exit 0 and its junit.xml must show every spec run
+// and passed.
 func TestConformance(t *testing.T) {
 	bin := conformanceBinary(t)
 	for _, version := range []string{"1.1", "dev"} {
@@ -88,6 +89,7 @@ func TestConformance(t *testing.T) {
 				}
 			}
 			t.Logf("conformance %s:\n%s", version, summary)
+
 			if err != nil {
 				var fails []string
 				for _, l := range strings.Split(out.String(), "\n") {
@@ -97,6 +99,30 @@ func TestConformance(t *testing.T) {
 				}
 				t.Fatalf("conformance %s failed: %v (report: %s/report.html)\n%s", version, err, results, strings.Join(fails, "\n"))
 			}
+			if err := registrytest.CheckConformanceResults(results, version); err != nil {
+				t.Fatal(err)
+			}
 		})
+	}
+}
+
+// TestConformanceCheckSeesEmptyRun: the suite exits 0 when its configuration
+// does not load, having run nothing; the junit check must refuse that run.
+func TestConformanceCheckSeesEmptyRun(t *testing.T) {
+	bin := conformanceBinary(t)
+	dir, results := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "oci-conformance.yaml"), []byte("registry: [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "OCI_RESULTS_DIR="+results)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Logf("the suite now fails on a broken configuration (%v); the junit check stays as a second guard", err)
+	}
+	err = registrytest.CheckConformanceResults(results, "1.1")
+	if err == nil || !strings.Contains(err.Error(), "wrote no junit.xml") {
+		t.Fatalf("check of a run that loaded no configuration: %v\n%s", err, out)
 	}
 }

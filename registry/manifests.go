@@ -53,7 +53,9 @@ func (r *Registry) resolveReference(ctx context.Context, name, ref string) (refe
 // loadManifest reads a manifest of the repository through the cache.
 func (r *Registry) loadManifest(ctx context.Context, name string, dg reference.Digest) (*cachedManifest, error) {
 	k := manifestKey{name, dg}
-	if m, ok := r.manifests.get(k); ok {
+	// The TTL bounds how long another replica's delete (a repository deleted,
+	// a manifest collected) leaves a cached copy here.
+	if m, ok := r.manifests.get(k); ok && (r.cfg.CacheTTL <= 0 || time.Since(m.at) < r.cfg.CacheTTL) {
 		return m, nil
 	}
 	epoch := r.epoch.Load()
@@ -61,7 +63,7 @@ func (r *Registry) loadManifest(ctx context.Context, name string, dg reference.D
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	m := &cachedManifest{mediaType: mt, payload: payload, size: strconv.Itoa(len(payload))}
+	m := &cachedManifest{mediaType: mt, payload: payload, size: strconv.Itoa(len(payload)), at: time.Now()}
 	if r.epoch.Load() == epoch {
 		r.manifests.add(k, m, int64(len(payload)+len(name)+64))
 	}
@@ -166,6 +168,10 @@ func (r *Registry) serveManifestPut(ctx context.Context, w http.ResponseWriter, 
 	if !r.ensureRepository(ctx, w, req, subj, name) {
 		return
 	}
+	if err := r.touchReferences(ctx, name, m); err != nil {
+		r.writeStorageError(w, req, err)
+		return
+	}
 	if err := r.commitManifest(ctx, name, dg, m, payload, tags); err != nil {
 		r.writeStorageError(w, req, err)
 		return
@@ -244,7 +250,7 @@ func (r *Registry) commitManifest(ctx context.Context, name string, dg reference
 		}
 	}
 	r.epoch.Add(1)
-	r.manifests.add(manifestKey{name, dg}, &cachedManifest{mediaType: m.Resolved, payload: payload, size: strconv.Itoa(len(payload))}, int64(len(payload)+len(name)+64))
+	r.manifests.add(manifestKey{name, dg}, &cachedManifest{mediaType: m.Resolved, payload: payload, size: strconv.Itoa(len(payload)), at: time.Now()}, int64(len(payload)+len(name)+64))
 	now := time.Now()
 	for _, t := range tags {
 		r.tags.add(tagKey{name, t}, tagEntry{dg: dg, at: now}, 0)

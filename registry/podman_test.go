@@ -2,6 +2,8 @@ package registry_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-dev/berth/registry"
 )
 
 // TestPodmanPullPush pulls an image with podman (token flow with
@@ -56,8 +60,19 @@ func TestPodmanPullPush(t *testing.T) {
 		t.Fatalf("pushed tag: %v", err)
 	}
 	// bob may pull ns/* but not push there
-	if out, err := podman("push", "--tls-verify=false", "--creds", "bob:bob-pw", s.host+"/ns/podman:v1", s.host+"/ns/podman-bob:v1"); err == nil {
-		t.Fatalf("push without push rights succeeded:\n%s", out)
+	if out, err := podman("push", "--tls-verify=false", "--creds", "bob:bob-pw", s.host+"/ns/podman:v1", s.host+"/ns/podman-bob:v1"); err == nil ||
+		!strings.Contains(out, "initiating layer upload to /v2/ns/podman-bob/blobs/uploads/ in "+s.host+": denied: requested access to the resource is denied") {
+		t.Fatalf("push without push rights: err %v, want DENIED on the upload:\n%s", err, out)
+	}
+	// and nothing of the repository was created: no tag, no upload, no directory
+	if _, err := s.reg.ListTags(context.Background(), "ns/podman-bob"); registry.ErrorCode(err) != registry.CodeNameUnknown {
+		t.Fatalf("tags of the refused repository: %v, want NAME_UNKNOWN", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.root, "repositories", "ns", "podman-bob")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused push left a repository directory: %v", err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(s.root, "uploads")); err == nil && len(ents) != 0 {
+		t.Fatalf("the refused push left %d upload sessions", len(ents))
 	}
 	out, err := podman("pull", "--tls-verify=false", s.host+"/ns/podman-copy:v1")
 	if err == nil || !(strings.Contains(out, "401") || strings.Contains(strings.ToLower(out), "unauthorized") || strings.Contains(strings.ToLower(out), "authentication required")) {

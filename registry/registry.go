@@ -51,7 +51,7 @@ type Config struct {
 	// BlobRedirect answers blob GETs with a 307 to the driver's URL for the blob (a presigned S3 URL)
 	// when the driver is a driver.Redirector.
 	BlobRedirect bool
-	// CacheTTL bounds how long a cached tag lookup is trusted. 0 keeps entries
+	// CacheTTL bounds how long a cached tag lookup or manifest is trusted. 0 keeps entries
 	// until they are evicted or invalidated, which is right for a single node;
 	// set a few seconds when several nodes share one storage.
 	CacheTTL time.Duration
@@ -100,16 +100,6 @@ func (NopHooks) ManifestDeleted(context.Context, string, string) error          
 func (NopHooks) TagDeleted(context.Context, string, string) error                 { return nil }
 func (NopHooks) CheckPull(context.Context, Subject, string, string, string) error { return nil }
 
-// GCStats reports a garbage collection run.
-type GCStats struct {
-	ManifestsScanned int
-	BlobsMarked      int
-	BlobsDeleted     int
-	BytesFreed       int64
-	LinksRemoved     int
-	Duration         time.Duration
-}
-
 // Registry serves /v2/ and /token. Create it with New.
 type Registry struct {
 	cfg   Config
@@ -128,7 +118,8 @@ type Registry struct {
 	basic     *basicCache
 	metrics   *metrics
 
-	gcMu sync.RWMutex // manifest puts hold it shared; garbage collection exclusively
+	gcMu       sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
+	gcTestHook func(stage string)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -368,6 +359,27 @@ func (r *Registry) DeleteManifest(ctx context.Context, name, dgst string) error 
 		return ErrDigestInvalid(err.Error())
 	}
 	return r.deleteManifest(ctx, name, dg)
+}
+
+// DeleteRepository removes every manifest, tag, blob link, referrer entry and
+// upload session of the repository, so that nothing stays readable under its
+// name, not even by digest, when the name is used again. Blob data shared
+// with other repositories stays; the garbage collector frees the rest.
+func (r *Registry) DeleteRepository(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	r.epoch.Add(1)
+	err := r.store.DeleteRepository(ctx, name)
+	r.epoch.Add(1)
+	r.forgetRepository(name)
+	return err
+}
+
+// forgetRepository drops a repository's cached tags and manifests.
+func (r *Registry) forgetRepository(name string) {
+	r.tags.removeIf(func(k tagKey, _ tagEntry) bool { return k.name == name })
+	r.manifests.removeIf(func(k manifestKey, _ *cachedManifest) bool { return k.name == name })
 }
 
 // storageErr maps storage errors to registry errors.

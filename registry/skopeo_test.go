@@ -223,8 +223,11 @@ func TestSkopeoRoundTrip(t *testing.T) {
 	}
 	resp, b := s.do("GET", "/v2/ns/multi/manifests/v1", nil)
 	expect(t, resp, b, 401, "UNAUTHORIZED")
-	// wrong credentials fail too
-	if o, err := runSkopeo(t, bin, "inspect", "--raw", "--tls-verify=false", "--creds", "alice:wrong", "docker://"+s.host+"/ns/multi:v1"); err == nil {
-		t.Fatalf("inspect with a bad password succeeded:\n%s", o)
+	// wrong credentials fail at the token service, with our message
+	if o, err := runSkopeo(t, bin, "inspect", "--raw", "--tls-verify=false", "--creds", "alice:wrong", "docker://"+s.host+"/ns/multi:v1"); err == nil ||
+		!strings.Contains(o, "unable to retrieve auth token: invalid username/password: unauthorized: invalid username or password") {
+		t.Fatalf("inspect with a bad password: err %v, want the token service's refusal:\n%s", err, o)
 	}
+	resp, b = s.do("GET", "/token?service="+s.host+"&scope=repository:ns/multi:pull", nil, withBasic("alice", "wrong"))
+	expect(t, resp, b, 401, "UNAUTHORIZED")
 }

@@ -146,9 +146,10 @@ func (a *api) deleteNamespace(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// dropContent removes the registry content of deleted repositories and makes their webhooks stop at once.
-// Failures are logged, not returned: the metadata is gone and the blobs are reclaimed by garbage collection
-// anyway.
+// dropContent removes the registry content of deleted repositories — every manifest, tagged or not, referrers,
+// blob links and uploads, so that nothing stays pullable by digest once the name is used again — and makes their
+// webhooks stop at once. Failures are logged, not returned: the metadata is gone. Blobs no other repository
+// references are freed by garbage collection.
 func (a *api) dropContent(c *gin.Context, fullNames ...string) {
 	if a.Builds != nil {
 		for _, full := range fullNames {
@@ -158,20 +159,9 @@ func (a *api) dropContent(c *gin.Context, fullNames ...string) {
 	if a.Registry == nil {
 		return
 	}
-	ctx := c.Request.Context()
 	for _, full := range fullNames {
-		tags, err := a.Registry.ListTags(ctx, full)
-		if err != nil {
-			continue // nothing was ever pushed
-		}
-		for _, tag := range tags {
-			_, _, dgst, err := a.Registry.GetManifest(ctx, full, tag)
-			if err == nil {
-				err = a.Registry.DeleteManifest(ctx, full, dgst)
-			}
-			if err != nil {
-				logger(c).Warn("drop registry content", "repository", full, "tag", tag, "err", err)
-			}
+		if err := a.Registry.DeleteRepository(c.Request.Context(), full); err != nil {
+			logger(c).Error("drop registry content", "repository", full, "err", err)
 		}
 	}
 }

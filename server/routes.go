@@ -98,6 +98,9 @@ var routes = []route{
 	{"PATCH", "/api/v1/repositories/:ns/:repo/triggers/:id", policies.ActionUpdateTrigger, resRepository, "Change a trigger", (*api).updateTrigger},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/triggers/:id", policies.ActionDeleteTrigger, resRepository, "Delete a trigger and its records", (*api).deleteTrigger},
 	{"GET", "/api/v1/repositories/:ns/:repo/triggers/:id/records", policies.ActionListTriggerRecord, resRepository, "A trigger's access records, newest first", (*api).listTriggerRecords},
+	// The installation itself: only the administrator (AdministratorAccess) holds system: actions.
+	{"POST", "/api/v1/system/gc", policies.ActionStartGarbageCollection, resAny, "Start a registry garbage collection (202); an optional body {\"dry_run\", \"untagged_grace\", \"blob_grace\"} overrides the graces for this run", (*api).startGC},
+	{"GET", "/api/v1/system/gc", policies.ActionListGarbageCollections, resAny, "List garbage collection runs, newest first", (*api).listGC},
 	{"POST", "/api/v1/repositories/:ns/:repo/triggers/:id/test", policies.ActionUpdateTrigger, resRepository, "Send a sample delivery now and return its record", (*api).testTrigger},
 }
 

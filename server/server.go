@@ -41,6 +41,9 @@ type Registry interface {
 	ListTags(ctx context.Context, name string) ([]string, error)
 	DeleteTag(ctx context.Context, name, tag string) error
 	DeleteManifest(ctx context.Context, name, dgst string) error
+	// DeleteRepository removes all of a repository's registry content (untagged manifests, referrers, blob
+	// links, uploads), leaving unreferenced blobs to the garbage collector.
+	DeleteRepository(ctx context.Context, name string) error
 }
 
 // ReadinessCheck is one dependency /readyz asks about.
@@ -68,6 +71,7 @@ type Deps struct {
 	// every non-public address.
 	SourceGuard *outbound.Guard
 	Workers     WorkerService // may be nil: GET /api/v1/system/workers answers 503
+	GC          GCService     // may be nil: POST /api/v1/system/gc then answers 503
 }
 
 type api struct {

@@ -16,6 +16,7 @@ import (
 
 const adminUsage = `usage:
   berth admin reset-password [serve flags] USER     set a new random password (or $BERTH_NEW_PASSWORD)
+  berth admin gc [--dry-run] [serve flags]          collect the registry's garbage now (graces: --gc-untagged-grace, --gc-blob-grace)
   berth admin scan-db build --advisories FILE --out DIR   write a Trivy DB from an advisory file
 `
 
@@ -27,6 +28,8 @@ func admin(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "reset-password":
 		return resetPassword(ctx, args[1:])
+	case "gc":
+		return collectGarbage(ctx, args[1:])
 	case "scan-db":
 		if len(args) < 2 || args[1] != "build" {
 			return errors.New("usage: berth admin scan-db build --advisories FILE --out DIR")
@@ -86,5 +89,43 @@ func resetPassword(ctx context.Context, args []string) error {
 		return fmt.Errorf("user %s: %w", user, err)
 	}
 	fmt.Printf("password of %s set to: %s\n", user, pw)
+	return nil
+}
+
+// collectGarbage runs one garbage collection in this process, under the same lease as the servers' runs, and
+// prints its record.
+func collectGarbage(ctx context.Context, args []string) error {
+	dryRun := false
+	var rest []string
+	for _, a := range args {
+		switch a {
+		case "--dry-run", "-dry-run", "--dry-run=true", "-dry-run=true":
+			dryRun = true
+		case "--dry-run=false", "-dry-run=false":
+			dryRun = false
+		default:
+			rest = append(rest, a)
+		}
+	}
+	cfg, err := app.ParseConfig("admin gc", rest)
+	if err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	opts := a.GC.DefaultOptions()
+	opts.DryRun = dryRun
+	run, err := a.GC.Run(ctx, opts, "cli")
+	if err != nil {
+		return fmt.Errorf("garbage collection: %w", err)
+	}
+	what := "deleted"
+	if dryRun {
+		what = "would delete (dry run)"
+	}
+	fmt.Printf("garbage collection %s: %s %d manifests and %d blobs, %d bytes\n", run.ID, what, run.ManifestsDeleted, run.BlobsDeleted, run.BytesFreed)
 	return nil
 }

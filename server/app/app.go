@@ -42,8 +42,10 @@ type App struct {
 	Instance *store.Instance
 	Access   *access.Service
 	Registry *registry.Registry
-	Handler  http.Handler // the API and the registry on one mux
-	Metrics  *prometheus.Registry
+	// GC runs the registry's garbage collection: on schedule in Serve, on demand from the API and berth admin gc.
+	GC      *pipeline.GarbageCollector
+	Handler http.Handler // the API and the registry on one mux
+	Metrics *prometheus.Registry
 	// MongoURI is the store's URI: --mongo-uri, or the embedded FerretDB's Unix socket (mongodb://%2F…sock),
 	// which a `berth worker` on this machine, as the same user, may share.
 	MongoURI string

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/registry/storage/driver/s3/s3test"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
@@ -88,6 +89,9 @@ func runConformance(t *testing.T, bin string, in *apptest.Instance) {
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Run(); err != nil {
 				t.Fatalf("conformance %s against Berth: %v\n%s\nnot passed:\n%s", version, err, tail(out.String(), 4000), notPassed(out.String()))
+			}
+			if err := registrytest.CheckConformanceResults(results, version); err != nil {
+				t.Fatalf("%v\n%s", err, tail(out.String(), 4000))
 			}
 		})
 	}

@@ -68,13 +68,16 @@ func (a *App) build() error {
 	a.Registry = reg
 	a.stops = append(a.stops, func() { _ = reg.Close() })
 	hooks.SetContent(reg)
+	if a.GC, err = a.newGarbageCollector(); err != nil {
+		return err
+	}
 	a.scan.runner.Content = reg
 
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
-		Workers: workerService(a.workerRegistry()),
+		Workers: workerService(a.workerRegistry()), GC: a.GC,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -112,6 +115,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer a.workers.Shutdown()
 	defer a.startTriggerCleanup(ctx)()
 	defer a.startScanDBWatch(ctx)()
+	defer a.startGCSchedule(ctx)()
 	stopBuilds, err := a.startBuilds(ctx)
 	if err != nil {
 		return err

@@ -1,6 +1,13 @@
 // Package filesystem is the local-disk storage driver. Files live under a root
 // directory; temporary files for atomic writes go to root/.tmp, which no valid
 // driver path can reach. Readers are *os.File so blob downloads use sendfile.
+//
+// Durability: a file is fsynced before it is renamed into place, and the
+// directory that received the new name (and every directory created for it) is
+// fsynced after, as distribution's driver does. Once PutContent, Move or a
+// writer's Commit returns, what was written survives a power loss: a digest
+// never names a truncated or missing file because the rename reached the disk
+// before the data did.
 package filesystem
 
 import (
@@ -60,6 +67,78 @@ func (d *Driver) notFound(p string, err error) error {
 	return err
 }
 
+// syncFile flushes a file or directory to stable storage. Tests replace it to
+// watch the order of syncs and renames.
+var syncFile = func(f *os.File) error { return f.Sync() }
+
+// syncDir fsyncs a directory, making the names created in it durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = syncFile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncPath fsyncs an existing file by name (data written by an earlier writer).
+func syncPath(p string) error {
+	f, err := os.OpenFile(p, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	err = syncFile(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// mkdirAll creates dir and its missing parents and returns the directories
+// whose entries changed (the parent of each directory created), deepest
+// first, for syncing once the new file is in place.
+func (d *Driver) mkdirAll(dir string) ([]string, error) {
+	var created []string
+	for p := dir; len(p) > len(d.root); p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		created = append(created, p)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	dirs := make([]string, 0, len(created))
+	for _, c := range created {
+		dirs = append(dirs, filepath.Dir(c))
+	}
+	return dirs, nil
+}
+
+// rename moves a synced file to fp and makes the new name durable: the
+// directory holding it, then the parents of directories made for it.
+func (d *Driver) rename(src, fp string) error {
+	parents, err := d.mkdirAll(filepath.Dir(fp))
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(src, fp); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(fp)); err != nil {
+		return err
+	}
+	for _, p := range parents {
+		if err := syncDir(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // GetContent implements driver.StorageDriver.
 func (d *Driver) GetContent(ctx context.Context, p string) ([]byte, error) {
 	fp, err := d.full(p, false)
@@ -98,15 +177,16 @@ func (d *Driver) PutContent(ctx context.Context, p string, content []byte) error
 		os.Remove(tmp)
 		return err
 	}
+	if err := syncFile(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, fp); err != nil {
+	if err := d.rename(tmp, fp); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -218,11 +298,12 @@ func (w *fileWriter) Cancel(ctx context.Context) error {
 	return os.Remove(name)
 }
 
+// Commit makes what was written durable (fsync).
 func (w *fileWriter) Commit(ctx context.Context) error {
 	if w.closed {
 		return os.ErrClosed
 	}
-	return nil
+	return syncFile(w.f)
 }
 
 // Stat implements driver.StorageDriver.
@@ -282,10 +363,12 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	if _, err := os.Stat(fs); err != nil {
 		return d.notFound(src, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(fd), 0o755); err != nil {
-		return err
+	// The data first (a no-op when the writer's Commit synced it), so the new
+	// name can never reach the disk before the bytes it names.
+	if err := syncPath(fs); err != nil {
+		return d.notFound(src, err)
 	}
-	return os.Rename(fs, fd)
+	return d.rename(fs, fd)
 }
 
 // Delete implements driver.StorageDriver.
