@@ -1,6 +1,7 @@
 // Package apptest starts whole Berth instances for tests, on loopback, on real components: the embedded
-// FerretDB (or the MongoDB at BERTH_TEST_MONGO_URI, one database per instance) and miniredis, or a real
-// redis-server per instance when BERTH_TEST_REDIS=real (the test command sets it; CI installs redis-server).
+// FerretDB (or the MongoDB at BERTH_TEST_MONGO_URI, one database per instance) and Berth's own Redis — its
+// redis-server child keeping the queue in DATA/queue, which BERTH_TEST_REDIS=real requires (the test command
+// sets it; CI installs redis-server), so that a restart on the same data dir keeps the queue.
 package apptest
 
 import (
@@ -11,11 +12,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/store/embedded"
@@ -82,12 +86,18 @@ func Start(t testing.TB, o Options) *Instance {
 		cfg.MongoURI = uri
 		cfg.MongoDatabase = fmt.Sprintf("apptest_%d_%d", os.Getpid(), seq.Add(1))
 	}
-	if os.Getenv("BERTH_TEST_REDIS") == "real" {
-		cfg.RedisAddr = StartRedisServer(t)
+	realRedis := os.Getenv("BERTH_TEST_REDIS") == "real"
+	if realRedis {
+		// Berth's own redis-server child, keeping the queue in DATA/queue: a restart on the same data dir
+		// finds the tasks the last run left, as it does for users.
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			t.Fatalf("BERTH_TEST_REDIS=real needs redis-server (apt-get install -y redis-server): %v", err)
+		}
 	}
 	if o.Configure != nil {
 		o.Configure(cfg)
 	}
+	ownRedis := cfg.RedisAddr == "" && cfg.RedisCluster == ""
 	t.Setenv("BERTH_ADMIN_PASSWORD", AdminPassword)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, cfg)
@@ -95,6 +105,12 @@ func Start(t testing.TB, o Options) *Instance {
 		cancel()
 		ln.Close()
 		t.Fatalf("open berth: %v", err)
+	}
+	if opt, ok := a.Redis.(asynq.RedisClientOpt); realRedis && ownRedis && (!ok || opt.Password == "") {
+		a.Close()
+		cancel()
+		ln.Close()
+		t.Fatalf("BERTH_TEST_REDIS=real but Berth did not start its redis-server child (got %T)", a.Redis)
 	}
 	in := &Instance{App: a, URL: "http://" + cfg.Addr, Host: cfg.Addr, DataDir: o.DataDir, t: t, ln: ln, cancel: cancel,
 		done: make(chan error, 1), stopIn: 40 * time.Second}
