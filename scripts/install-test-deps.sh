@@ -2,7 +2,8 @@
 # install-test-deps.sh — everything the test suite runs for real, installed only when missing:
 #   Debian packages: redis-server (queue), runc (BuildKit), skopeo and podman (registry clients; podman stands
 #   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
-#   Go tools: the OCI distribution conformance suite, buildkitd/buildctl from the pinned module.
+#   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
+#   Go tools: the OCI distribution conformance suite, crane and oras, buildkitd/buildctl from the pinned module.
 # Quiet and quick when all is in place.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +16,8 @@ command -v podman >/dev/null || need+=(podman)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v git >/dev/null || need+=(git)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql) # second store backend (FerretDB on PostgreSQL)
+# deployments/compose.yaml is validated by compose itself: the docker compose plugin, or Debian's docker-compose.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if ((${#need[@]} > 0)); then
 	if [[ $(id -u) != 0 ]]; then
 		echo "install-test-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -31,5 +34,15 @@ if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_vers
 	echo "install-test-deps: installing the OCI conformance suite $conformance_version"
 	go install "github.com/opencontainers/distribution-spec/conformance@$conformance_version"
 fi
+
+# Registry clients the tests push and pull with (server/app/clients_test.go).
+go_tool() { # go_tool BINARY MODULE_PATH@VERSION
+	if ! go version -m "$gobin/$1" 2>/dev/null | grep -q "${2##*@}"; then
+		echo "install-test-deps: installing $1 ${2##*@}"
+		go install "$2"
+	fi
+}
+go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+go_tool oras oras.land/oras/cmd/oras@v1.3.6
 
 "$repo_root/scripts/install-buildkit.sh"
