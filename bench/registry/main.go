@@ -2,6 +2,10 @@
 // v3 on loopback, in one process, one after the other, with the same client:
 //
 //	cd bench/registry && go run .
+//	cd bench/registry && go run . -smoke   # seconds: the test command runs this (bench/smoke_test.go)
+//
+// The two registries take turns going first, run by run; the table gives medians (and bests) per row with
+// the ratio, and the limit of one stream on this machine: Go's sha256 throughput (best of three).
 //
 // Rows: 256 MiB blob push (POST, one streamed PATCH, PUT ?digest=) in MB/s,
 // 256 MiB blob pull in MB/s, and manifest-by-tag GET at 32 concurrent clients
@@ -140,10 +144,13 @@ func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
 	}
 	mb := float64(len(blob)) / 1e6
 	// The limit of one stream: a registry must hash every byte it receives (and verify what it serves).
-	start := time.Now()
-	_ = digestOf(blob)
-	sha := mb / time.Since(start).Seconds()
-	fmt.Printf("  Go sha256 on this machine: %.0f MB/s (one core)\n", sha)
+	var sha float64
+	for range 3 { // best of three: the limit, not this moment's share of the CPU
+		start := time.Now()
+		_ = digestOf(blob)
+		sha = max(sha, mb/time.Since(start).Seconds())
+	}
+	fmt.Printf("  Go sha256 on this machine: %.0f MB/s (one core, best of 3)\n", sha)
 	for i := range runs {
 		order := slices.Clone(targets)
 		if i%2 == 1 { // alternate who goes first: page cache and CPU frequency favour neither
