@@ -36,5 +36,5 @@ func TestSmokeBuilds(t *testing.T) {
 
 // bench/registry is its own module (it links distribution v3).
 func TestSmokeRegistry(t *testing.T) {
-	smoke(t, "registry", []string{".", "-smoke"}, "limit: Go sha256 of one stream", "manifest GET by tag")
+	smoke(t, "registry", []string{".", "-smoke"}, "limit: Go sha256 of one stream", "manifest GET by tag", "berth serve (a separate process")
 }
