@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // These tests run the berth binary as users do: built with `go build`, started as a process, stopped by signal.
@@ -231,11 +238,45 @@ func TestAdminPassword(t *testing.T) {
 }
 
 // TestGracefulSIGTERM: a request in flight when SIGTERM arrives (its body still coming) is answered in full,
-// the process then exits 0, and what it wrote is there after a restart.
+// and a task in flight (a trigger delivery waiting on its receiver) finishes; the process then exits 0, and
+// after a restart the request's namespace is there and the delivery is recorded TRIGGERED on its first attempt.
 func TestGracefulSIGTERM(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	const pw = "sigterm-admin-password"
-	s := startServe(t, data, "BERTH_ADMIN_PASSWORD="+pw)
+	env := []string{"BERTH_ADMIN_PASSWORD=" + pw, "BERTH_TRIGGER_ALLOW_CIDR=127.0.0.0/8"}
+	s := startServe(t, data, env...)
+
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer rcv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	s.api(t, pw, "POST", "/api/v1/namespaces", `{"name":"team"}`, 201)
+	s.api(t, pw, "POST", "/api/v1/namespaces/team/repositories", `{"name":"app"}`, 201)
+	trig := s.api(t, pw, "POST", "/api/v1/repositories/team/app/triggers", fmt.Sprintf(`{"name":"slow","url":%q}`, rcv.URL+"/hook"), 201)
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(s.addr+"/team/app:v1", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: pw})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the trigger delivery never reached its receiver:\n%s", s.out)
+	}
+
 	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -251,12 +292,13 @@ func TestGracefulSIGTERM(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // shutting down, waiting for this request
+	time.Sleep(time.Second) // shutting down, waiting for the request and the delivery
 	select {
 	case err := <-s.done:
-		t.Fatalf("berth exited (%v) with a request in flight:\n%s", err, s.out)
+		t.Fatalf("berth exited (%v) with a request and a task in flight:\n%s", err, s.out)
 	default:
 	}
+	close(release)
 	if _, err := io.WriteString(conn, body[5:]); err != nil {
 		t.Fatal(err)
 	}
@@ -278,11 +320,39 @@ func TestGracefulSIGTERM(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("berth still running 30s after SIGTERM, its request answered:\n%s", s.out)
 	}
-	s = startServe(t, data, "BERTH_ADMIN_PASSWORD="+pw)
+	s = startServe(t, data, env...)
 	if c := s.status(t, "admin", pw, "/api/v1/namespaces/inflight"); c != 200 {
 		t.Errorf("the namespace created during shutdown, after a restart: %d", c)
 	}
+	recs := s.api(t, pw, "GET", "/api/v1/repositories/team/app/triggers/"+trig["id"].(string)+"/records", "", 200)
+	items, _ := recs["items"].([]any)
+	if len(items) != 1 {
+		t.Fatalf("trigger records after the restart: %v", recs)
+	}
+	if rec := items[0].(map[string]any); rec["status"] != "TRIGGERED" || rec["attempts"] != float64(1) || rec["status_code"] != float64(200) {
+		t.Errorf("the delivery in flight at SIGTERM: %v", rec)
+	}
 	s.stop(t)
+}
+
+// api sends an API request as the administrator and decodes the JSON answer, failing on another status.
+func (s *server) api(t *testing.T, pw, method, path, body string, want int) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+s.addr+path, strings.NewReader(body))
+	req.SetBasicAuth("admin", pw)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	var out map[string]any
+	_ = json.Unmarshal(data, &out)
+	return out
 }
 
 // TestNoembedBuild: `go build -tags noembed` has no embedded FerretDB or Redis, and refuses to start without
