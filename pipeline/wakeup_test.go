@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +15,33 @@ import (
 	"github.com/berth-dev/berth/store/embedded"
 )
 
-// wakeWorld is an embedded Redis, an Asynq server for queues woken through WakeOnEnqueue, and the tasks it ran.
+// startTestRedis runs the Redis the test command asks for: a real redis-server under BERTH_TEST_REDIS=real
+// (as Berth's own child runs it), else miniredis. Under real, it checks that it got redis-server.
+func startTestRedis(t *testing.T) *embedded.Redis {
+	t.Helper()
+	real := os.Getenv("BERTH_TEST_REDIS") == "real"
+	var r *embedded.Redis
+	var err error
+	if real {
+		r, err = embedded.StartRedisServer(context.Background(), t.TempDir())
+	} else {
+		r, err = embedded.StartRedis()
+	}
+	if err != nil {
+		t.Fatalf("start redis (BERTH_TEST_REDIS=%q): %v", os.Getenv("BERTH_TEST_REDIS"), err)
+	}
+	if real {
+		c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.Password})
+		defer c.Close()
+		info, err := c.Info(context.Background(), "server").Result()
+		if err != nil || !strings.Contains(info, "redis_mode:standalone") || !strings.Contains(info, "process_id:") {
+			t.Fatalf("BERTH_TEST_REDIS=real but %s is not a redis-server: %v %q", r.Addr, err, info)
+		}
+	}
+	return r
+}
+
+// wakeWorld is a Redis (redis-server under BERTH_TEST_REDIS=real), an Asynq server for queues woken through WakeOnEnqueue, and the tasks it ran.
 type wakeWorld struct {
 	opt  *WakingConnOpt
 	ran  chan string
@@ -24,10 +52,7 @@ type wakeWorld struct {
 
 func startWakeWorld(t *testing.T, queues []string, wait time.Duration) *wakeWorld {
 	t.Helper()
-	r, err := embedded.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := startTestRedis(t)
 	base := asynq.RedisClientOpt{Addr: r.Addr, Password: r.Password}
 	w := &wakeWorld{opt: WakeOnEnqueue(base, queues, wait), ran: make(chan string, 100)}
 	qs := map[string]int{}

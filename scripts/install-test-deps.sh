@@ -3,8 +3,9 @@
 #   Debian packages: redis-server (queue), runc (BuildKit), containernetworking-plugins, nftables and iptables
 #   (the build sandbox), skopeo and podman (registry clients; podman stands
 #   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
+#   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
-#   buildkitd/buildctl from the pinned module.
+#   crane and oras, buildkitd/buildctl from the pinned module.
 # Quiet and quick when all is in place.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,8 @@ command -v podman >/dev/null || need+=(podman)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v git >/dev/null || need+=(git)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql) # second store backend (FerretDB on PostgreSQL)
+# deployments/compose.yaml is validated by compose itself: the docker compose plugin, or Debian's docker-compose.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
 if ((${#need[@]} > 0)); then
 	if [[ $(id -u) != 0 ]]; then
 		echo "install-test-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
@@ -37,10 +40,15 @@ if ! go version -m "$gobin/conformance" 2>/dev/null | grep -q "$conformance_vers
 	go install "github.com/opencontainers/distribution-spec/conformance@$conformance_version"
 fi
 
-versitygw_version=v1.8.0
-if ! go version -m "$gobin/versitygw" 2>/dev/null | grep -q "versitygw[[:space:]]*$versitygw_version"; then
-	echo "install-test-deps: installing versitygw $versitygw_version (S3 server for the tests)"
-	go install "github.com/versity/versitygw/cmd/versitygw@$versitygw_version"
-fi
+# Registry clients (server/app/clients_test.go) and the S3 server of the S3 driver's tests.
+go_tool() { # go_tool BINARY MODULE_PATH@VERSION
+	if ! go version -m "$gobin/$1" 2>/dev/null | grep -q "${2##*@}"; then
+		echo "install-test-deps: installing $1 ${2##*@}"
+		go install "$2"
+	fi
+}
+go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+go_tool oras oras.land/oras/cmd/oras@v1.3.6
+go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 "$repo_root/scripts/install-buildkit.sh"

@@ -95,24 +95,28 @@ func bigImage(t testing.TB, dir string, size int64, count int, files map[string]
 }
 
 // TestScanBench300MB measures through a whole Berth: push of a ~300 MB image → scan DONE, then a rescan of the
-// same layers (POST …/scan → DONE). BERTH_SCAN_BENCH=1 runs it; it asserts the issue's bounds (first < 60 s,
-// rescan ≤ 20 % of the first).
+// same layers (POST …/scan → DONE), and `trivy image` (the pinned CLI) on the same image. BERTH_SCAN_BENCH=1
+// (task bench, which installs the CLI) runs it in full and asserts the issue's bounds (first < 60 s, rescan ≤ 20 %
+// of the first). Without it, it runs as a smoke test in the test command: an 8 MB image, 2,000 files, the
+// same findings, no time bounds and no CLI.
 func TestScanBench300MB(t *testing.T) {
-	if os.Getenv("BERTH_SCAN_BENCH") == "" {
-		t.Skip("set BERTH_SCAN_BENCH=1 to measure scan times of a 300 MB image")
+	full := os.Getenv("BERTH_SCAN_BENCH") != ""
+	size, many := int64(300<<20), 20000
+	if !full {
+		size, many = 8<<20, 2000
 	}
 	dbDir := scanDB(t)
 	in := scanInstance(t, dbDir, nil)
 	for _, c := range []struct {
 		name  string
 		count int
-	}{{"one-file", 1}, {"20000-files", 20000}} {
+	}{{"one-file", 1}, {"many-files", many}} {
 		t.Run(c.name, func(t *testing.T) {
 			files := alpineFiles("1.2.5-r8")
 			for k, v := range nodeFiles("4.17.20") {
 				files[k] = v
 			}
-			img := bigImage(t, t.TempDir(), 300<<20, c.count, files)
+			img := bigImage(t, t.TempDir(), size, c.count, files)
 			size, _ := img.Size()
 			layers, _ := img.Layers()
 			ls, _ := layers[0].Size()
@@ -140,6 +144,9 @@ func TestScanBench300MB(t *testing.T) {
 			t.Logf("image %s: layer %.0f MB gzipped (manifest %d B); push %v; push→scan DONE %v; rescan %v (%.1f %% of the first)",
 				c.name, float64(ls)/1e6, size, pushed.Sub(start).Round(time.Millisecond), first.Round(time.Millisecond),
 				rescan.Round(time.Millisecond), 100*rescan.Seconds()/first.Seconds())
+			if !full {
+				return
+			}
 			if first > 60*time.Second || rescan > first/5 {
 				t.Errorf("first scan %v (bound 60 s), rescan %v (bound 20 %% of the first)", first, rescan)
 			}
@@ -153,8 +160,7 @@ func TestScanBench300MB(t *testing.T) {
 func trivyCLI(t *testing.T, in *apptest.Instance, dbDir, ref string) {
 	bin, err := exec.LookPath("trivy")
 	if err != nil {
-		t.Log("trivy CLI not on PATH (GOEXPERIMENT=jsonv2 go install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0): no CLI figure")
-		return
+		t.Fatal("trivy CLI not on PATH: task bench installs it (scripts/install-bench-deps.sh)")
 	}
 	cache := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(cache, "db"), 0o755); err != nil {

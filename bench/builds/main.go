@@ -11,7 +11,11 @@
 // It starts a whole Berth (embedded store and queue, or --redis-addr) in a temporary directory, a buildkitd
 // child (or uses --buildkit-addr), and a Git repository served by git http-backend, all on loopback.
 //
+// Berth and buildctl share the buildkitd, so its local cache is pruned (buildctl prune --all) before every
+// measured build: the "registry cache" rows then measure imports from the registry cache, not local hits.
+//
 //	go run ./bench/builds [-hooks 2000] [-concurrency 16] [-runs 5]
+//	go run ./bench/builds -smoke   # seconds: the test command runs this so the bench keeps working
 package main
 
 import (
@@ -68,10 +72,14 @@ var (
 	work        = flag.Int("work", 400000, "loop iterations of the benchmark Dockerfile's RUN step (its CPU work)")
 	verbose     = flag.Bool("v", false, "print each Berth build's stage times and timing lines")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the webhook runs to this file")
+	smoke       = flag.Bool("smoke", false, "a few hooks and one build per row, to check the bench still runs (the test command)")
 )
 
 func main() {
 	flag.Parse()
+	if *smoke {
+		*hooks, *concurrency, *runs, *work = 20, 4, 1, 1000
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/builds:", err)
 		os.Exit(1)
@@ -409,7 +417,13 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 		return took, nil
 	}
 
-	fmt.Printf("build wall time, medians of %d runs each, alternating. Berth: webhook → end of PUSHING (clone, build, push:\n"+
+	prune := func() error {
+		if out, err := exec.Command(buildctl, "--addr", addr, "prune", "--all").CombinedOutput(); err != nil {
+			return fmt.Errorf("buildctl prune: %v\n%s", err, out)
+		}
+		return nil
+	}
+	fmt.Printf("build wall time, medians of %d runs each, alternating; buildkitd's local cache pruned before every build. Berth: webhook → end of PUSHING (clone, build, push:\n"+
 		"what buildctl does), and → SUCCESS (after the SCANNING stage); buildctl: the same checkout on the same buildkitd,\n"+
 		"pushed to the same registry, process start included. webhook → BUILDING: what Berth spends before BuildKit\n"+
 		"(queue pickup, clone, records).\n", *runs)
@@ -453,11 +467,19 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 					return err
 				}
 			}
+			// Both sides share this buildkitd: a row that claims the registry cache starts each build with the
+			// local cache empty, so that the layers come from the registry cache and not from local hits.
+			if err := prune(); err != nil {
+				return err
+			}
 			p, f, pre, err := berthBuild()
 			if err != nil {
 				return err
 			}
 			pushedT, finalT, preT = append(pushedT, p), append(finalT, f), append(preT, pre)
+			if err := prune(); err != nil {
+				return err
+			}
 			d, err := rawBuild(mode.noCache)
 			if err != nil {
 				return err

@@ -3,10 +3,12 @@
 // loopback listener, N sequential pushes of small random images with distinct tags.
 //
 //	go run ./bench/triggers -n 100
+//	go run ./bench/triggers -smoke   # seconds: the test command runs this so the bench keeps working
 //
 // For each push it takes two times: from the start of the manifest PUT (the moment the push becomes a tag)
 // and from the end of the push (the client's last answer), each to the delivery's arrival at the listener,
-// and prints p50, p90, p99 and max of both, then the process's CPU use over 5 idle seconds (the price of
+// and prints p50, p90, p99 and max of both beside the floor — the same payload POSTed straight from Go to the
+// same receiver — then the process's CPU use over 5 idle seconds (the price of
 // polling the queue often). The path measured is the whole pipeline: registry hook, image
 // version in the store, push event on the events queue, trigger fan-out, trigger:deliver task, signed POST.
 package main
@@ -43,8 +45,13 @@ func main() {
 	n := flag.Int("n", 100, "pushes")
 	check := flag.Duration("queue-check-interval", 0, "override --queue-check-interval (0: Berth's default)")
 	redis := flag.String("redis-addr", "", "use this Redis instead of the embedded miniredis")
+	smoke := flag.Bool("smoke", false, "a few pushes and a short idle measure, to check the bench still runs (the test command)")
 	flag.Parse()
-	if err := run(*n, *check, *redis); err != nil {
+	idle := 5 * time.Second
+	if *smoke {
+		*n, idle = 5, time.Second
+	}
+	if err := run(*n, *check, *redis, idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/triggers:", err)
 		os.Exit(1)
 	}
@@ -66,7 +73,7 @@ func (s *stamps) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-func run(n int, check time.Duration, redisAddr string) error {
+func run(n int, check time.Duration, redisAddr string, idle time.Duration) error {
 	dir, err := os.MkdirTemp("", "berth-bench-triggers-")
 	if err != nil {
 		return err
@@ -184,16 +191,40 @@ func run(n int, check time.Duration, redisAddr string) error {
 			return errors.New("no delivery within 10 s of push " + tag)
 		}
 	}
-	fmt.Printf("push → trigger receiver, %d sequential pushes, queue-check-interval %s, redis %s\n", n, cfg.QueueCheckInterval,
-		map[bool]string{true: "embedded miniredis", false: redisAddr}[redisAddr == ""])
-	report("from manifest PUT start", fromPut)
-	report("from push completion   ", fromDone)
+	// The floor: the same payload POSTed straight from Go to the same receiver, n times in sequence, timed from
+	// the start of the request to the receiver's arrival stamp, as the deliveries above are.
+	var direct []time.Duration
+	for i := range n {
+		tag := fmt.Sprintf("direct%d", i)
+		body, _ := json.Marshal(outbound.Payload{PushData: outbound.PushData{Tag: tag}})
+		start := time.Now()
+		resp, err := http.Post(rcv.URL+"/hook", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got := <-arrived
+		if got.tag != tag {
+			return fmt.Errorf("direct POST %s arrived as %s", tag, got.tag)
+		}
+		direct = append(direct, got.at.Sub(start))
+	}
+	what := redisAddr
+	if what == "" {
+		what = "Berth's default (its redis-server child when installed, else miniredis)"
+	}
+	fmt.Printf("push → trigger receiver, %d sequential pushes, queue-check-interval %s, redis %s\n", n, cfg.QueueCheckInterval, what)
+	report("from manifest PUT start      ", fromPut)
+	report("from push completion         ", fromDone)
+	report("plain HTTP POST from Go (floor)", direct)
+	fmt.Printf("  Berth's path over the floor (p50): %.1f× from push completion\n", float64(median(fromDone))/float64(median(direct)))
 	// What the queue polling costs while nothing happens.
 	var before, after syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
-	time.Sleep(5 * time.Second)
+	time.Sleep(idle)
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
-	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) / 5
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) / time.Duration(idle.Seconds())
 	fmt.Printf("  idle CPU of the whole process (Berth + embedded store and queue): %.1f%% of one core\n", float64(cpu)/float64(time.Second)*100)
 	return nil
 }
@@ -204,6 +235,12 @@ func report(label string, d []time.Duration) {
 	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))+0.5)-1)] }
 	ms := func(x time.Duration) string { return fmt.Sprintf("%.1f ms", float64(x.Microseconds())/1000) }
 	fmt.Printf("  %s  p50 %s  p90 %s  p99 %s  max %s\n", label, ms(q(0.50)), ms(q(0.90)), ms(q(0.99)), ms(s[len(s)-1]))
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func waitReady(base string) error {

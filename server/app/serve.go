@@ -136,7 +136,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
-			a.Logger.Warn("shutdown", "err", err)
+			return fmt.Errorf("shutdown: in-flight requests did not finish within 30s: %w", err)
 		}
 	}
 	return nil

@@ -311,14 +311,15 @@ func TestOneScannerPerProcess(t *testing.T) {
 	}
 }
 
-// TestExternalDB scans the test images against a DB built elsewhere, e.g. by the main module's
-// workers/scandb from its testdata/advisories.json (the same advisories as scantest's):
+// TestExternalDB scans the test images against a DB built elsewhere: by `berth admin scan-db build` (the main
+// module's workers/scandb) from its testdata/advisories.json (the same advisories as scantest's), or the one in
+// BERTH_SCANNER_DB_DIR:
 //
 //	BERTH_SCANNER_DB_DIR=/path/to/out GOEXPERIMENT=jsonv2 go test -run TestExternalDB .
 func TestExternalDB(t *testing.T) {
 	dbDir := os.Getenv("BERTH_SCANNER_DB_DIR")
 	if dbDir == "" {
-		t.Skip("set BERTH_SCANNER_DB_DIR to a DB built from workers/scandb/testdata/advisories.json")
+		dbDir = builtDB(t)
 	}
 	f := testFixture(t)
 	s, err := New(Options{DBDir: dbDir, CacheDir: t.TempDir()})
@@ -334,18 +335,18 @@ func TestExternalDB(t *testing.T) {
 	}
 }
 
-// TestExternalRegistry pushes the test images to a running registry (Berth's own, say) and scans them
-// from there, through its token auth:
+// TestExternalRegistry pushes the test images to Berth's registry — a `berth serve` it starts, or the running
+// registry named by BERTH_SCANNER_REGISTRY — and scans them from there, through its token auth:
 //
 //	BERTH_SCANNER_REGISTRY=127.0.0.1:5000 BERTH_SCANNER_REGISTRY_USER=admin BERTH_SCANNER_REGISTRY_PASSWORD=… \
 //	BERTH_SCANNER_REGISTRY_NS=scantest GOEXPERIMENT=jsonv2 go test -run TestExternalRegistry -v .
 func TestExternalRegistry(t *testing.T) {
 	host := os.Getenv("BERTH_SCANNER_REGISTRY")
-	if host == "" {
-		t.Skip("set BERTH_SCANNER_REGISTRY (and _USER, _PASSWORD, _NS) to scan through a running registry")
-	}
 	user, password := os.Getenv("BERTH_SCANNER_REGISTRY_USER"), os.Getenv("BERTH_SCANNER_REGISTRY_PASSWORD")
 	ns := cmp.Or(os.Getenv("BERTH_SCANNER_REGISTRY_NS"), "scantest")
+	if host == "" {
+		host, user, password = startBerth(t, ns), "admin", berthAdminPassword
+	}
 	s, _ := newScanner(t, true)
 	images := []struct {
 		repo   string

@@ -1,6 +1,7 @@
 // Package apptest starts whole Berth instances for tests, on loopback, on real components: the embedded
-// FerretDB (or the MongoDB at BERTH_TEST_MONGO_URI, one database per instance) and miniredis, or a real
-// redis-server per instance when BERTH_TEST_REDIS=real (the test command sets it; CI installs redis-server).
+// FerretDB (or the MongoDB at BERTH_TEST_MONGO_URI, one database per instance) and Berth's own Redis — its
+// redis-server child keeping the queue in DATA/queue, which BERTH_TEST_REDIS=real requires (the test command
+// sets it; CI installs redis-server), so that a restart on the same data dir keeps the queue.
 package apptest
 
 import (
@@ -11,10 +12,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/store/embedded"
@@ -29,8 +34,11 @@ type Instance struct {
 	URL     string // http://127.0.0.1:PORT
 	Host    string // 127.0.0.1:PORT, for image references
 	DataDir string
+	t       testing.TB
+	ln      net.Listener
 	cancel  context.CancelFunc
 	done    chan error
+	stopIn  time.Duration
 }
 
 // Options adjust an instance.
@@ -39,6 +47,9 @@ type Options struct {
 	NamespaceLimit int    // default 3
 	Region         string // default "local"
 	Configure      func(*app.Config)
+	// StopTimeout bounds Stop's wait for Serve to return; a longer shutdown fails the test (default 40 s,
+	// past Serve's own 30 s grace for in-flight requests).
+	StopTimeout time.Duration
 }
 
 var seq atomic.Int64
@@ -75,12 +86,18 @@ func Start(t testing.TB, o Options) *Instance {
 		cfg.MongoURI = uri
 		cfg.MongoDatabase = fmt.Sprintf("apptest_%d_%d", os.Getpid(), seq.Add(1))
 	}
-	if os.Getenv("BERTH_TEST_REDIS") == "real" {
-		cfg.RedisAddr = StartRedisServer(t)
+	realRedis := os.Getenv("BERTH_TEST_REDIS") == "real"
+	if realRedis {
+		// Berth's own redis-server child, keeping the queue in DATA/queue: a restart on the same data dir
+		// finds the tasks the last run left, as it does for users.
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			t.Fatalf("BERTH_TEST_REDIS=real needs redis-server (apt-get install -y redis-server): %v", err)
+		}
 	}
 	if o.Configure != nil {
 		o.Configure(cfg)
 	}
+	ownRedis := cfg.RedisAddr == "" && cfg.RedisCluster == ""
 	t.Setenv("BERTH_ADMIN_PASSWORD", AdminPassword)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.Open(ctx, cfg)
@@ -89,9 +106,19 @@ func Start(t testing.TB, o Options) *Instance {
 		ln.Close()
 		t.Fatalf("open berth: %v", err)
 	}
-	in := &Instance{App: a, URL: "http://" + cfg.Addr, Host: cfg.Addr, DataDir: o.DataDir, cancel: cancel, done: make(chan error, 1)}
+	if opt, ok := a.Redis.(asynq.RedisClientOpt); realRedis && ownRedis && (!ok || opt.Password == "") {
+		a.Close()
+		cancel()
+		ln.Close()
+		t.Fatalf("BERTH_TEST_REDIS=real but Berth did not start its redis-server child (got %T)", a.Redis)
+	}
+	in := &Instance{App: a, URL: "http://" + cfg.Addr, Host: cfg.Addr, DataDir: o.DataDir, t: t, ln: ln, cancel: cancel,
+		done: make(chan error, 1), stopIn: 40 * time.Second}
+	if o.StopTimeout > 0 {
+		in.stopIn = o.StopTimeout
+	}
 	go func() { in.done <- a.Serve(ctx, ln) }()
-	t.Cleanup(in.Stop)
+	t.Cleanup(func() { _ = in.Stop() })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(in.URL + "/readyz")
@@ -109,18 +136,41 @@ func Start(t testing.TB, o Options) *Instance {
 	return in
 }
 
-// Stop shuts the instance down gracefully and waits for it; safe to call twice.
-func (in *Instance) Stop() {
+// Stop shuts the instance down gracefully, waits for Serve to return and closes the instance; safe to call
+// twice. It returns Serve's error, and fails the test on it. A shutdown still running after StopTimeout fails
+// the test with the stacks of Berth's goroutines (what hung) and leaves the instance open.
+func (in *Instance) Stop() error {
 	if in.cancel == nil {
-		return
+		return nil
 	}
 	in.cancel()
 	in.cancel = nil
 	select {
-	case <-in.done:
-	case <-time.After(40 * time.Second):
+	case err := <-in.done:
+		in.App.Close()
+		if err != nil {
+			in.t.Errorf("berth serve on %s returned an error: %v", in.Host, err)
+		}
+		return err
+	case <-time.After(in.stopIn):
+		err := fmt.Errorf("berth on %s did not stop within %s", in.Host, in.stopIn)
+		in.t.Errorf("%v; Berth's goroutines:\n%s", err, berthStacks())
+		return err
 	}
-	in.App.Close()
+}
+
+// berthStacks is the stacks of the goroutines running Berth's code (those of the test harness and of the
+// runtime left out).
+func berthStacks() string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/berth-dev/berth/") && !strings.Contains(g, "apptest.berthStacks") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
 
 // StartRedisServer runs a redis-server for one test, like Berth's own child (embedded.StartRedisServer), and
