@@ -92,6 +92,10 @@ const (
 	ActionGetPolicy       = "ram:GetPolicy"
 	ActionUpdatePolicy    = "ram:UpdatePolicy"
 	ActionDeletePolicy    = "ram:DeletePolicy"
+
+	// ActionGetSystemScanner reads the scanner's state (GET /api/v1/system/scanner); like every ram: action,
+	// only AdministratorAccess grants it.
+	ActionGetSystemScanner = "ram:GetSystemScanner"
 )
 
 // AllActions lists every action Berth checks, cr: first, then ram:.
@@ -157,6 +161,7 @@ var AllActions = []string{
 	ActionGetPolicy,
 	ActionUpdatePolicy,
 	ActionDeletePolicy,
+	ActionGetSystemScanner,
 }
 
 // knownCRActions maps the lower-cased name of every cr: action to its

@@ -42,10 +42,12 @@ type Registry interface {
 	DeleteManifest(ctx context.Context, name, dgst string) error
 }
 
-// ReadinessCheck is one dependency /readyz asks about.
+// ReadinessCheck is one dependency /readyz asks about. A failing check makes /readyz answer 503, unless it is
+// Optional: builds and scans report {"ok": false, "reason": …} there while the API and registry serve.
 type ReadinessCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
+	Name     string
+	Check    func(ctx context.Context) error
+	Optional bool
 }
 
 // Deps are everything the API needs; the binary wires them.
@@ -63,6 +65,7 @@ type Deps struct {
 	Triggers       TriggerService       // may be nil: creating and testing triggers then answer 503
 	Builds         BuildService         // may be nil: sources, build now, cancel and webhooks then answer 503
 	Scans          ScanService          // may be nil: tags show NOT_SCANNED, unblocked, and POST …/scan answers 503
+	Scanner        ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
 }
 
 type api struct {
@@ -176,6 +179,14 @@ func (a *api) readyz(c *gin.Context) {
 	checks := gin.H{}
 	ok := true
 	for _, rc := range a.Ready {
+		if rc.Optional {
+			if err := rc.Check(ctx); err != nil {
+				checks[rc.Name] = gin.H{"ok": false, "reason": err.Error()}
+			} else {
+				checks[rc.Name] = gin.H{"ok": true}
+			}
+			continue
+		}
 		if err := rc.Check(ctx); err != nil {
 			checks[rc.Name] = err.Error()
 			ok = false

@@ -62,10 +62,12 @@ func (a *App) build() error {
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
-		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans,
+		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, Scanner: a.scan,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
+			{Name: "builds", Check: (&buildsReady{p: a.pipe}).check, Optional: true},
+			{Name: "scans", Check: a.scan.scansReady, Optional: true},
 		},
 	})
 	mux := http.NewServeMux()
@@ -98,6 +100,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer stopBuilds()
+	a.logPrerequisites(ctx)
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
