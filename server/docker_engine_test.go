@@ -82,8 +82,9 @@ func TestDockerEngine(t *testing.T) {
 
 	// Anonymous: the PRIVATE image is refused, the PUBLIC base image is served.
 	out, err := docker("", "pull", image)
-	if err == nil || !strings.Contains(out, "unauthorized: authentication required") {
-		t.Fatalf("anonymous pull of a PRIVATE image: err=%v, want unauthorized: authentication required\n%s", err, out)
+	if want := "Error response from daemon: pull access denied for " + in.Host + "/team/app, repository does not exist or " +
+		"may require 'docker login': denied: requested access to the resource is denied"; err == nil || strings.TrimSpace(out) != want {
+		t.Fatalf("anonymous pull of a PRIVATE image: err=%v\n got %s\nwant %s", err, out, want)
 	}
 	if out, err := docker("", "image", "inspect", image); err == nil {
 		t.Fatalf("the refused image is in the engine:\n%s", out)
