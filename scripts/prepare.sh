@@ -81,9 +81,12 @@ if newer_sources "$bin_dir/berth-scanner" "$repo_root/workers/scanner"; then
 		missing+=("berth-scanner: task build-scanner (see $log_dir/scanner.log)")
 fi
 
-# 4. berth (go build relinks only when a source changed)
-build_berth() { cd "$repo_root" && go build -o "$bin_dir/berth" ./cmd/berth; }
-step "4/4 building berth" "$log_dir/berth.log" build_berth || exit 1
+# 4. berth, when a source of the main module is newer than bin/berth
+if [[ ! -x "$bin_dir/berth" || -n "$(find "$repo_root" \( -path "$repo_root/bin" -o -path "$repo_root/data" -o -name .git \) -prune -o \
+	\( -name '*.go' -o -name go.mod -o -name go.sum \) -newer "$bin_dir/berth" -print -quit)" ]]; then
+	build_berth() { cd "$repo_root" && go build -o "$bin_dir/berth" ./cmd/berth; }
+	step "4/4 building berth" "$log_dir/berth.log" build_berth || exit 1
+fi
 
 if ((${#missing[@]} > 0)); then
 	echo "prepare: Berth starts without: ${missing[*]}" >&2
