@@ -147,7 +147,7 @@ func TestScanDBFromRegistry(t *testing.T) {
 		}
 	}
 	push(buildDB(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)))
-	s = waitStatus("ready", func(s map[string]any) bool { return s["state"] == "ready" })
+	s = waitStatus("ready", func(s map[string]any) bool { return s["state"] == "ready" && s["last_error"] == "" })
 	if s["db_version"] != "2026-01-02T03:04:05Z" || s["db_updated_at"] != "2026-01-02T03:04:05Z" || s["last_error"] != "" || s["last_download_at"] == nil {
 		t.Fatalf("status after the download: %v", s)
 	}
