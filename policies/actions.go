@@ -94,13 +94,14 @@ const (
 	ActionDeletePolicy    = "ram:DeletePolicy"
 )
 
-// System actions run or inspect the installation itself (garbage collection, workers).
+// System actions run or inspect the installation itself (garbage collection, workers, the scanner).
 // Like ram: actions they are checked on "*", custom documents cannot name
 // them, and only the "*" action of AdministratorAccess grants them.
 const (
 	ActionStartGarbageCollection = "system:StartGarbageCollection"
 	ActionListGarbageCollections = "system:ListGarbageCollections"
 	ActionListWorkers            = "system:ListWorkers"
+	ActionGetSystemScanner       = "system:GetScanner"
 )
 
 // AllActions lists every action Berth checks, cr: first, then ram:, then system:.
@@ -170,6 +171,7 @@ var AllActions = []string{
 	ActionStartGarbageCollection,
 	ActionListGarbageCollections,
 	ActionListWorkers,
+	ActionGetSystemScanner,
 }
 
 // knownCRActions maps the lower-cased name of every cr: action to its

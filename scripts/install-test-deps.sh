@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — everything the test suite runs for real, installed only when missing:
 #   Debian packages: redis-server (queue), runc (BuildKit), containernetworking-plugins, nftables and iptables
-#   (the build sandbox), skopeo and podman (registry clients; podman stands
-#   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
+#   (the build sandbox), skopeo and podman (registry clients; podman's Docker API is a second engine behind the
+#   docker CLI), docker.io (the docker CLI and the real Docker Engine) when the docker CLI is missing,
+#   busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
 #   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
 #   crane and oras, buildkitd/buildctl from the pinned module.
@@ -20,6 +21,7 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v podman >/dev/null || need+=(podman)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v git >/dev/null || need+=(git)
+command -v docker >/dev/null || need+=(docker.io) # TestDockerEngine, TestDockerCLI, the deployment image test
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql) # second store backend (FerretDB on PostgreSQL)
 # deployments/compose.yaml is validated by compose itself: the docker compose plugin, or Debian's docker-compose.
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
@@ -31,6 +33,12 @@ if ((${#need[@]} > 0)); then
 	echo "install-test-deps: apt-get install ${need[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+	echo "install-test-deps: the docker CLI cannot reach a Docker Engine (docker info fails): start dockerd" \
+		"(systemctl start docker, or dockerd &); TestDockerEngine and the deployment image test need it" >&2
+	exit 1
 fi
 
 gobin=$(go env GOPATH)/bin

@@ -91,6 +91,7 @@ var routes = []route{
 	{"GET", "/api/v1/policies/:name", policies.ActionGetPolicy, resAny, "Get a policy", (*api).getPolicy},
 	{"PUT", "/api/v1/policies/:name", policies.ActionUpdatePolicy, resAny, "Replace a custom policy's document (system policies are read-only)", (*api).updatePolicy},
 	{"DELETE", "/api/v1/policies/:name", policies.ActionDeletePolicy, resAny, "Delete a custom policy, detaching it from every user", (*api).deletePolicy},
+	{"GET", "/api/v1/system/scanner", policies.ActionGetSystemScanner, resAny, "The scanner's state, its vulnerability DB and the DB's last download (administrator)", (*api).getSystemScanner},
 	{"POST", "/api/v1/auth/token", policies.ActionGetAuthorizationToken, resAny, "Issue a temporary registry password (also a Bearer token for this API)", (*api).createAuthToken},
 	{"POST", "/api/v1/repositories/:ns/:repo/triggers", policies.ActionCreateTrigger, resRepository, "Create a trigger (outgoing webhook); a generated secret is shown in this answer only", (*api).createTrigger},
 	{"GET", "/api/v1/repositories/:ns/:repo/triggers", policies.ActionListTrigger, resRepository, "List a repository's triggers", (*api).listTriggers},

@@ -46,10 +46,12 @@ type Registry interface {
 	DeleteRepository(ctx context.Context, name string) error
 }
 
-// ReadinessCheck is one dependency /readyz asks about.
+// ReadinessCheck is one dependency /readyz asks about. A failing check makes /readyz answer 503, unless it is
+// Optional: builds and scans report {"ok": false, "reason": …} there while the API and registry serve.
 type ReadinessCheck struct {
-	Name  string
-	Check func(ctx context.Context) error
+	Name     string
+	Check    func(ctx context.Context) error
+	Optional bool
 }
 
 // Deps are everything the API needs; the binary wires them.
@@ -70,8 +72,9 @@ type Deps struct {
 	// SourceGuard vets the hosts of non-administrators' code sources (--source-allow-cidr); nil refuses
 	// every non-public address.
 	SourceGuard *outbound.Guard
-	Workers     WorkerService // may be nil: GET /api/v1/system/workers answers 503
-	GC          GCService     // may be nil: POST /api/v1/system/gc then answers 503
+	Workers     WorkerService        // may be nil: GET /api/v1/system/workers answers 503
+	GC          GCService            // may be nil: POST /api/v1/system/gc then answers 503
+	Scanner     ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
 }
 
 type api struct {
@@ -185,6 +188,14 @@ func (a *api) readyz(c *gin.Context) {
 	checks := gin.H{}
 	ok := true
 	for _, rc := range a.Ready {
+		if rc.Optional {
+			if err := rc.Check(ctx); err != nil {
+				checks[rc.Name] = gin.H{"ok": false, "reason": err.Error()}
+			} else {
+				checks[rc.Name] = gin.H{"ok": true}
+			}
+			continue
+		}
 		if err := rc.Check(ctx); err != nil {
 			checks[rc.Name] = err.Error()
 			ok = false

@@ -18,6 +18,8 @@ const adminUsage = `usage:
   berth admin reset-password [serve flags] USER     set a new random password (or $BERTH_NEW_PASSWORD)
   berth admin gc [--dry-run] [serve flags]          collect the registry's garbage now (graces: --gc-untagged-grace, --gc-blob-grace)
   berth admin scan-db build --advisories FILE --out DIR   write a Trivy DB from an advisory file
+  berth admin scan-db push --from DIR --to REF [--username U] [--insecure]
+                                                   push DIR/db as Trivy's DB artifact (password in $BERTH_SCAN_DB_PASSWORD)
 `
 
 func admin(ctx context.Context, args []string) error {
@@ -31,8 +33,11 @@ func admin(ctx context.Context, args []string) error {
 	case "gc":
 		return collectGarbage(ctx, args[1:])
 	case "scan-db":
+		if len(args) >= 2 && args[1] == "push" {
+			return scanDBPush(ctx, args[2:])
+		}
 		if len(args) < 2 || args[1] != "build" {
-			return errors.New("usage: berth admin scan-db build --advisories FILE --out DIR")
+			return errors.New("usage: berth admin scan-db build --advisories FILE --out DIR | berth admin scan-db push --from DIR --to REF")
 		}
 		fs := flag.NewFlagSet("berth admin scan-db build", flag.ContinueOnError)
 		adv := fs.String("advisories", "", "advisory JSON file")
@@ -61,6 +66,29 @@ func admin(ctx context.Context, args []string) error {
 		fmt.Fprint(os.Stderr, adminUsage)
 		return fmt.Errorf("unknown admin command %q", args[0])
 	}
+}
+
+// scanDBPush packs a DB as Trivy publishes it (one layer of application/vnd.aquasec.trivy.db.layer.v1.tar+gzip
+// holding trivy.db and metadata.json) and pushes it, e.g. into Berth's own registry for --scan-db-repository.
+func scanDBPush(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("berth admin scan-db push", flag.ContinueOnError)
+	from := fs.String("from", "", "directory holding db/trivy.db and db/metadata.json (the --out of build, or a --scan-db-dir)")
+	to := fs.String("to", "", "artifact reference, e.g. 127.0.0.1:5000/mirror/trivy-db:2")
+	user := fs.String("username", "", "registry user (password in $BERTH_SCAN_DB_PASSWORD)")
+	insecure := fs.Bool("insecure", false, "plain HTTP (loopback and private addresses always are)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return errors.New("--from and --to are required")
+	}
+	d, err := scandb.Push(ctx, *from, scandb.Remote{Repository: *to, Username: *user,
+		Password: os.Getenv("BERTH_SCAN_DB_PASSWORD"), Insecure: *insecure})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pushed %s@%s\n", *to, d)
+	return nil
 }
 
 func resetPassword(ctx context.Context, args []string) error {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/berth-dev/berth/workers/scandb"
 )
 
 // Config is everything `berth serve` and `berth worker` take. Each field is a flag; each flag can also come
@@ -36,8 +38,12 @@ type Config struct {
 	ScanDBDir      string
 	ScannerBin     string
 	ScannerAddr    string
-	TokenTTL       string
-	TimeZone       string
+	// ScanDBRepository is the OCI artifact the vulnerability DB is downloaded from ("" = never download).
+	ScanDBRepository string
+	ScanDBUsername   string
+	ScanDBInsecure   bool
+	TokenTTL         string
+	TimeZone         string
 
 	TriggerRecordRetention time.Duration
 	TriggerRetryBase       time.Duration
@@ -90,6 +96,9 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.ScanDBDir, "scan-db-dir", "", "Trivy vulnerability DB directory (default DATA/trivy)")
 	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
 	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")
+	fs.StringVar(&c.ScanDBRepository, "scan-db-repository", scandb.DefaultRepository, "OCI artifact of the vulnerability DB in Trivy's format, downloaded when missing and when it changes (\"\" = no downloads: air-gapped)")
+	fs.StringVar(&c.ScanDBUsername, "scan-db-username", "", "user name for --scan-db-repository (password in $BERTH_SCAN_DB_PASSWORD)")
+	fs.BoolVar(&c.ScanDBInsecure, "scan-db-insecure", false, "reach --scan-db-repository over plain HTTP (loopback and private addresses always are)")
 	fs.DurationVar(&c.ScanDBCheckInterval, "scan-db-check-interval", 10*time.Minute, "how often the vulnerability DB is checked for a new version (then recent images are rescanned)")
 	fs.StringVar(&c.TokenTTL, "token-ttl", "1h", "default lifetime of temporary registry tokens (at most 12h)")
 	fs.StringVar(&c.TimeZone, "time-zone", "Local", "IANA time zone of the times in trigger payloads, e.g. Asia/Shanghai (Local = the host's)")

@@ -97,7 +97,18 @@ func podmanService(t *testing.T) (env []string) {
 	}
 }
 
-// TestDockerCLI drives the real docker CLI (against podman's Docker API) through login, push, a PRIVATE pull,
+// dockerConfigDir is the DOCKER_CONFIG of env.
+func dockerConfigDir(env []string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "DOCKER_CONFIG="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestDockerCLI drives the real docker CLI (against podman's Docker API; TestDockerEngine in server/ uses the
+// real Docker Engine) through login, push, a PRIVATE pull,
 // and a PUBLIC pull after logout, while an anonymous PRIVATE pull is refused.
 func TestDockerCLI(t *testing.T) {
 	needTool(t, "docker", "podman", "runc")
@@ -123,11 +134,22 @@ func TestDockerCLI(t *testing.T) {
 			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	if out, err := docker("pull", host+"/team/private:v1"); err == nil {
-		t.Fatalf("anonymous pull of a PRIVATE image succeeded:\n%s", out)
+	// Podman's answer to a refused pull: the registry's 401 for the manifest after an anonymous token.
+	refused := "initializing source docker://" + host + "/team/private:v1: reading manifest v1 in " + host +
+		"/team/private: errors:\ndenied: requested access to the resource is denied\nunauthorized: authentication required"
+	if out, err := docker("pull", host+"/team/private:v1"); err == nil || strings.TrimSpace(out) != refused {
+		t.Fatalf("anonymous pull of a PRIVATE image: err=%v\n got %s\nwant %s", err, out, refused)
 	}
-	if out, err := docker("login", host, "-u", "admin", "-p", "wrong-password"); err == nil {
-		t.Fatalf("login with a wrong password succeeded:\n%s", out)
+	if out, err := docker("image", "inspect", host+"/team/private:v1"); err == nil {
+		t.Fatalf("the refused image is in the engine:\n%s", out)
+	}
+	out, err := docker("login", host, "-u", "admin", "-p", "wrong-password")
+	if want := "Error response from daemon: login attempt to " + host + " failed with status: 401 Unauthorized"; err == nil ||
+		!strings.HasSuffix(strings.TrimSpace(out), "\n"+want) {
+		t.Fatalf("login with a wrong password: err=%v\n got %s\nwant %s", err, out, want)
+	}
+	if cfg, _ := os.ReadFile(filepath.Join(dockerConfigDir(env), "config.json")); strings.Contains(string(cfg), host) {
+		t.Fatalf("a refused login was stored: %s", cfg)
 	}
 	must("login", host, "-u", "admin", "-p", apptest.AdminPassword)
 	must("pull", host+"/team/private:v1")
@@ -136,8 +158,8 @@ func TestDockerCLI(t *testing.T) {
 	must("logout", host)
 	must("rmi", host+"/team/pub:v2")
 	must("pull", host+"/team/pub:v2")
-	if out, err := docker("pull", host+"/team/private:v1"); err == nil || !strings.Contains(strings.ToLower(out), "unauthorized") && !strings.Contains(out, "401") && !strings.Contains(strings.ToLower(out), "authentication required") {
-		t.Fatalf("PRIVATE pull after logout: err=%v\n%s", err, out)
+	if out, err := docker("pull", host+"/team/private:v1"); err == nil || strings.TrimSpace(out) != refused {
+		t.Fatalf("PRIVATE pull after logout: err=%v\n got %s\nwant %s", err, out, refused)
 	}
 	r := in.Admin(t, "GET", "/api/v1/repositories/team/pub/tags/v2", nil)
 	if r.Status != 200 || !strings.HasPrefix(fmt.Sprint(r.JSON["digest"]), "sha256:") {

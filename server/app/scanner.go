@@ -41,6 +41,7 @@ type scanning struct {
 	runner          *workers.ScanRunner
 	dbDir, cacheDir string
 	bin             string // "" when no berth-scanner was found
+	fetch           *dbFetcher
 
 	mu      sync.Mutex
 	child   *scannerChild
@@ -54,6 +55,8 @@ func (a *App) newScanning() (*scanning, error) {
 	if s.dbDir == "" {
 		s.dbDir = filepath.Join(c.DataDir, "trivy")
 	}
+	s.fetch = &dbFetcher{dir: s.dbDir, remote: scandb.Remote{Repository: c.ScanDBRepository, Username: c.ScanDBUsername,
+		Password: os.Getenv("BERTH_SCAN_DB_PASSWORD"), Insecure: c.ScanDBInsecure}}
 	u, err := url.Parse(c.PublicURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--public-url %q: the scanner pulls images from this host, so it must be a URL like http://registry.example:5000", c.PublicURL)
@@ -171,9 +174,7 @@ func (s *scanning) client(ctx context.Context) (*workers.ScannerClient, error) {
 	}
 	// Without a DB the child could only answer NO_VULN_DB: say so without starting it.
 	if _, err := scandb.ReadMetadata(s.dbDir); errors.Is(err, scandb.ErrNoDB) {
-		return nil, &workers.ScannerError{Code: workers.ScannerNoVulnDB, Message: fmt.Sprintf(
-			"%s does not hold db/trivy.db and db/metadata.json (%v); drop in Trivy's DB or build one with `berth admin scan-db build`, then rescan",
-			s.dbDir, err)}
+		return nil, &workers.ScannerError{Code: workers.ScannerNoVulnDB, Message: s.noDBReason(err) + "; then rescan"}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -288,7 +289,8 @@ func (c *scannerChild) stop() {
 }
 
 // startScanDBWatch queues again the scans a previous run left unfinished, then checks the vulnerability DB at
-// once and every --scan-db-check-interval; when its version (UpdatedAt) is not the one recorded, it rescans
+// once and every --scan-db-check-interval: it downloads --scan-db-repository's artifact when the DB is missing
+// or the artifact changed, and when its version (UpdatedAt) is not the one recorded, it rescans
 // the images pushed in the last 7 days (at most 500) and records the new version. It runs until the returned
 // stop is called.
 func (a *App) startScanDBWatch(ctx context.Context) (stop func()) {
@@ -309,6 +311,9 @@ func (a *App) startScanDBWatch(ctx context.Context) (stop func()) {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
+			if _, err := a.scan.fetch.sync(ctx); err != nil && ctx.Err() == nil {
+				a.Logger.Warn("vulnerability DB download failed; the DB in force stays", "repository", a.Cfg.ScanDBRepository, "err", err)
+			}
 			if err := a.checkScanDB(ctx); err != nil && ctx.Err() == nil {
 				a.Logger.Warn("vulnerability DB check", "err", err)
 			}

@@ -78,9 +78,12 @@ func (a *App) build() error {
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
 		Workers: workerService(a.workerRegistry()), GC: a.GC,
+		Scanner: a.scan,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
+			{Name: "builds", Check: (&buildsReady{p: a.pipe}).check, Optional: true},
+			{Name: "scans", Check: a.scan.scansReady, Optional: true},
 		},
 	})
 	mux := http.NewServeMux()
@@ -121,6 +124,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer stopBuilds()
+	a.logPrerequisites(ctx)
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

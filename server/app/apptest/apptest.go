@@ -70,6 +70,7 @@ func Start(t testing.TB, o Options) *Instance {
 	}
 	cfg.Addr = ln.Addr().String()
 	cfg.DataDir = o.DataDir
+	cfg.ScanDBRepository = "" // no downloads from the Internet; tests that download set their own
 	cfg.NamespaceLimit = 3
 	if o.NamespaceLimit != 0 {
 		cfg.NamespaceLimit = o.NamespaceLimit

@@ -1,0 +1,36 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// ScannerStatus is GET /api/v1/system/scanner: the scanner, its vulnerability DB and the DB's last download.
+type ScannerStatus struct {
+	// State is ready, no_scanner, no_db or downloading; Reason says what is missing and how to fix it.
+	State          string     `json:"state"`
+	Reason         string     `json:"reason,omitempty"`
+	Scanner        string     `json:"scanner"` // the berth-scanner binary or --scanner-addr; "" when none
+	DBDir          string     `json:"db_dir"`
+	DBRepository   string     `json:"db_repository"` // --scan-db-repository; "" when downloads are off
+	DBVersion      string     `json:"db_version"`
+	DBUpdatedAt    *time.Time `json:"db_updated_at"`
+	LastDownloadAt *time.Time `json:"last_download_at"` // the last download or check of the repository
+	LastError      string     `json:"last_error"`       // its error; "" when it went well
+}
+
+// ScannerStatusService reports the scanner's state.
+type ScannerStatusService interface {
+	ScannerStatus(ctx context.Context) ScannerStatus
+}
+
+func (a *api) getSystemScanner(c *gin.Context) {
+	if a.Scanner == nil {
+		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "this server runs no scanner"))
+		return
+	}
+	c.JSON(http.StatusOK, a.Scanner.ScannerStatus(c.Request.Context()))
+}
