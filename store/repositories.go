@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -52,7 +53,16 @@ func (s *Store) GetRepository(ctx context.Context, namespace, name string) (*Rep
 // ListRepositories pages through repositories by full name: those of one namespace, or all when namespace is
 // empty (restricted to accountID when given).
 func (s *Store) ListRepositories(ctx context.Context, accountID, namespace string, p Page) ([]Repository, int64, error) {
+	return s.SearchRepositories(ctx, accountID, namespace, "", p)
+}
+
+// SearchRepositories lists repositories (of one namespace when namespace is not "") whose name contains
+// query ("" matches all), by full name.
+func (s *Store) SearchRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
 	filter := bson.M{}
+	if query != "" {
+		filter["name"] = bson.M{"$regex": regexp.QuoteMeta(query)}
+	}
 	if namespace != "" {
 		filter["namespace"] = namespace
 	}
