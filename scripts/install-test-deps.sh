@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — everything the test suite runs for real, installed only when missing:
 #   Debian packages: redis-server (queue), runc (BuildKit), skopeo and podman (registry clients; podman stands
-#   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
+#   in for the Docker engine behind the docker CLI), busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend),
+#   chromium (the console's browser test);
 #   Go tools: the OCI distribution conformance suite, buildkitd/buildctl from the pinned module.
 # Quiet and quick when all is in place.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v podman >/dev/null || need+=(podman)
 [[ -x /bin/busybox ]] || need+=(busybox-static)
 command -v git >/dev/null || need+=(git)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql) # second store backend (FerretDB on PostgreSQL)
+command -v chromium >/dev/null || need+=(chromium) # the console's browser test (headless, driven by chromedp)
 if ((${#need[@]} > 0)); then
 	if [[ $(id -u) != 0 ]]; then
 		echo "install-test-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
