@@ -76,9 +76,25 @@ func BenchmarkRepositoriesPage(b *testing.B) {
 		i++
 	}
 	p50, p99 := percentiles(ds)
+	// The same lists straight from the API, to tell the console's share from the store's.
+	var apiDs []time.Duration
+	for j := range len(ds) {
+		req := httptest.NewRequest("GET", "/api/v1/namespaces/big/repositories?page="+fmt.Sprint(1+j%50), nil)
+		req.SetBasicAuth("admin", apptest.AdminPassword)
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		in.Handler.ServeHTTP(rec, req)
+		apiDs = append(apiDs, time.Since(start))
+		if rec.Code != 200 {
+			b.Fatalf("API: %d", rec.Code)
+		}
+	}
+	a50, a99 := percentiles(apiDs)
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.Logf("repositories page of 1,000 repositories: p50 %v, p99 %v over %d renders (target p99 ≤ 50ms)", p50, p99, len(ds))
+	b.ReportMetric(float64(a50.Microseconds())/1000, "api-p50-ms")
+	b.Logf("repositories page of 1,000 repositories: p50 %v, p99 %v over %d renders (target p99 ≤ 50ms); "+
+		"the API's list alone: p50 %v, p99 %v", p50, p99, len(ds), a50, a99)
 }
 
 // firstWrite is a ResponseWriter that notes when the first body byte is written, then ends the request.
