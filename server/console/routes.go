@@ -15,6 +15,7 @@ func (c *Console) routes() {
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		fsrv.ServeHTTP(w, r)
 	})
+	m.HandleFunc("GET /favicon.ico", http.NotFound)
 	m.HandleFunc("GET /login", c.loginPage)
 	m.HandleFunc("POST /login", c.login)
 	m.HandleFunc("POST /logout", c.page(c.logout))

@@ -160,7 +160,12 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
+	// One token per browser while it signs in: a second sign-in page (another tab, or a request for a missing
+	// favicon sent here) must not invalidate the form already shown.
 	tok := randomToken()
+	if ck, err := r.Cookie(loginCookie); err == nil && len(ck.Value) == len(tok) {
+		tok = ck.Value
+	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, Secure: c.secure,
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	next := r.FormValue("next")
