@@ -54,6 +54,8 @@ type Store struct {
 
 	insertersMu sync.Mutex
 	inserters   map[string]*inserter // by collection
+
+	repos repoCache
 }
 
 // FerretDB reports whether the backend is FerretDB, whose writes this process serialises. Several Berth
