@@ -78,7 +78,7 @@ func (a *api) getBuild(c *gin.Context) {
 }
 
 // logPiece is how much of a stored log getBuildLog reads before it sends it.
-const logPiece = 128 << 10
+const logPiece = 256 << 10
 
 // getBuildLog answers the build's log as text. With ?follow=true it streams: what is stored first, then each
 // new piece as the worker stores it (wherever that worker runs), until the build has ended and its log is
@@ -100,7 +100,7 @@ func (a *api) getBuildLog(c *gin.Context) {
 	ctx := c.Request.Context()
 	cur := pipeline.NewLogCursor(a.Store, b.ID)
 	// A long log is sent piece by piece as it is read, so its first lines arrive at once.
-	data, more, err := cur.NextUpTo(ctx, logPiece)
+	data, more, err := cur.NextUpTo(ctx, 1) // the first chunk alone
 	if err != nil {
 		fail(c, err)
 		return
