@@ -266,7 +266,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		c.eval(`({status: document.getElementById("build-status").textContent, log: document.getElementById("build-log").textContent})`, &st)
 		if !finalStatus[st.Status] && strings.Contains(st.Log, "log: <script>window.__xss=1") && !sawLive {
 			sawLive = true
-			c.eval(`document.querySelector("#build h2").scrollIntoView(); true`, nil)
+			c.eval(`document.querySelector("#build h2").scrollIntoView(); var l = document.getElementById("build-log"); l.scrollTop = l.scrollHeight; true`, nil)
 			c.screenshot(filepath.Join(docs, "console-build.png"))
 		}
 		if finalStatus[st.Status] {
