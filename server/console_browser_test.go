@@ -421,5 +421,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if r := in.Admin(t, "GET", "/api/v1/repositories/team/csrf-made", nil); r.Status != 404 {
 		t.Fatalf("the cross-site form made a repository: %d", r.Status)
 	}
+	// At phone width the pages fit the screen (wide tables scroll inside their own box).
+	c.do(chromedp.EmulateViewport(390, 844))
+	for _, p := range []string{"/namespaces", "/namespaces/team", "/repositories/team/app", "/repositories/team/app/tags",
+		"/repositories/team/app/tags/latest", "/repositories/team/app/builds"} {
+		c.open(p)
+		var width int
+		c.eval(`document.documentElement.scrollWidth`, &width)
+		if width > 390 {
+			t.Errorf("%s is %d px wide at phone width (390 px)", p, width)
+		}
+	}
 	t.Logf("console browser test: %v", time.Since(c0).Round(time.Millisecond))
 }
