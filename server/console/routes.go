@@ -3,6 +3,7 @@ package console
 import (
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // routes mounts the pages. Their paths mirror the API's (/namespaces/{ns}, /repositories/{ns}/{repo}/…) and
@@ -12,6 +13,10 @@ func (c *Console) routes() {
 	static, _ := fs.Sub(files, "static")
 	fsrv := http.StripPrefix("/static/", http.FileServer(http.FS(static)))
 	m.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=86400")
 		fsrv.ServeHTTP(w, r)
 	})
