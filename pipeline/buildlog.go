@@ -169,15 +169,21 @@ func NewLogCursor(st *store.Store, build string) *LogCursor { return &LogCursor{
 
 // Next returns what was appended since the last call (nil when nothing was).
 func (c *LogCursor) Next(ctx context.Context) ([]byte, error) {
-	var out []byte
+	out, _, err := c.NextUpTo(ctx, 0)
+	return out, err
+}
+
+// NextUpTo is Next, but it stops once it holds max bytes or more (max 0: no bound), so that a long log can be
+// sent while the rest is read; more reports that it stopped there, with more stored after it.
+func (c *LogCursor) NextUpTo(ctx context.Context, max int) (out []byte, more bool, err error) {
 	for {
 		ch, err := c.st.GetLogChunk(ctx, c.build, c.seq)
 		if errors.Is(err, store.ErrNotFound) {
 			c.atEnd = true
-			return out, nil
+			return out, false, nil
 		}
 		if err != nil {
-			return out, err
+			return out, false, err
 		}
 		if len(ch.Data) > c.off {
 			out = append(out, ch.Data[c.off:]...)
@@ -185,9 +191,13 @@ func (c *LogCursor) Next(ctx context.Context) ([]byte, error) {
 		}
 		if !ch.Closed {
 			c.atEnd = false
-			return out, nil
+			return out, false, nil
 		}
 		c.seq, c.off = c.seq+1, 0
+		if max > 0 && len(out) >= max {
+			c.atEnd = false
+			return out, true, nil
+		}
 	}
 }
 

@@ -3,7 +3,8 @@
 #   Debian packages: redis-server (queue), runc (BuildKit), containernetworking-plugins, nftables and iptables
 #   (the build sandbox), skopeo and podman (registry clients; podman's Docker API is a second engine behind the
 #   docker CLI), docker.io (the docker CLI and the real Docker Engine) when the docker CLI is missing,
-#   busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend);
+#   busybox-static (test base images), git (http-backend), postgresql (FerretDB's second backend),
+#   chromium (the console's browser test);
 #   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
 #   crane and oras, buildkitd/buildctl from the pinned module.
@@ -25,6 +26,7 @@ command -v docker >/dev/null || need+=(docker.io) # TestDockerEngine, TestDocker
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql) # second store backend (FerretDB on PostgreSQL)
 # deployments/compose.yaml is validated by compose itself: the docker compose plugin, or Debian's docker-compose.
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v chromium >/dev/null || need+=(chromium) # the console's browser test (headless, driven by chromedp)
 if ((${#need[@]} > 0)); then
 	if [[ $(id -u) != 0 ]]; then
 		echo "install-test-deps: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2

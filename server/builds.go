@@ -77,6 +77,9 @@ func (a *api) getBuild(c *gin.Context) {
 	}
 }
 
+// logPiece is how much of a stored log getBuildLog reads before it sends it.
+const logPiece = 256 << 10
+
 // getBuildLog answers the build's log as text. With ?follow=true it streams: what is stored first, then each
 // new piece as the worker stores it (wherever that worker runs), until the build has ended and its log is
 // complete.
@@ -96,7 +99,8 @@ func (a *api) getBuildLog(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	cur := pipeline.NewLogCursor(a.Store, b.ID)
-	data, err := cur.Next(ctx)
+	// A long log is sent piece by piece as it is read, so its first lines arrive at once.
+	data, more, err := cur.NextUpTo(ctx, 1) // the first chunk alone
 	if err != nil {
 		fail(c, err)
 		return
@@ -104,11 +108,6 @@ func (a *api) getBuildLog(c *gin.Context) {
 	c.Header("Content-Type", "text/plain; charset=utf-8")
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Header("Cache-Control", "no-store")
-	if !follow {
-		c.Status(http.StatusOK)
-		_, _ = c.Writer.Write(data)
-		return
-	}
 	c.Status(http.StatusOK)
 	write := func(p []byte) bool {
 		if len(p) > 0 {
@@ -119,7 +118,18 @@ func (a *api) getBuildLog(c *gin.Context) {
 		c.Writer.Flush()
 		return true
 	}
-	if !write(data) {
+	for {
+		if !write(data) {
+			return
+		}
+		if !more {
+			break
+		}
+		if data, more, err = cur.NextUpTo(ctx, logPiece); err != nil {
+			return
+		}
+	}
+	if !follow {
 		return
 	}
 	deadline := time.Now().Add(followMax)

@@ -107,7 +107,12 @@ func (a *api) listRepositories(c *gin.Context) {
 			return
 		}
 	}
-	items, total, err := a.Store.ListRepositories(c.Request.Context(), a.AccountID, ns, p)
+	q := c.Query("q")
+	if len(q) > 64 {
+		fail(c, badRequest("q is %d characters; a repository name has at most 64", len(q)))
+		return
+	}
+	items, total, err := a.Store.SearchRepositories(c.Request.Context(), a.AccountID, ns, q, p)
 	if err != nil {
 		fail(c, err)
 		return

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,8 +40,8 @@ var routes = []route{
 	{"PATCH", "/api/v1/namespaces/:ns", policies.ActionUpdateNamespace, resNamespace, "Change a namespace's settings", (*api).updateNamespace},
 	{"DELETE", "/api/v1/namespaces/:ns", policies.ActionDeleteNamespace, resNamespace, "Delete a namespace (?force=true deletes its repositories)", (*api).deleteNamespace},
 	{"POST", "/api/v1/namespaces/:ns/repositories", policies.ActionCreateRepository, resNamespace, "Create a repository", (*api).createRepository},
-	{"GET", "/api/v1/namespaces/:ns/repositories", policies.ActionListRepository, resAny, "List a namespace's repositories", (*api).listRepositories},
-	{"GET", "/api/v1/repositories", policies.ActionListRepository, resAny, "List all repositories", (*api).listRepositories},
+	{"GET", "/api/v1/namespaces/:ns/repositories", policies.ActionListRepository, resAny, "List a namespace's repositories (?q= keeps those whose name contains it)", (*api).listRepositories},
+	{"GET", "/api/v1/repositories", policies.ActionListRepository, resAny, "List all repositories (?q= keeps those whose name contains it)", (*api).listRepositories},
 	{"GET", "/api/v1/repositories/:ns/:repo", policies.ActionGetRepository, resRepository, "Get a repository", (*api).getRepository},
 	{"PATCH", "/api/v1/repositories/:ns/:repo", policies.ActionUpdateRepository, resRepository, "Change a repository", (*api).updateRepository},
 	{"DELETE", "/api/v1/repositories/:ns/:repo", policies.ActionDeleteRepository, resRepository, "Delete a repository and its images", (*api).deleteRepository},
@@ -107,20 +108,106 @@ var routes = []route{
 
 // resource names the RAM resource a request acts on.
 func (a *api) resource(kind resourceKind, c *gin.Context) string {
+	return resourceName(a.Region, a.AccountID, kind, c.Param("ns"), c.Param("repo"))
+}
+
+func resourceName(region, accountID string, kind resourceKind, ns, repo string) string {
 	switch kind {
 	case resNamespace:
-		return policies.NamespaceResource(a.Region, a.AccountID, c.Param("ns"))
+		return policies.NamespaceResource(region, accountID, ns)
 	case resRepository:
-		return policies.RepositoryResource(a.Region, a.AccountID, c.Param("ns"), c.Param("repo"))
+		return policies.RepositoryResource(region, accountID, ns, repo)
 	default:
 		return policies.AnyResource
 	}
 }
 
+// principalKey carries a principal authenticated by other means than the request's own credentials (a
+// console session) into the API's authorization. Only code in this process can set a context value, so a
+// request from the network cannot.
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p: a request with that context, served by the handler New returns, is
+// authorized as p (the route's action is still checked on its resource, as for any caller).
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// Authorization answers, for one instance (region and account), whether a principal may make an API call,
+// by the same route table and RAM check the API applies to the call itself.
+type Authorization struct {
+	Region    string
+	AccountID string
+}
+
+// ErrNoRoute is Check's answer for a method and path that are no API route.
+var ErrNoRoute = errors.New("no such API route")
+
+// Check finds the route of method and path (an /api/v1 path) and returns its RAM action and resource, and
+// whether p may take that action on that resource.
+func (z Authorization) Check(p *Principal, method, path string) (action, resource string, allowed bool, err error) {
+	rt, params := lookupRoute(method, path)
+	if rt == nil {
+		return "", "", false, fmt.Errorf("%w: %s %s", ErrNoRoute, method, path)
+	}
+	res := resourceName(z.Region, z.AccountID, rt.Resource, params["ns"], params["repo"])
+	return rt.Action, res, p.Can(rt.Action, res), nil
+}
+
+// Can reports whether p may make the API call method path; a path that is no route is not allowed.
+func (z Authorization) Can(p *Principal, method, path string) bool {
+	_, _, ok, err := z.Check(p, method, path)
+	return err == nil && ok
+}
+
+// lookupRoute finds the route of method and path, and the values of its path parameters.
+func lookupRoute(method, path string) (*route, map[string]string) {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for i := range routes {
+		rt := &routes[i]
+		if rt.Method != method {
+			continue
+		}
+		pat := routeSegments[i]
+		if len(pat) != len(segs) {
+			continue
+		}
+		params := map[string]string{}
+		for j, ps := range pat {
+			if strings.HasPrefix(ps, ":") {
+				if segs[j] == "" {
+					params = nil
+					break
+				}
+				params[ps[1:]] = segs[j]
+			} else if ps != segs[j] {
+				params = nil
+				break
+			}
+		}
+		if params != nil {
+			return rt, params
+		}
+	}
+	return nil, nil
+}
+
+var routeSegments = func() [][]string {
+	out := make([][]string, len(routes))
+	for i, rt := range routes {
+		out[i] = strings.Split(strings.Trim(rt.Path, "/"), "/")
+	}
+	return out
+}()
+
 // authorize authenticates the caller and checks the route's action on its resource.
 func (a *api) authorize(rt route) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p, err := a.Auth.Authenticate(c.Request.Context(), c.Request)
+		p, _ := c.Request.Context().Value(principalKey{}).(*Principal)
+		var err error
+		if p == nil {
+			p, err = a.Auth.Authenticate(c.Request.Context(), c.Request)
+		}
 		switch {
 		case errors.Is(err, ErrNoCredentials):
 			c.Header("WWW-Authenticate", `Basic realm="Berth"`)

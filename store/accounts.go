@@ -186,6 +186,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if res.DeletedCount == 0 {
 		return ErrNotFound
 	}
-	_, err = s.c(colAccessKeys).DeleteMany(ctx, bson.M{"user": name})
+	if _, err = s.c(colAccessKeys).DeleteMany(ctx, bson.M{"user": name}); err != nil {
+		return err
+	}
+	_, err = s.c(colSessions).DeleteMany(ctx, bson.M{"user": name})
 	return err
 }

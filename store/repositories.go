@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"regexp"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,6 +39,7 @@ func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
 	}
 	r.FullName = r.Namespace + "/" + r.Name
 	r.CreatedAt, r.UpdatedAt = now(), now()
+	defer s.repos.invalidate()
 	if _, err := s.c(colRepositories).InsertOne(ctx, r); err != nil {
 		return alreadyExists(err)
 	}
@@ -52,7 +54,19 @@ func (s *Store) GetRepository(ctx context.Context, namespace, name string) (*Rep
 // ListRepositories pages through repositories by full name: those of one namespace, or all when namespace is
 // empty (restricted to accountID when given).
 func (s *Store) ListRepositories(ctx context.Context, accountID, namespace string, p Page) ([]Repository, int64, error) {
+	return s.SearchRepositories(ctx, accountID, namespace, "", p)
+}
+
+// SearchRepositories lists repositories (of one namespace when namespace is not "") whose name contains
+// query ("" matches all), by full name.
+func (s *Store) SearchRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
+	if s.opts.SerializeWrites {
+		return s.searchCachedRepositories(ctx, accountID, namespace, query, p)
+	}
 	filter := bson.M{}
+	if query != "" {
+		filter["name"] = bson.M{"$regex": regexp.QuoteMeta(query)}
+	}
 	if namespace != "" {
 		filter["namespace"] = namespace
 	}
@@ -82,6 +96,7 @@ func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u 
 	if u.Visibility != nil {
 		set["visibility"] = *u.Visibility
 	}
+	defer s.repos.invalidate()
 	var r Repository
 	err := s.c(colRepositories).FindOneAndUpdate(ctx, bson.M{"_id": namespace + "/" + name}, bson.M{"$set": set},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&r)
@@ -98,6 +113,7 @@ func (s *Store) DeleteRepository(ctx context.Context, namespace, name string) er
 }
 
 func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
+	defer s.repos.invalidate()
 	res, err := s.c(colRepositories).DeleteOne(ctx, bson.M{"_id": full})
 	if err != nil {
 		return err

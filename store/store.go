@@ -54,6 +54,8 @@ type Store struct {
 
 	insertersMu sync.Mutex
 	inserters   map[string]*inserter // by collection
+
+	repos repoCache
 }
 
 // FerretDB reports whether the backend is FerretDB, whose writes this process serialises. Several Berth
@@ -161,7 +163,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 // allCollections are the collections of a Berth database.
 var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colNSCounters, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
-	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns}
+	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/server/console"
 	"github.com/berth-dev/berth/workers"
 )
 
@@ -86,10 +87,20 @@ func (a *App) build() error {
 			{Name: "scans", Check: a.scan.scansReady, Optional: true},
 		},
 	})
+	cons, err := console.New(console.Deps{API: api, Auth: a.Access, Store: a.Store, PublicURL: c.PublicURL,
+		Authz:  server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID},
+		Logger: a.Logger.With("component", "console")})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
 	mux.Handle("/token", reg)
-	mux.Handle("/", api)
+	// The API's own paths; every other path is the web console's.
+	for _, p := range []string{"/api/", "/hooks/", "/healthz", "/readyz", "/metrics"} {
+		mux.Handle(p, api)
+	}
+	mux.Handle("/", cons)
 	a.Handler = mux
 
 	// A short wait for wake-ups keeps retries, which are queued without one, prompt.

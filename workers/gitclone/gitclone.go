@@ -171,7 +171,13 @@ func Clone(ctx context.Context, req CloneRequest, progress io.Writer) (string, e
 	if err := wt.Checkout(&git.CheckoutOptions{Hash: target, Force: true}); err != nil {
 		return "", fmt.Errorf("checkout %s: %w", short(target), err)
 	}
-	fmt.Fprintf(progress, "checked out %s\n", target)
+	if c, err := repo.CommitObject(target); err == nil {
+		// The commit's subject says which change is built; it is the author's text, shown as the log is.
+		subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+		fmt.Fprintf(progress, "checked out %s: %s\n", target, subject)
+	} else {
+		fmt.Fprintf(progress, "checked out %s\n", target)
+	}
 
 	if req.Submodules {
 		if err := updateSubmodules(ctx, wt, src, req.Credentials, progress); err != nil {

@@ -1,0 +1,175 @@
+package console
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func (c *Console) buildSettings(x *reqCtx) { c.showBuildSettings(x, nil) }
+
+// showBuildSettings renders the code source and the build rules; created, when not nil, is the source just
+// connected, whose webhook secret is shown this once.
+func (c *Console) showBuildSettings(x *reqCtx, created *source) {
+	nav := x.repoNav("build")
+	var r repository
+	if err := x.call("GET", nav.API, nil, &r); err != nil {
+		x.fail(err)
+		return
+	}
+	data := map[string]any{"Nav": nav, "Created": created, "Form": x.r.PostForm}
+	var src source
+	switch err := x.call("GET", nav.API+"/source", nil, &src); {
+	case err == nil:
+		data["Source"] = &src
+	case statusOf(err) == http.StatusNotFound:
+	default:
+		data["SourceError"] = err
+	}
+	var rules list[rule]
+	if err := x.call("GET", nav.API+"/build-rules?page_size=100", nil, &rules); err != nil {
+		data["RulesError"] = err
+	}
+	data["Rules"] = rules.Items
+	x.render("build", nav.NS+"/"+nav.Name+" build", data)
+}
+
+func (c *Console) putSource(x *reqCtx) {
+	nav, f := x.repoNav("build"), x.r.PostForm
+	body := map[string]any{"provider": f.Get("provider"), "url": strings.TrimSpace(f.Get("url")),
+		"auto_build": checked(f.Get("auto_build")), "overseas_build": checked(f.Get("overseas_build")),
+		"no_cache": checked(f.Get("no_cache"))}
+	// Credentials are write-only: a field left empty keeps what is stored.
+	for _, k := range []string{"username", "token", "password", "ssh_key"} {
+		if v := f.Get(k); v != "" {
+			body[k] = v
+		}
+	}
+	var src source
+	if err := x.call("PUT", nav.API+"/source", body, &src); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.notice = "The code source is saved."
+	c.showBuildSettings(x, &src)
+}
+
+func (c *Console) deleteSource(x *reqCtx) {
+	nav := x.repoNav("build")
+	if err := x.call("DELETE", nav.API+"/source", nil, nil); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.done(nav.Base + "/build")
+}
+
+func (c *Console) createRule(x *reqCtx) {
+	nav, f := x.repoNav("build"), x.r.PostForm
+	body := map[string]any{"source_type": f.Get("source_type"), "source_ref": strings.TrimSpace(f.Get("source_ref")),
+		"image_tag": strings.TrimSpace(f.Get("image_tag"))}
+	for _, k := range []string{"dockerfile_dir", "dockerfile_name", "target"} {
+		if v := strings.TrimSpace(f.Get(k)); v != "" {
+			body[k] = v
+		}
+	}
+	if v := strings.TrimSpace(f.Get("platforms")); v != "" {
+		body["platforms"] = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	if v := strings.TrimSpace(f.Get("build_args")); v != "" {
+		args := map[string]string{}
+		for _, line := range strings.Split(v, "\n") {
+			if k, val, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+				args[strings.TrimSpace(k)] = val
+			}
+		}
+		body["build_args"] = args
+	}
+	if err := x.call("POST", nav.API+"/build-rules", body, nil); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.done(nav.Base + "/build")
+}
+
+func (c *Console) buildNow(x *reqCtx) {
+	nav := x.repoNav("build")
+	var body any
+	if ref := strings.TrimSpace(x.r.PostForm.Get("ref")); ref != "" {
+		body = map[string]any{"ref": ref}
+	}
+	var b build
+	if err := x.call("POST", nav.API+"/build-rules/"+url.PathEscape(x.r.PathValue("id"))+"/builds", body, &b); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.done(nav.Base + "/builds/" + url.PathEscape(b.ID))
+}
+
+func (c *Console) deleteRule(x *reqCtx) {
+	nav := x.repoNav("build")
+	if err := x.call("DELETE", nav.API+"/build-rules/"+url.PathEscape(x.r.PathValue("id")), nil, nil); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.done(nav.Base + "/build")
+}
+
+func (c *Console) builds(x *reqCtx) {
+	nav := x.repoNav("builds")
+	page := x.pageParam()
+	var l list[build]
+	if err := x.call("GET", nav.API+"/builds?page_size=20&page="+itoa(page), nil, &l); err != nil {
+		x.fail(err)
+		return
+	}
+	x.render("builds", nav.NS+"/"+nav.Name+" builds", map[string]any{"Nav": nav, "Items": l.Items,
+		"Pager": newPager(nav.Base+"/builds", nil, page, 20, l.Total)})
+}
+
+func (c *Console) buildPage(x *reqCtx) {
+	nav := x.repoNav("builds")
+	id := x.r.PathValue("id")
+	var b build
+	if err := x.call("GET", nav.API+"/builds/"+url.PathEscape(id), nil, &b); err != nil {
+		x.fail(err)
+		return
+	}
+	x.render("build_page", "Build "+id, map[string]any{"Nav": nav, "Build": b, "Self": nav.Base + "/builds/" + url.PathEscape(id)})
+}
+
+// buildLog streams the build's log through the API's own handler (?follow=true follows it live).
+func (c *Console) buildLog(x *reqCtx) {
+	nav := x.repoNav("builds")
+	follow := "false"
+	if checked(x.r.URL.Query().Get("follow")) {
+		follow = "true"
+	}
+	x.c.API.ServeHTTP(x.w, x.apiRequest("GET", nav.API+"/builds/"+url.PathEscape(x.r.PathValue("id"))+"/logs?follow="+follow, nil))
+}
+
+// buildStatus answers the build as JSON, for the build page to update itself without a reload.
+func (c *Console) buildStatus(x *reqCtx) {
+	nav := x.repoNav("builds")
+	var b build
+	x.w.Header().Set("Content-Type", "application/json")
+	if err := x.call("GET", nav.API+"/builds/"+url.PathEscape(x.r.PathValue("id")), nil, &b); err != nil {
+		x.w.WriteHeader(statusOf(err))
+		_ = json.NewEncoder(x.w).Encode(map[string]string{"message": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(x.w).Encode(map[string]any{"build": b, "final": b.Final()})
+}
+
+func (c *Console) cancelBuild(x *reqCtx) {
+	nav := x.repoNav("builds")
+	id := x.r.PathValue("id")
+	if err := x.call("POST", nav.API+"/builds/"+url.PathEscape(id)+"/cancel", nil, nil); err != nil {
+		x.again(err, c.buildPage)
+		return
+	}
+	x.done(nav.Base + "/builds/" + url.PathEscape(id))
+}

@@ -1,0 +1,194 @@
+package console
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// pager is one page of a list and the links around it.
+type pager struct {
+	Page, Pages int
+	Total       int64
+	Prev, Next  string
+}
+
+func newPager(base string, q url.Values, page, size int, total int64) pager {
+	pg := pager{Page: page, Total: total, Pages: int((total + int64(size) - 1) / int64(size))}
+	link := func(p int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("page", strconv.Itoa(p))
+		return base + "?" + v.Encode()
+	}
+	if page > 1 {
+		pg.Prev = link(page - 1)
+	}
+	if page < pg.Pages {
+		pg.Next = link(page + 1)
+	}
+	return pg
+}
+
+// pageParam is the page= of the request (from 1).
+func (x *reqCtx) pageParam() int {
+	n, err := strconv.Atoi(x.r.URL.Query().Get("page"))
+	if err != nil || n < 1 || n > 1_000_000 {
+		return 1
+	}
+	return n
+}
+
+func checked(v string) bool { return v == "on" || v == "true" || v == "1" }
+
+func (c *Console) namespaces(x *reqCtx) {
+	var l list[namespace]
+	err := x.call("GET", apiPath("namespaces")+"?page_size=100", nil, &l)
+	// A user sees the namespaces it may read: the list answers all of them to whoever may list.
+	var items []namespace
+	for _, n := range l.Items {
+		if x.can("GET", apiPath("namespaces", n.Name)) {
+			items = append(items, n)
+		}
+	}
+	if err != nil && x.flash == nil {
+		x.flash, x.status = err, statusOf(err)
+	}
+	x.render("namespaces", "Namespaces", map[string]any{"Items": items, "Form": x.r.PostForm})
+}
+
+func (c *Console) createNamespace(x *reqCtx) {
+	f := x.r.PostForm
+	name := strings.TrimSpace(f.Get("name"))
+	body := map[string]any{"name": name, "auto_create_repo": checked(f.Get("auto_create_repo")),
+		"default_visibility": f.Get("default_visibility")}
+	if err := x.call("POST", apiPath("namespaces"), body, nil); err != nil {
+		x.again(err, c.namespaces)
+		return
+	}
+	x.done("/namespaces/" + url.PathEscape(name))
+}
+
+func (c *Console) repositories(x *reqCtx) {
+	ns := x.r.PathValue("ns")
+	var n namespace
+	if err := x.call("GET", apiPath("namespaces", ns), nil, &n); err != nil {
+		x.fail(err)
+		return
+	}
+	q := strings.TrimSpace(x.r.URL.Query().Get("q"))
+	page := x.pageParam()
+	v := url.Values{"page": {strconv.Itoa(page)}, "page_size": {"20"}}
+	if q != "" {
+		v.Set("q", q)
+	}
+	var l list[repository]
+	err := x.call("GET", apiPath("namespaces", ns, "repositories")+"?"+v.Encode(), nil, &l)
+	if err != nil && x.flash == nil {
+		x.flash, x.status = err, statusOf(err)
+	}
+	var items []repository
+	for _, r := range l.Items {
+		if x.can("GET", apiPath("repositories", r.Namespace, r.Name)) {
+			items = append(items, r)
+		}
+	}
+	pq := url.Values{}
+	if q != "" {
+		pq.Set("q", q)
+	}
+	x.render("repositories", ns, map[string]any{"NS": n, "Items": items, "Q": q, "Form": x.r.PostForm,
+		"Pager": newPager("/namespaces/"+url.PathEscape(ns), pq, page, 20, l.Total)})
+}
+
+func (c *Console) createRepository(x *reqCtx) {
+	ns, f := x.r.PathValue("ns"), x.r.PostForm
+	name := strings.TrimSpace(f.Get("name"))
+	body := map[string]any{"name": name, "summary": f.Get("summary"), "description": f.Get("description"),
+		"visibility": f.Get("visibility")}
+	if err := x.call("POST", apiPath("namespaces", ns, "repositories"), body, nil); err != nil {
+		x.again(err, c.repositories)
+		return
+	}
+	x.done("/repositories/" + url.PathEscape(ns) + "/" + url.PathEscape(name))
+}
+
+func (c *Console) namespaceSettings(x *reqCtx) {
+	ns := x.r.PathValue("ns")
+	var n namespace
+	if err := x.call("GET", apiPath("namespaces", ns), nil, &n); err != nil {
+		x.fail(err)
+		return
+	}
+	var pol securityPolicy
+	var polErr error
+	if x.can("GET", apiPath("namespaces", ns, "security-policy")) {
+		polErr = x.call("GET", apiPath("namespaces", ns, "security-policy"), nil, &pol)
+	}
+	x.render("namespace_settings", ns+" settings", map[string]any{"NS": n, "Policy": pol, "PolicyError": polErr,
+		"CanPolicy": x.can("GET", apiPath("namespaces", ns, "security-policy"))})
+}
+
+func (c *Console) updateNamespace(x *reqCtx) {
+	ns, f := x.r.PathValue("ns"), x.r.PostForm
+	body := map[string]any{"auto_create_repo": checked(f.Get("auto_create_repo")), "default_visibility": f.Get("default_visibility")}
+	if err := x.call("PATCH", apiPath("namespaces", ns), body, nil); err != nil {
+		x.again(err, c.namespaceSettings)
+		return
+	}
+	x.notice = "Settings saved."
+	c.namespaceSettings(x)
+}
+
+// policyForm reads a security policy form: allowlist lines are "ID" or "ID YYYY-MM-DD" (allowed until then).
+func policyForm(f url.Values) (map[string]any, error) {
+	allow := []map[string]any{}
+	for _, line := range strings.Split(f.Get("allowlist"), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		e := map[string]any{"id": fields[0]}
+		if len(fields) > 1 {
+			t, err := time.Parse("2006-01-02", fields[1])
+			if err != nil {
+				return nil, fmt.Errorf("allowlist line %q: the expiry must be a date like 2027-01-31", strings.TrimSpace(line))
+			}
+			e["expires_at"] = t
+		}
+		allow = append(allow, e)
+	}
+	return map[string]any{"block_severity": f.Get("block_severity"), "only_fixable": checked(f.Get("only_fixable")),
+		"block_unscanned": checked(f.Get("block_unscanned")), "allowlist": allow}, nil
+}
+
+func (c *Console) putNamespacePolicy(x *reqCtx) {
+	ns := x.r.PathValue("ns")
+	body, err := policyForm(x.r.PostForm)
+	if err == nil {
+		err = x.call("PUT", apiPath("namespaces", ns, "security-policy"), body, nil)
+	}
+	if err != nil {
+		x.again(err, c.namespaceSettings)
+		return
+	}
+	x.notice = "Security policy saved; the namespace's images are judged by it now."
+	c.namespaceSettings(x)
+}
+
+func (c *Console) deleteNamespace(x *reqCtx) {
+	ns := x.r.PathValue("ns")
+	path := apiPath("namespaces", ns)
+	if checked(x.r.PostForm.Get("force")) {
+		path += "?force=true"
+	}
+	if err := x.call("DELETE", path, nil, nil); err != nil {
+		x.again(err, c.namespaceSettings)
+		return
+	}
+	x.done("/namespaces")
+}
