@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +28,9 @@ func checkBerthEnv(t *testing.T, where string, env map[string]string, args []str
 	t.Helper()
 	fs := (&app.Config{}).Flags("serve")
 	for k, v := range env {
-		if k == "BERTH_ADMIN_PASSWORD" {
-			continue
+		switch k {
+		case "BERTH_ADMIN_PASSWORD", "BERTH_SCAN_DB_PASSWORD", "BERTH_S3_ACCESS_KEY", "BERTH_S3_SECRET_KEY":
+			continue // secrets Berth reads from the environment only, never from a flag
 		}
 		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "BERTH_")), "_", "-")
 		if !strings.HasPrefix(k, "BERTH_") || fs.Lookup(name) == nil {
@@ -161,11 +163,13 @@ func TestKubernetes(t *testing.T) {
 		case "Secret":
 			secrets[d.Metadata.Name] = d.StringData
 		case "Deployment":
-			deployment = &docs[i]
+			if d.Metadata.Name == "berth" {
+				deployment = &docs[i]
+			}
 		}
 	}
 	if deployment == nil || len(deployment.Spec.Template.Spec.Containers) != 1 {
-		t.Fatalf("no Deployment with one container in kubernetes/berth.yaml")
+		t.Fatalf("no Deployment named berth with one container in kubernetes/berth.yaml")
 	}
 	c := deployment.Spec.Template.Spec.Containers[0]
 	if len(c.Args) == 0 || c.Args[0] != "serve" || len(c.EnvFrom) != 1 {
@@ -188,7 +192,7 @@ func TestBuildkitdConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (scripts/install-test-deps.sh installs buildkitd and runc)", err)
 	}
-	conf, err := filepath.Abs("buildkitd.toml")
+	raw, err := os.ReadFile("buildkitd.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +201,25 @@ func TestBuildkitdConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	// The file names the operator's CNI conflist; point it at one in the temporary directory, and start no
+	// network namespaces ahead (pool 0), so the test leaves no bridge behind.
+	conflist := filepath.Join(dir, "berth.conflist")
+	if err := os.WriteFile(conflist, []byte(`{"cniVersion": "1.0.0", "name": "berth-conf-test", "plugins": [
+  {"type": "bridge", "bridge": "bkconftest0", "isGateway": true, "ipMasq": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.213.254.0/24"}]]}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	for old, repl := range map[string]string{`"/etc/berth/cni/berth.conflist"`: strconv.Quote(conflist), "cniPoolSize = 2": "cniPoolSize = 0"} {
+		if !strings.Contains(text, old) {
+			t.Fatalf("deployments/buildkitd.toml no longer has %s", old)
+		}
+		text = strings.Replace(text, old, repl, 1)
+	}
+	conf := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	addr := "unix://" + filepath.Join(dir, "bk.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -206,8 +229,9 @@ func TestBuildkitdConfig(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		cancel()
 		<-exited
@@ -216,8 +240,8 @@ func TestBuildkitdConfig(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("buildkitd with deployments/buildkitd.toml exited: %v\n%s", err, out.String())
+		case <-exited:
+			t.Fatalf("buildkitd with deployments/buildkitd.toml exited: %v\n%s", waitErr, out.String())
 		default:
 		}
 		ans, err := exec.Command(buildctl, "--addr", addr, "debug", "workers", "--verbose").CombinedOutput()

@@ -25,7 +25,11 @@ func twoReplicas(t *testing.T) (a, b *apptest.Instance) {
 	}
 	b = apptest.Start(t, apptest.Options{NamespaceLimit: 10, DataDir: a.DataDir, Configure: func(c *app.Config) {
 		c.MongoURI, c.MongoDatabase = a.App.MongoURI, a.App.Cfg.MongoDatabase
-		c.RedisAddr = (&url.URL{Scheme: "redis", User: url.UserPassword("", opt.Password), Host: opt.Addr}).String()
+		u := &url.URL{Scheme: "redis", User: url.UserPassword("", opt.Password), Host: opt.Addr}
+		if opt.Network == "unix" { // the embedded redis-server child listens only on a Unix socket
+			u = &url.URL{Scheme: "redis-socket", User: url.UserPassword("", opt.Password), Path: opt.Addr}
+		}
+		c.RedisAddr = u.String()
 	}})
 	return a, b
 }
