@@ -21,19 +21,7 @@ func (s *Store) ManifestRevisionInfos(ctx context.Context, name string) ([]LinkI
 	if err != nil {
 		return nil, err
 	}
-	out := make([]LinkInfo, 0, len(ds))
-	for _, d := range ds {
-		p, err := mustPath(manifestRevisionLinkPathSpec{name: name, digest: d})
-		if err != nil {
-			return nil, err
-		}
-		fi, err := s.d.Stat(ctx, p)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		out = append(out, LinkInfo{Digest: d, ModTime: fi.ModTime()})
-	}
-	return out, nil
+	return s.linkInfos(ctx, ds, func(d reference.Digest) pathSpec { return manifestRevisionLinkPathSpec{name: name, digest: d} })
 }
 
 // ManifestRevisionInfo returns one manifest's revision link time, or

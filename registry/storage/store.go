@@ -489,15 +489,20 @@ func (s *Store) LayerLinkInfos(ctx context.Context, name string) ([]LinkInfo, er
 	if err != nil {
 		return nil, err
 	}
+	return s.linkInfos(ctx, ds, func(d reference.Digest) pathSpec { return layerLinkPathSpec{name: name, digest: d} })
+}
+
+// linkInfos stats the link that spec names for each digest; links deleted meanwhile are left out.
+func (s *Store) linkInfos(ctx context.Context, ds []reference.Digest, spec func(reference.Digest) pathSpec) ([]LinkInfo, error) {
 	out := make([]LinkInfo, 0, len(ds))
 	for _, d := range ds {
-		p, err := mustPath(layerLinkPathSpec{name: name, digest: d})
+		p, err := mustPath(spec(d))
 		if err != nil {
 			return nil, err
 		}
 		fi, err := s.d.Stat(ctx, p)
 		if err != nil {
-			continue
+			continue // deleted meanwhile
 		}
 		out = append(out, LinkInfo{Digest: d, ModTime: fi.ModTime()})
 	}
