@@ -1,12 +1,16 @@
 package server_test
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/pipeline"
@@ -117,9 +121,19 @@ func TestReplicaGateStaleness(t *testing.T) {
 	if te := pull(t, a, "demo/app:v1"); te == nil || te.StatusCode != 403 {
 		t.Errorf("pull through a right after its policy change: %v", te)
 	}
+	// Poll with GET alone: pull also compares a HEAD sent right after, and while b's cached verdict expires the two
+	// may straddle the expiry and disagree.
+	ref, err := name.ParseReference(b.Host+"/demo/app:v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
 	took := within(t, 5*time.Second+time.Second, "replica b applying the policy", func() bool {
-		te := pull(t, b, "demo/app:v1")
-		return te != nil && te.StatusCode == 403
+		_, err := remote.Get(ref, adminAuth)
+		var te *transport.Error
+		return errors.As(err, &te) && te.StatusCode == 403
 	})
+	if te := pull(t, b, "demo/app:v1"); te == nil || te.StatusCode != 403 { // and from then on GET and HEAD agree
+		t.Errorf("pull through b after it applied the policy: %v", te)
+	}
 	t.Logf("replica b blocked the pull %v after the policy change", took.Round(10*time.Millisecond))
 }
