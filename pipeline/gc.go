@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/lease"
 )
 
 // ErrGCRunning is returned when a garbage collection is already running, in this process or another replica.
@@ -64,8 +65,8 @@ func (g *GarbageCollector) Close() {
 	g.wg.Wait()
 }
 
-var renewScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`)
-var releaseScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`)
+// errGCLeaseLost cancels a run whose lease a renewal found lost.
+var errGCLeaseLost = errors.New("the garbage collection lease was lost")
 
 // lease takes the GC lease for id, or answers ErrGCRunning. While held it is renewed; if a renewal finds the
 // lease lost (Redis flushed, or a pause longer than its TTL let another replica take it), ctx's run is
@@ -75,42 +76,14 @@ func (g *GarbageCollector) lease(ctx context.Context, id string) (runCtx context
 	if ttl <= 0 {
 		ttl = DefaultGCLeaseTTL
 	}
-	ok, err := g.Redis.SetNX(ctx, GCLeaseKey, id, ttl).Result()
-	if err != nil {
-		return nil, nil, fmt.Errorf("take the garbage collection lease in Redis: %w", err)
-	}
-	if !ok {
+	runCtx, release, err = lease.Redis{Client: g.Redis}.Hold(ctx, GCLeaseKey, id, ttl, errGCLeaseLost)
+	if errors.Is(err, lease.ErrHeld) {
 		return nil, nil, ErrGCRunning
 	}
-	runCtx, cancel := context.WithCancelCause(ctx)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n, err := renewScript.Run(context.WithoutCancel(ctx), g.Redis, []string{GCLeaseKey}, id, ttl.Milliseconds()).Int()
-				if err == nil && n == 0 {
-					cancel(errors.New("the garbage collection lease was lost"))
-					return
-				}
-			}
-		}
-	}()
-	return runCtx, func() {
-		close(done)
-		wg.Wait()
-		cancel(nil)
-		rctx, c := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer c()
-		_ = releaseScript.Run(rctx, g.Redis, []string{GCLeaseKey}, id).Err()
-	}, nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("take the garbage collection lease: %w", err)
+	}
+	return runCtx, release, nil
 }
 
 // begin takes the lease and records the run as started.

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
+	"github.com/berth-dev/berth/store/storetest"
 )
 
 // The authorization tests are generated from the route table: whatever route is added, it is checked here,
@@ -75,16 +76,17 @@ func (f *fakeAuth) Invalidate(string) {}
 func testStore(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	uri, serialize := os.Getenv("BERTH_TEST_MONGO_URI"), false
+	uri := os.Getenv("BERTH_TEST_MONGO_URI")
 	if uri == "" {
 		m, err := embedded.StartMongo(ctx, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(m.Stop)
-		uri, serialize = m.URI, true
+		uri = m.URI
 	}
-	s, err := store.Open(ctx, uri, store.Options{Database: fmt.Sprintf("authz%d_%d", os.Getpid(), time.Now().UnixNano()), SerializeWrites: serialize})
+	s, err := store.Open(ctx, uri, store.Options{Database: fmt.Sprintf("authz%d_%d", os.Getpid(), time.Now().UnixNano()),
+		Locker: storetest.OwnLocker(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,6 @@ type User struct {
 // EnsureInstance returns the main account, creating it with a fresh numeric id on first start.
 // created tells whether this call made it.
 func (s *Store) EnsureInstance(ctx context.Context) (inst *Instance, created bool, err error) {
-	defer s.lockWrites()()
 	inst, err = findOne[Instance](ctx, s.c(colMeta), bson.M{"_id": "instance"})
 	if err == nil {
 		return inst, false, nil
@@ -86,7 +85,6 @@ func ValidateUserName(name string) error {
 
 // CreateUser inserts u; ErrAlreadyExists when the name is taken.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	defer s.lockWrites()()
 	u.CreatedAt, u.UpdatedAt = now(), now()
 	if u.Policies == nil {
 		u.Policies = []string{}
@@ -109,10 +107,20 @@ func (s *Store) ListUsers(ctx context.Context, p Page) ([]User, int64, error) {
 
 // UpdateUser sets the given fields of a user.
 func (s *Store) UpdateUser(ctx context.Context, name string, set bson.M) (*User, error) {
-	defer s.lockWrites()()
 	set["updated_at"] = now()
+	return s.changeUser(ctx, name, bson.M{"$set": set})
+}
+
+// changeUser applies update to the user called name holding the user's lease: FerretDB rewrites the whole
+// document, and a policy attached at the same time as a password change, or as a disable, must not undo it.
+func (s *Store) changeUser(ctx context.Context, name string, update bson.M) (*User, error) {
+	ctx, unlock, err := s.lock(ctx, "user/"+name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var u User
-	err := s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": name}, bson.M{"$set": set},
+	err = s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": name}, update,
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&u)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
@@ -160,15 +168,8 @@ func (s *Store) DetachPolicy(ctx context.Context, user, policy string) (*User, e
 }
 
 func (s *Store) changePolicies(ctx context.Context, user string, update bson.M) (*User, error) {
-	defer s.lockWrites()()
 	update["$set"] = bson.M{"updated_at": now()}
-	var u User
-	err := s.c(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": user}, update,
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&u)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
-	}
-	return &u, err
+	return s.changeUser(ctx, user, update)
 }
 
 // SetUserPolicies replaces the names of the policies attached to a user.
@@ -178,7 +179,6 @@ func (s *Store) SetUserPolicies(ctx context.Context, name string, policies []str
 
 // DeleteUser removes a user and its access keys.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colUsers).DeleteOne(ctx, bson.M{"_id": name})
 	if err != nil {
 		return err

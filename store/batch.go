@@ -17,11 +17,11 @@ const batchTimeout = 30 * time.Second
 // maxBatch bounds the documents of one group insert.
 const maxBatch = 256
 
-// inserter groups concurrent single-document inserts into one collection when writes are serialised (FerretDB):
-// every write then waits its turn for the write lock, and on SQLite each insert commits its own transaction.
-// The first caller to find no insert running becomes the leader: it takes the write lock and inserts everything
-// queued meanwhile with one unordered insertMany, one transaction, and hands each caller its own result. A
-// duplicate _id fails only its own document.
+// inserter groups concurrent single-document inserts into one collection: on FerretDB each insert commits its
+// own transaction (on SQLite one at a time), so a burst of deliveries or builds costs one commit, not one each.
+// The first caller to find no insert running becomes the leader: it inserts everything queued meanwhile with one
+// unordered insertMany, one transaction, and hands each caller its own result. A duplicate _id fails only its
+// own document, so the unique _id still decides between processes. MongoDB takes the same path.
 type inserter struct {
 	mu      sync.Mutex
 	queued  []*pendingInsert
@@ -34,13 +34,8 @@ type pendingInsert struct {
 	done chan struct{}
 }
 
-// insertOne inserts doc into coll; ErrAlreadyExists when its _id (or another unique key) is taken. Where writes
-// are not serialised it is a plain InsertOne.
+// insertOne inserts doc into coll; ErrAlreadyExists when its _id (or another unique key) is taken.
 func (s *Store) insertOne(ctx context.Context, coll string, doc bson.Raw) error {
-	if !s.opts.SerializeWrites {
-		_, err := s.c(coll).InsertOne(ctx, doc)
-		return alreadyExists(err)
-	}
 	s.insertersMu.Lock()
 	in := s.inserters[coll]
 	if in == nil {
@@ -93,8 +88,6 @@ func (s *Store) insertBatch(ctx context.Context, coll string, batch []*pendingIn
 	}()
 	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
-	unlock := s.lockWrites()
-	defer unlock()
 	if len(batch) == 1 {
 		_, err := s.c(coll).InsertOne(ctx, batch[0].doc)
 		batch[0].err = alreadyExists(err)

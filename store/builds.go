@@ -101,7 +101,7 @@ type Build struct {
 	Attempt   int       `bson:"attempt"`
 	Heartbeat time.Time `bson:"heartbeat"`
 	Worker    string    `bson:"worker"`
-	// Rev guards UpdateBuild: a write applies only to the revision it read.
+	// Rev counts the writes of UpdateBuild.
 	Rev int64 `bson:"rev"`
 }
 
@@ -146,7 +146,6 @@ func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
 		b.Stages = []BuildStage{}
 	}
 	b.CreatedAt, b.UpdatedAt = now(), now()
-	// Encoded before taking the write lock, which then covers only the database's work.
 	doc, err := bson.Marshal(b)
 	if err != nil {
 		return err
@@ -203,47 +202,40 @@ func (s *Store) findBuilds(ctx context.Context, filter bson.M, limit int) ([]Bui
 	return out, nil
 }
 
-// ErrBuildChanged is returned by UpdateBuild when the build kept changing under it.
-var ErrBuildChanged = errors.New("the build changed concurrently; retry")
-
 // ErrNoChange, returned by an UpdateBuild change function, leaves the build as it is: UpdateBuild then returns
 // it as read, without a write.
 var ErrNoChange = errors.New("no change")
 
-// UpdateBuild applies change to build id and stores the result if nobody wrote the build in between (checked
-// by revision on MongoDB; retried a few times). An error from change is returned as is and nothing is stored.
+// UpdateBuild applies change to build id and stores the result. It holds the build's lease meanwhile, so no
+// other process writes the build between the read and the write: change always sees the build as it is, and a
+// status it refuses to move backward (a worker's next stage after a cancel) stays refused. An error from change
+// is returned as is and nothing is stored.
 func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) error) (*Build, error) {
-	defer s.lockWrites()()
-	for range 8 {
-		b, err := findOne[Build](ctx, s.c(colBuilds), bson.M{"_id": id})
-		if err != nil {
-			return nil, err
-		}
-		rev := b.Rev
-		if err := change(b); errors.Is(err, ErrNoChange) {
-			return b, nil
-		} else if err != nil {
-			return nil, err
-		}
-		b.ID, b.Rev, b.UpdatedAt = id, rev+1, now()
-		filter := bson.M{"_id": id, "rev": rev}
-		if s.opts.SerializeWrites {
-			// The write lock already orders this process's writes, and FerretDB (the backend that needs the
-			// lock) scans the whole collection for any filter other than a lone _id.
-			filter = bson.M{"_id": id}
-		}
-		res, err := s.c(colBuilds).ReplaceOne(ctx, filter, b)
-		if err != nil {
-			return nil, err
-		}
-		if res.MatchedCount == 1 {
-			return b, nil
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	ctx, unlock, err := s.lock(ctx, "build/"+id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, ErrBuildChanged
+	defer unlock()
+	b, err := findOne[Build](ctx, s.c(colBuilds), bson.M{"_id": id})
+	if err != nil {
+		return nil, err
+	}
+	rev := b.Rev
+	if err := change(b); errors.Is(err, ErrNoChange) {
+		return b, nil
+	} else if err != nil {
+		return nil, err
+	}
+	b.ID, b.Rev, b.UpdatedAt = id, rev+1, now()
+	// By _id alone: FerretDB's SQLite handler reads the whole collection for any other filter.
+	res, err := s.c(colBuilds).ReplaceOne(ctx, bson.M{"_id": id}, b)
+	if err != nil {
+		return nil, err
+	}
+	if res.MatchedCount == 0 { // deleted with its repository meanwhile
+		return nil, ErrNotFound
+	}
+	return b, nil
 }
 
 // Stage returns the build's stage called name, or nil.
@@ -320,9 +312,11 @@ func (s *Store) PutLogChunk(ctx context.Context, c *LogChunk) error {
 		return fmt.Errorf("log chunk of %d bytes is larger than %d", len(c.Data), MaxLogChunk)
 	}
 	c.ID, c.At = LogChunkID(c.Build, c.Seq), now()
-	// One writer per build (its worker), so no write lock is needed.
-	_, err := s.c(colBuildLogs).ReplaceOne(ctx, bson.M{"_id": c.ID}, c, options.Replace().SetUpsert(true))
-	return err
+	// One writer per build (its worker): the last write is the chunk.
+	return upsert(func() error {
+		_, err := s.c(colBuildLogs).ReplaceOne(ctx, bson.M{"_id": c.ID}, c, options.Replace().SetUpsert(true))
+		return err
+	})
 }
 
 // GetLogChunk returns chunk seq of build, or ErrNotFound.

@@ -35,7 +35,6 @@ func NewGCRunID(at time.Time) string {
 
 // CreateGCRun records a run that has started.
 func (s *Store) CreateGCRun(ctx context.Context, r *GCRun) error {
-	defer s.lockWrites()()
 	r.StartedAt = r.StartedAt.UTC().Truncate(time.Millisecond)
 	_, err := s.c(colGCRuns).InsertOne(ctx, r)
 	return alreadyExists(err)
@@ -43,7 +42,6 @@ func (s *Store) CreateGCRun(ctx context.Context, r *GCRun) error {
 
 // FinishGCRun stores a run's outcome.
 func (s *Store) FinishGCRun(ctx context.Context, r *GCRun) error {
-	defer s.lockWrites()()
 	fin := now()
 	r.FinishedAt = &fin
 	res, err := s.c(colGCRuns).UpdateOne(ctx, bson.M{"_id": r.ID}, bson.M{"$set": bson.M{
@@ -84,7 +82,6 @@ func (s *Store) LastGCRun(ctx context.Context) (*GCRun, error) {
 // EndUnfinishedGCRuns marks every run other than id that never finished as finished now with message as its
 // error. The caller holds the collection lease, so no such run is still going: its process stopped mid-run.
 func (s *Store) EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error) {
-	defer s.lockWrites()()
 	res, err := s.c(colGCRuns).UpdateMany(ctx,
 		bson.M{"_id": bson.M{"$ne": id}, "finished_at": bson.M{"$exists": false}},
 		bson.M{"$set": bson.M{"finished_at": now(), "error": message}})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -19,7 +20,6 @@ type AccessKey struct {
 
 // CreateAccessKey inserts k.
 func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
-	defer s.lockWrites()()
 	k.CreatedAt = now()
 	if _, err := s.c(colAccessKeys).InsertOne(ctx, k); err != nil {
 		return alreadyExists(err)
@@ -39,7 +39,6 @@ func (s *Store) ListAccessKeys(ctx context.Context, user string, p Page) ([]Acce
 
 // SetAccessKeyEnabled enables or disables a user's key.
 func (s *Store) SetAccessKeyEnabled(ctx context.Context, user, id string, enabled bool) error {
-	defer s.lockWrites()()
 	res, err := s.c(colAccessKeys).UpdateOne(ctx, bson.M{"_id": id, "user": user}, bson.M{"$set": bson.M{"enabled": enabled}})
 	if err != nil {
 		return err
@@ -52,7 +51,6 @@ func (s *Store) SetAccessKeyEnabled(ctx context.Context, user, id string, enable
 
 // DeleteAccessKey removes a user's key.
 func (s *Store) DeleteAccessKey(ctx context.Context, user, id string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colAccessKeys).DeleteOne(ctx, bson.M{"_id": id, "user": user})
 	if err != nil {
 		return err
@@ -74,7 +72,6 @@ type Policy struct {
 
 // CreatePolicy inserts p.
 func (s *Store) CreatePolicy(ctx context.Context, p *Policy) error {
-	defer s.lockWrites()()
 	p.CreatedAt, p.UpdatedAt = now(), now()
 	if _, err := s.c(colPolicies).InsertOne(ctx, p); err != nil {
 		return alreadyExists(err)
@@ -114,7 +111,6 @@ func (s *Store) ListPoliciesFrom(ctx context.Context, skip, limit int) ([]Policy
 
 // UpdatePolicy replaces a custom policy's document and description.
 func (s *Store) UpdatePolicy(ctx context.Context, name, description, document string) (*Policy, error) {
-	defer s.lockWrites()()
 	res, err := s.c(colPolicies).UpdateOne(ctx, bson.M{"_id": name},
 		bson.M{"$set": bson.M{"description": description, "document": document, "updated_at": now()}})
 	if err != nil {
@@ -128,7 +124,6 @@ func (s *Store) UpdatePolicy(ctx context.Context, name, description, document st
 
 // DeletePolicy removes a custom policy and detaches it from every user.
 func (s *Store) DeletePolicy(ctx context.Context, name string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colPolicies).DeleteOne(ctx, bson.M{"_id": name})
 	if err != nil {
 		return err
@@ -136,6 +131,19 @@ func (s *Store) DeletePolicy(ctx context.Context, name string) error {
 	if res.DeletedCount == 0 {
 		return ErrNotFound
 	}
-	_, err = s.c(colUsers).UpdateMany(ctx, bson.M{"policies": name}, bson.M{"$pull": bson.M{"policies": name}})
-	return err
+	// One user at a time, each under its lease (see changeUser), rather than one UpdateMany.
+	cur, err := s.c(colUsers).Find(ctx, bson.M{"policies": name}, options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil {
+		return err
+	}
+	var users []User
+	if err := cur.All(ctx, &users); err != nil {
+		return err
+	}
+	for _, u := range users {
+		if _, err := s.DetachPolicy(ctx, u.Name, name); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -24,82 +26,129 @@ type Namespace struct {
 	DefaultVisibility string    `bson:"default_visibility"`
 	CreatedAt         time.Time `bson:"created_at"`
 	UpdatedAt         time.Time `bson:"updated_at"`
+	// Slot is the namespace's place under its account's limit, "<account>#<i>" with i below the limit. A
+	// unique index on it lets no two namespaces share a place, so an account never holds more namespaces than
+	// the limit, however many processes create them at once. Unset while the limit is off.
+	Slot string `bson:"slot,omitempty"`
+	// Deleting is set while a forced delete removes the namespace's repositories: no repository is created in
+	// it meanwhile.
+	Deleting bool `bson:"deleting,omitempty"`
 }
 
-// nsCounter counts an account's namespaces so the per-account limit holds under concurrency: the guarded
-// $inc below is atomic on MongoDB, and the write mutex makes it so on the embedded store.
-type nsCounter struct {
-	AccountID string `bson:"_id"`
-	N         int    `bson:"n"`
-}
+func slotID(accountID string, i int) string { return fmt.Sprintf("%s#%d", accountID, i) }
+
+// maxSlotRounds bounds CreateNamespace's attempts; each failed one means another creation took a slot.
+const maxSlotRounds = 200
 
 // CreateNamespace inserts ns unless the account already holds limit namespaces (limit 0 = unlimited).
 // Errors: ErrLimitExceeded, ErrAlreadyExists.
+//
+// Under a limit the namespace takes a free slot below it in the same insert (see Namespace.Slot): the insert
+// fails when another creation took that slot first, and the creation looks again. Namespaces made while the
+// limit was off, or above a limit since lowered, have no slot below it: they are moved into free slots first,
+// so that every namespace of the account holds one and the unique index counts them all.
 func (s *Store) CreateNamespace(ctx context.Context, ns *Namespace, limit int) error {
-	defer s.lockWrites()()
 	ns.CreatedAt, ns.UpdatedAt = now(), now()
-	if _, err := findOne[Namespace](ctx, s.c(colNamespaces), bson.M{"_id": ns.Name}); err == nil {
+	ns.Slot, ns.Deleting = "", false
+	if _, err := s.GetNamespace(ctx, ns.Name); err == nil {
 		return ErrAlreadyExists
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err := s.takeNamespaceSlot(ctx, ns.AccountID, limit); err != nil {
-		return err
-	}
-	if _, err := s.c(colNamespaces).InsertOne(ctx, ns); err != nil {
-		s.releaseNamespaceSlot(ctx, ns.AccountID)
+	if limit <= 0 {
+		_, err := s.c(colNamespaces).InsertOne(ctx, ns)
 		return alreadyExists(err)
 	}
-	return nil
-}
-
-func (s *Store) takeNamespaceSlot(ctx context.Context, accountID string, limit int) error {
-	filter := bson.M{"_id": accountID}
-	if limit > 0 {
-		filter["n"] = bson.M{"$lt": limit}
+	for range maxSlotRounds {
+		held, outside, err := s.namespaceSlots(ctx, ns.AccountID, limit)
+		if err != nil {
+			return err
+		}
+		if len(held)+len(outside) >= limit {
+			return ErrLimitExceeded
+		}
+		if len(outside) > 0 {
+			for _, name := range outside {
+				if err := s.moveIntoSlot(ctx, ns.AccountID, name, limit); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		free := 0
+		for held[slotID(ns.AccountID, free)] {
+			free++
+		}
+		ns.Slot = slotID(ns.AccountID, free)
+		_, err = s.c(colNamespaces).InsertOne(ctx, ns)
+		if err == nil {
+			return nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+		if _, err := s.GetNamespace(ctx, ns.Name); err == nil {
+			return ErrAlreadyExists
+		}
+		// Another creation took the slot: look again.
 	}
-	err := s.c(colNSCounters).FindOneAndUpdate(ctx, filter, bson.M{"$inc": bson.M{"n": 1}},
-		options.FindOneAndUpdate().SetUpsert(true)).Err()
-	switch {
-	case err == nil, errors.Is(err, mongo.ErrNoDocuments): // ErrNoDocuments: upserted a fresh counter
-		return nil
-	case mongo.IsDuplicateKeyError(err): // the counter exists and is at the limit
-		return ErrLimitExceeded
-	default:
-		return err
-	}
+	return errors.New("the namespaces of the account kept changing; retry")
 }
 
-func (s *Store) releaseNamespaceSlot(ctx context.Context, accountID string) {
-	_, _ = s.c(colNSCounters).UpdateOne(ctx, bson.M{"_id": accountID, "n": bson.M{"$gt": 0}},
-		bson.M{"$inc": bson.M{"n": -1}})
-}
-
-// RecountNamespaces rebuilds the per-account counters from the namespaces themselves, repairing any drift
-// left by a crash between the two writes of CreateNamespace. Run at start.
-func (s *Store) RecountNamespaces(ctx context.Context) error {
-	defer s.lockWrites()()
-	cur, err := s.c(colNamespaces).Find(ctx, bson.M{}, options.Find().SetProjection(bson.M{"account_id": 1}))
+// namespaceSlots returns the slots below limit the account's namespaces hold, and the names of those that
+// hold none.
+func (s *Store) namespaceSlots(ctx context.Context, accountID string, limit int) (held map[string]bool, outside []string, err error) {
+	cur, err := s.c(colNamespaces).Find(ctx, bson.M{"account_id": accountID},
+		options.Find().SetProjection(bson.M{"slot": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	var all []Namespace
 	if err := cur.All(ctx, &all); err != nil {
-		return err
+		return nil, nil, err
 	}
-	counts := map[string]int{}
+	inside := map[string]bool{}
+	for i := range limit {
+		inside[slotID(accountID, i)] = true
+	}
+	held = map[string]bool{}
 	for _, ns := range all {
-		counts[ns.AccountID]++
-	}
-	if _, err := s.c(colNSCounters).DeleteMany(ctx, bson.M{}); err != nil {
-		return err
-	}
-	for acct, n := range counts {
-		if _, err := s.c(colNSCounters).InsertOne(ctx, nsCounter{AccountID: acct, N: n}); err != nil {
-			return err
+		if inside[ns.Slot] {
+			held[ns.Slot] = true
+		} else {
+			outside = append(outside, ns.Name)
 		}
 	}
-	return nil
+	return held, outside, nil
+}
+
+// moveIntoSlot gives namespace name a free slot below limit, if one is left. It holds the namespace's lease, so
+// no other change of the namespace (UpdateNamespace rewrites the whole document on FerretDB) undoes the move.
+func (s *Store) moveIntoSlot(ctx context.Context, accountID, name string, limit int) error {
+	ctx, unlock, err := s.lock(ctx, "namespace/"+name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for range maxSlotRounds {
+		held, outside, err := s.namespaceSlots(ctx, accountID, limit)
+		if err != nil || !slices.Contains(outside, name) || len(held) >= limit {
+			return err // moved, gone, or no free slot left (then the account is at its limit)
+		}
+		free := 0
+		for held[slotID(accountID, free)] {
+			free++
+		}
+		_, err = s.c(colNamespaces).UpdateOne(ctx, bson.M{"_id": name}, bson.M{"$set": bson.M{"slot": slotID(accountID, free)}})
+		if err != nil && !mongo.IsDuplicateKeyError(err) {
+			// FerretDB reports a unique index's refusal of an update as an internal error: a slot taken
+			// meanwhile is told apart by reading the slots again.
+			if held, _, rerr := s.namespaceSlots(ctx, accountID, limit); rerr != nil || !held[slotID(accountID, free)] {
+				return err
+			}
+		}
+	}
+	return errors.New("the namespaces of the account kept changing; retry")
 }
 
 // GetNamespace returns the namespace called name.
@@ -124,7 +173,11 @@ type NamespaceUpdate struct {
 
 // UpdateNamespace applies u and returns the namespace as it now is.
 func (s *Store) UpdateNamespace(ctx context.Context, name string, u NamespaceUpdate) (*Namespace, error) {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "namespace/"+name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	set := bson.M{"updated_at": now()}
 	if u.AutoCreateRepo != nil {
 		set["auto_create_repo"] = *u.AutoCreateRepo
@@ -133,7 +186,7 @@ func (s *Store) UpdateNamespace(ctx context.Context, name string, u NamespaceUpd
 		set["default_visibility"] = *u.DefaultVisibility
 	}
 	var ns Namespace
-	err := s.c(colNamespaces).FindOneAndUpdate(ctx, bson.M{"_id": name}, bson.M{"$set": set},
+	err = s.c(colNamespaces).FindOneAndUpdate(ctx, bson.M{"_id": name}, bson.M{"$set": set},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&ns)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
@@ -144,33 +197,53 @@ func (s *Store) UpdateNamespace(ctx context.Context, name string, u NamespaceUpd
 // DeleteNamespace removes a namespace. Unless force, a namespace that still holds repositories is refused
 // with ErrNotEmpty; with force its repositories and their image versions go too. The names of the deleted
 // repositories are returned so the caller can drop their registry content.
+//
+// The namespace's lease (which CreateRepository holds too) keeps repositories from appearing between the check
+// and the delete. A forced delete marks the namespace Deleting under the lease, then removes the repositories
+// without it (that may take long), then the namespace; a delete interrupted half-way is finished by the next.
 func (s *Store) DeleteNamespace(ctx context.Context, name string, force bool) ([]string, error) {
-	defer s.lockWrites()()
-	ns, err := findOne[Namespace](ctx, s.c(colNamespaces), bson.M{"_id": name})
+	lctx, unlock, err := s.lock(ctx, "namespace/"+name)
 	if err != nil {
+		return nil, err
+	}
+	repos, err := s.checkNamespaceDelete(lctx, name, force)
+	unlock()
+	if err != nil {
+		return repos, err
+	}
+	for _, full := range repos {
+		if err := s.deleteRepository(ctx, full); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
+	return repos, s.dropNamespace(ctx, name)
+}
+
+// checkNamespaceDelete, holding the namespace's lease, lists its repositories and either refuses the delete,
+// drops the empty namespace, or marks it Deleting.
+func (s *Store) checkNamespaceDelete(ctx context.Context, name string, force bool) ([]string, error) {
+	if _, err := s.GetNamespace(ctx, name); err != nil {
 		return nil, err
 	}
 	repos, err := s.repoNamesIn(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if len(repos) > 0 && !force {
+	switch {
+	case len(repos) == 0:
+		return nil, s.dropNamespace(ctx, name)
+	case !force:
 		return repos, ErrNotEmpty
 	}
-	for _, full := range repos {
-		if err := s.deleteRepositoryLocked(ctx, full); err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
+	_, err = s.c(colNamespaces).UpdateOne(ctx, bson.M{"_id": name}, bson.M{"$set": bson.M{"deleting": true}})
+	return repos, err
+}
+
+// dropNamespace deletes the namespace's document (freeing its slot) and its security policy.
+func (s *Store) dropNamespace(ctx context.Context, name string) error {
+	if _, err := s.c(colNamespaces).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
+		return err
 	}
-	res, err := s.c(colNamespaces).DeleteOne(ctx, bson.M{"_id": name})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
-		return nil, err
-	}
-	if res.DeletedCount == 1 {
-		s.releaseNamespaceSlot(ctx, ns.AccountID)
-	}
-	return repos, nil
+	_, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": name})
+	return err
 }

@@ -14,9 +14,9 @@ import (
 // the repositories (this process's own writes drop it at once).
 const RepositoryListTTL = 2 * time.Second
 
-// repoCache keeps every repository, by full name, for the stores whose writes this process serialises
-// (FerretDB). There a list filtered by namespace reads and decodes the whole collection, twice with its
-// count (~0.4 s of CPU for 1,000 repositories); from memory a page is microseconds.
+// repoCache keeps every repository, by full name, for the stores on FerretDB. There a list filtered by
+// namespace reads and decodes the whole collection, twice with its count (~0.4 s of CPU for 1,000
+// repositories); from memory a page is microseconds.
 type repoCache struct {
 	mu     sync.Mutex
 	gen    uint64 // bumped by every write to the repositories

@@ -31,11 +31,19 @@ type Repository struct {
 	UpdatedAt   time.Time `bson:"updated_at"`
 }
 
-// CreateRepository inserts r. Errors: ErrNotFound when the namespace is missing, ErrAlreadyExists.
+// CreateRepository inserts r. Errors: ErrNotFound when the namespace is missing (or being deleted),
+// ErrAlreadyExists. It holds the namespace's lease, so a DeleteNamespace that found the namespace empty does
+// not drop it under a new repository.
 func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
-	defer s.lockWrites()()
-	if _, err := findOne[Namespace](ctx, s.c(colNamespaces), bson.M{"_id": r.Namespace}); err != nil {
+	ctx, unlock, err := s.lock(ctx, "namespace/"+r.Namespace)
+	if err != nil {
 		return err
+	}
+	defer unlock()
+	if ns, err := s.GetNamespace(ctx, r.Namespace); err != nil {
+		return err
+	} else if ns.Deleting {
+		return ErrNotFound
 	}
 	r.FullName = r.Namespace + "/" + r.Name
 	r.CreatedAt, r.UpdatedAt = now(), now()
@@ -60,7 +68,7 @@ func (s *Store) ListRepositories(ctx context.Context, accountID, namespace strin
 // SearchRepositories lists repositories (of one namespace when namespace is not "") whose name contains
 // query ("" matches all), by full name.
 func (s *Store) SearchRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
-	if s.opts.SerializeWrites {
+	if s.ferret {
 		return s.searchCachedRepositories(ctx, accountID, namespace, query, p)
 	}
 	filter := bson.M{}
@@ -85,7 +93,12 @@ type RepositoryUpdate struct {
 
 // UpdateRepository applies u and returns the repository as it now is.
 func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u RepositoryUpdate) (*Repository, error) {
-	defer s.lockWrites()()
+	// The lease keeps a concurrent change of other fields (FerretDB rewrites the whole document) from being lost.
+	ctx, unlock, err := s.lock(ctx, "repository/"+namespace+"/"+name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	set := bson.M{"updated_at": now()}
 	if u.Summary != nil {
 		set["summary"] = *u.Summary
@@ -98,7 +111,7 @@ func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u 
 	}
 	defer s.repos.invalidate()
 	var r Repository
-	err := s.c(colRepositories).FindOneAndUpdate(ctx, bson.M{"_id": namespace + "/" + name}, bson.M{"$set": set},
+	err = s.c(colRepositories).FindOneAndUpdate(ctx, bson.M{"_id": namespace + "/" + name}, bson.M{"$set": set},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&r)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
@@ -108,11 +121,12 @@ func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u 
 
 // DeleteRepository removes a repository and its image versions.
 func (s *Store) DeleteRepository(ctx context.Context, namespace, name string) error {
-	defer s.lockWrites()()
-	return s.deleteRepositoryLocked(ctx, namespace+"/"+name)
+	return s.deleteRepository(ctx, namespace+"/"+name)
 }
 
-func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
+// deleteRepository removes the repository first, then what it owns: a child inserted after the sweep finds
+// the repository gone (repositoryGone) and removes itself.
+func (s *Store) deleteRepository(ctx context.Context, full string) error {
 	defer s.repos.invalidate()
 	res, err := s.c(colRepositories).DeleteOne(ctx, bson.M{"_id": full})
 	if err != nil {
@@ -132,6 +146,29 @@ func (s *Store) deleteRepositoryLocked(ctx context.Context, full string) error {
 // repoOwnedCollections hold documents with a "repository" field that die with their repository.
 var repoOwnedCollections = []string{colTags, colTriggers, colTriggerRecords,
 	colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colSecurityPolicies}
+
+// repositoryGone is the check a child of repository repo (a trigger, a rule, a source) makes after its insert:
+// true when the repository is gone, so that DeleteRepository's sweep may have missed the child.
+func (s *Store) repositoryGone(ctx context.Context, repo string) (bool, error) {
+	_, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": repo})
+	if errors.Is(err, ErrNotFound) {
+		return true, nil
+	}
+	return false, err
+}
+
+// undoIfOrphan removes document id of col, just inserted for repository repo, when the repository went
+// meanwhile, and then answers ErrNotFound.
+func (s *Store) undoIfOrphan(ctx context.Context, repo, col, id string) error {
+	gone, err := s.repositoryGone(ctx, repo)
+	if err != nil || !gone {
+		return err
+	}
+	if _, err := s.c(col).DeleteOne(ctx, bson.M{"_id": id}); err != nil {
+		return err
+	}
+	return ErrNotFound
+}
 
 func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
 	cur, err := s.c(colRepositories).Find(ctx, bson.M{"namespace": namespace},

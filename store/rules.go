@@ -43,9 +43,13 @@ func NewRuleID() string {
 }
 
 // CreateBuildRule inserts r with a new id. ErrNotFound when the repository does not exist, ErrLimitExceeded
-// when it has MaxBuildRules already.
+// when it has MaxBuildRules already. The repository's rules lease keeps the count and the insert together.
 func (s *Store) CreateBuildRule(ctx context.Context, r *BuildRule) error {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "rules/"+r.Repository)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": r.Repository}); err != nil {
 		return err
 	}
@@ -62,7 +66,7 @@ func (s *Store) CreateBuildRule(ctx context.Context, r *BuildRule) error {
 	if _, err := s.c(colBuildRules).InsertOne(ctx, r); err != nil {
 		return alreadyExists(err)
 	}
-	return nil
+	return s.undoIfOrphan(ctx, r.Repository, colBuildRules, r.ID)
 }
 
 func (r *BuildRule) normalize() {
@@ -114,10 +118,14 @@ func (s *Store) AllBuildRules(ctx context.Context, repo string) ([]BuildRule, er
 	return items, nil
 }
 
-// UpdateBuildRule applies change to rule id of repo and stores the result. An error from change is returned
-// as is and nothing is stored.
+// UpdateBuildRule applies change to rule id of repo and stores the result, holding the rule's lease so that two
+// changes at once both apply. An error from change is returned as is and nothing is stored.
 func (s *Store) UpdateBuildRule(ctx context.Context, repo, id string, change func(*BuildRule) error) (*BuildRule, error) {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "rule/"+id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	r, err := findOne[BuildRule](ctx, s.c(colBuildRules), bson.M{"_id": id})
 	if err != nil {
 		return nil, err
@@ -144,7 +152,6 @@ func (s *Store) UpdateBuildRule(ctx context.Context, repo, id string, change fun
 
 // DeleteBuildRule removes rule id of repo. Its builds stay: each keeps a copy of the rule it ran.
 func (s *Store) DeleteBuildRule(ctx context.Context, repo, id string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colBuildRules).DeleteOne(ctx, bson.M{"_id": id, "repository": repo})
 	if err != nil {
 		return err

@@ -127,9 +127,17 @@ func (s *Store) ScansByDigest(ctx context.Context, digests []string) (map[string
 
 // StartScan marks digest SCANNING (creating its record), pulled from repo, keeping the previous result until
 // FinishScan.
+//
+// The writes of a scan record (StartScan, FinishScan, AddScanWaiter, RemoveScanWaiter) hold the digest's lease:
+// FerretDB rewrites the whole document, so a waiter added while a scan finishes would otherwise be lost, and a
+// push must see the record as it is right after its waiter went in (pipeline's settle).
 func (s *Store) StartScan(ctx context.Context, digest, repo string, at time.Time) error {
-	defer s.lockWrites()()
-	_, err := s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{
+	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{
 		"$set":         bson.M{"status": ScanScanning, "started_at": at.UTC(), "pull_from": repo, "updated_at": now()},
 		"$setOnInsert": bson.M{"result_status": "", "vulnerabilities": []ScanVulnerability{}, "waiting": []ScanWaiter{}, "children": []string{}},
 	}, options.UpdateOne().SetUpsert(true))
@@ -144,9 +152,13 @@ func (s *Store) FinishScan(ctx context.Context, digest string, r ScanResult) (*S
 	if r.Children == nil {
 		r.Children = []string{}
 	}
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var sc Scan
-	err := s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
+	err = s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
 		"$set": bson.M{"status": r.Status, "result_status": r.Status, "result_id": newResultID(), "scanner": r.Scanner, "db_version": r.DBVersion,
 			"os": r.OS, "started_at": r.StartedAt.UTC(), "finished_at": r.FinishedAt.UTC(), "error": r.Error,
 			"vulnerabilities": r.Vulnerabilities, "summary": r.Summary, "children": r.Children, "updated_at": now()},
@@ -168,9 +180,13 @@ func newResultID() string {
 // returns the record as it is now.
 func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) (*Scan, error) {
 	w.PushedAt = w.PushedAt.UTC().Truncate(time.Millisecond)
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var sc Scan
-	err := s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
+	err = s.c(colScans).FindOneAndUpdate(ctx, bson.M{"_id": digest}, bson.M{
 		"$addToSet": bson.M{"waiting": w},
 		"$set":      bson.M{"updated_at": now()},
 		"$setOnInsert": bson.M{"status": ScanNotScanned, "result_status": "", "vulnerabilities": []ScanVulnerability{},
@@ -201,8 +217,12 @@ func (s *Store) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) 
 
 // RemoveScanWaiter drops w from digest's waiting pushes.
 func (s *Store) RemoveScanWaiter(ctx context.Context, digest string, w ScanWaiter) error {
-	defer s.lockWrites()()
-	_, err := s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$pull": bson.M{"waiting": w}})
+	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = s.c(colScans).UpdateOne(ctx, bson.M{"_id": digest}, bson.M{"$pull": bson.M{"waiting": w}})
 	return err
 }
 
@@ -240,14 +260,14 @@ func (s *Store) PutSecurityPolicy(ctx context.Context, p *SecurityPolicy) error 
 		p.Allowlist = []AllowEntry{}
 	}
 	p.UpdatedAt = now()
-	defer s.lockWrites()()
-	_, err := s.c(colSecurityPolicies).ReplaceOne(ctx, bson.M{"_id": p.ID}, p, options.Replace().SetUpsert(true))
-	return err
+	return upsert(func() error {
+		_, err := s.c(colSecurityPolicies).ReplaceOne(ctx, bson.M{"_id": p.ID}, p, options.Replace().SetUpsert(true))
+		return err
+	})
 }
 
 // DeleteSecurityPolicy drops the policy stored under id; ErrNotFound when there was none.
 func (s *Store) DeleteSecurityPolicy(ctx context.Context, id string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": id})
 	if err != nil {
 		return err
@@ -284,8 +304,9 @@ func (s *Store) ScanDBVersion(ctx context.Context) (string, error) {
 
 // SetScanDBVersion records the vulnerability DB version images were last rescanned for.
 func (s *Store) SetScanDBVersion(ctx context.Context, version string) error {
-	defer s.lockWrites()()
-	_, err := s.c(colMeta).UpdateOne(ctx, bson.M{"_id": scanDBMetaID},
-		bson.M{"$set": bson.M{"version": version, "updated_at": now()}}, options.UpdateOne().SetUpsert(true))
-	return err
+	return upsert(func() error {
+		_, err := s.c(colMeta).UpdateOne(ctx, bson.M{"_id": scanDBMetaID},
+			bson.M{"$set": bson.M{"version": version, "updated_at": now()}}, options.UpdateOne().SetUpsert(true))
+		return err
+	})
 }

@@ -26,7 +26,6 @@ type Session struct {
 
 // CreateSession stores a new session.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
-	defer s.lockWrites()()
 	_, err := s.c(colSessions).InsertOne(ctx, sess)
 	return alreadyExists(err)
 }
@@ -38,14 +37,12 @@ func (s *Store) GetSession(ctx context.Context, id string) (*Session, error) {
 
 // TouchSession records that the session was used at t.
 func (s *Store) TouchSession(ctx context.Context, id string, t time.Time) error {
-	defer s.lockWrites()()
 	_, err := s.c(colSessions).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"seen_at": t}})
 	return err
 }
 
 // DeleteSession ends a session; ending one that is gone already is no error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	defer s.lockWrites()()
 	_, err := s.c(colSessions).DeleteOne(ctx, bson.M{"_id": id})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil
@@ -55,7 +52,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 
 // DeleteExpiredSessions removes the sessions idle since before idleBefore or made before createdBefore.
 func (s *Store) DeleteExpiredSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error) {
-	defer s.lockWrites()()
 	res, err := s.c(colSessions).DeleteMany(ctx, bson.M{"$or": bson.A{
 		bson.M{"seen_at": bson.M{"$lt": idleBefore}},
 		bson.M{"created_at": bson.M{"$lt": createdBefore}},

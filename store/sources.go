@@ -67,9 +67,14 @@ func NewHookID() string {
 }
 
 // PutSource creates or replaces the source of src.Repository. A new source gets a hook id unless one is set;
-// a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist.
+// a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist. It holds
+// the source's lease, so two puts at once agree on the hook id.
 func (s *Store) PutSource(ctx context.Context, src *Source) (created bool, err error) {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "source/"+src.Repository)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": src.Repository}); err != nil {
 		return false, err
 	}
@@ -95,6 +100,9 @@ func (s *Store) PutSource(ctx context.Context, src *Source) (created bool, err e
 	}
 	if _, err := s.c(colSources).ReplaceOne(ctx, bson.M{"_id": src.Repository}, src, options.Replace().SetUpsert(true)); err != nil {
 		return false, err
+	}
+	if err := s.undoIfOrphan(ctx, src.Repository, colSources, src.ID); err != nil {
+		return false, err // the hook mapping left behind leads nowhere (SourceByHook)
 	}
 	return created, nil
 }
@@ -122,7 +130,11 @@ func (s *Store) SourceByHook(ctx context.Context, hookID string) (*Source, error
 
 // DeleteSource disconnects repo from its Git repository; its webhook URL stops working. Build rules stay.
 func (s *Store) DeleteSource(ctx context.Context, repo string) error {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "source/"+repo)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	src, err := findOne[Source](ctx, s.c(colSources), bson.M{"_id": repo})
 	if err != nil {
 		return err
@@ -143,8 +155,8 @@ func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
 	if len(key) > maxHookDeliveryKey {
 		return fmt.Errorf("delivery key is longer than %d bytes", maxHookDeliveryKey)
 	}
-	// The unique _id decides between concurrent inserts (across replicas too). On FerretDB concurrent deliveries
-	// are inserted together, in one transaction (insertOne).
+	// The unique _id decides between concurrent inserts, across replicas too; concurrent deliveries are inserted
+	// together, in one transaction (insertOne).
 	doc, err := bson.Marshal(hookDelivery{ID: repo + "\n" + key, Repository: repo, At: now()})
 	if err != nil {
 		return err

@@ -1,7 +1,15 @@
 // Package store owns all of Berth's MongoDB state: the collections, their indexes and the typed queries over
 // them. It is the one place that speaks BSON. The same code runs on a real MongoDB and on the embedded
-// FerretDB (SQLite), so it keeps to what both do correctly: lookups by meaningful string _id, no transactions,
-// no TTL indexes, no $lookup, and — where FerretDB is not atomic — writes serialised in-process.
+// FerretDB (SQLite or PostgreSQL), so it keeps to what both do correctly: lookups by meaningful string _id, no
+// transactions, no TTL indexes, no $lookup.
+//
+// Several processes (berth serve and berth worker replicas) may share the database, and FerretDB makes no
+// update atomic with its filter (it reads, then writes the whole document). So nothing here relies on a guarded
+// update. What must hold across processes rests on what FerretDB does enforce in SQL, the same way on MongoDB:
+// unique indexes (an insert either takes a key or fails: names, webhook deliveries, the namespace limit's slots)
+// and deletes (only one deleter finds the document). A write that depends on what it read (a build's status, a
+// scan's waiting pushes, a user's policies) holds a lease on its entity (Locker, a Redis lease) instead. Plain
+// replacements and $set by _id are left to the last writer.
 package store
 
 import (
@@ -38,9 +46,38 @@ func alreadyExists(err error) error {
 type Options struct {
 	// Database name; default "berth".
 	Database string
-	// SerializeWrites makes every write go through one in-process mutex. Set it for the embedded FerretDB,
-	// whose guarded updates are not atomic under concurrency.
-	SerializeWrites bool
+	// Locker takes the leases of the writes that read before they write; required. Every process sharing the
+	// database must share its leases too (one Redis).
+	Locker Locker
+}
+
+// Locker keeps a critical section to one holder at a time across every process sharing the database:
+// lease.Redis. Lock waits for the lease on key, taken for ttl, until it is free or ctx ends.
+type Locker interface {
+	Lock(ctx context.Context, key string, ttl time.Duration) (unlock func(), err error)
+}
+
+const (
+	// lockTTL is how long a lease of the store lives: the longest a crashed holder keeps others waiting.
+	lockTTL = 30 * time.Second
+	// lockBudget bounds the work done under a lease, well inside lockTTL.
+	lockBudget = 10 * time.Second
+)
+
+// lock takes the lease on key (an entity, e.g. "build/<id>") and returns the context to do the guarded work
+// with and what gives the lease back. The work's context ends after lockBudget, so a holder stops writing
+// before its lease can expire and go to another process. Should it expire anyway (a process paused for longer
+// than lockTTL), two holders can interleave and the later write wins: an update may be lost, never half
+// applied. Waiting for the lease may take up to lockTTL (the lease of a holder that died).
+func (s *Store) lock(ctx context.Context, key string) (context.Context, func(), error) {
+	wctx, cancel := context.WithTimeout(ctx, lockTTL+5*time.Second)
+	unlock, err := s.opts.Locker.Lock(wctx, "berth:lock:"+s.opts.Database+":"+key, lockTTL)
+	cancel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("store lease on %s: %w", key, err)
+	}
+	ctx, cancel = context.WithTimeout(ctx, lockBudget)
+	return ctx, func() { cancel(); unlock() }, nil
 }
 
 // Store is Berth's state. It is safe for concurrent use.
@@ -49,7 +86,7 @@ type Store struct {
 	db     *mongo.Database
 	opts   Options
 
-	wmu    sync.Mutex
+	// ferret: the backend is FerretDB, which reads a whole collection for most filters (see repoCache).
 	ferret bool
 
 	insertersMu sync.Mutex
@@ -58,14 +95,13 @@ type Store struct {
 	repos repoCache
 }
 
-// FerretDB reports whether the backend is FerretDB, whose writes this process serialises. Several Berth
-// replicas on one FerretDB could still race on guarded updates: run one replica there, or use MongoDB.
-func (s *Store) FerretDB() bool { return s.ferret }
-
 // Open connects to uri, checks the connection and makes sure every index exists.
 func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	if opts.Database == "" {
 		opts.Database = "berth"
+	}
+	if opts.Locker == nil {
+		return nil, errors.New("store: Options.Locker is required (the leases of guarded writes)")
 	}
 	client, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
 	if err != nil {
@@ -76,13 +112,9 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("reach MongoDB at the configured URI (check --mongo-uri): %w", err)
 	}
-	// FerretDB (any handler) does not make guarded updates atomic: serialise writes whatever the caller said.
 	var info bson.M
 	if err := s.db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		if _, ok := info["ferretdbVersion"]; ok {
-			s.opts.SerializeWrites = true
-			s.ferret = true
-		}
+		_, s.ferret = info["ferretdbVersion"]
 	}
 	if err := s.ensureIndexes(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
@@ -105,13 +137,15 @@ func (s *Store) Ping(ctx context.Context) error {
 // DropDatabase removes every collection; used by tests that share one server.
 func (s *Store) DropDatabase(ctx context.Context) error { return s.db.Drop(ctx) }
 
-// lockWrites serialises a write when the backend needs it. Call as `defer s.lockWrites()()`.
-func (s *Store) lockWrites() func() {
-	if !s.opts.SerializeWrites {
-		return func() {}
+// upsert runs op, an upsert, once more when it fails on a duplicate key: two processes upserting a missing
+// document at once may both try to insert it (FerretDB always reads first, MongoDB may too), and the second
+// attempt then replaces what the first inserted: the last writer wins, as for any replacement.
+func upsert(op func() error) error {
+	err := op()
+	if mongo.IsDuplicateKeyError(err) {
+		err = op()
 	}
-	s.wmu.Lock()
-	return s.wmu.Unlock
+	return err
 }
 
 func (s *Store) c(name string) *mongo.Collection { return s.db.Collection(name) }
@@ -122,7 +156,6 @@ const (
 	colAccessKeys   = "access_keys"
 	colPolicies     = "policies"
 	colNamespaces   = "namespaces"
-	colNSCounters   = "namespace_counters"
 	colRepositories = "repositories"
 	colTags         = "tags"
 )
@@ -141,6 +174,12 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
 			return fmt.Errorf("create index on %s: %w", i.col, err)
 		}
+	}
+	// The namespace limit's slots (namespaces.go). Sparse: namespaces of unlimited accounts have none (MongoDB
+	// skips them; FerretDB ignores the option, but its SQL unique index already lets any number of them lack it).
+	if _, err := s.c(colNamespaces).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "slot", Value: 1}},
+		Options: options.Index().SetUnique(true).SetSparse(true)}); err != nil {
+		return fmt.Errorf("create the unique index of namespace slots: %w", err)
 	}
 	// Every collection exists from the start, so that what is set up per collection (the embedded store's
 	// _id indexes) covers them all.
@@ -161,7 +200,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 }
 
 // allCollections are the collections of a Berth database.
-var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colNSCounters, colRepositories,
+var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
 	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions}
 

@@ -25,13 +25,14 @@ func tagID(repo, tag string) string { return repo + ":" + tag }
 
 // PutImageVersion records (or replaces) the version v.Repository:v.Tag.
 func (s *Store) PutImageVersion(ctx context.Context, v *ImageVersion) error {
-	defer s.lockWrites()()
 	v.ID = tagID(v.Repository, v.Tag)
 	if v.Platforms == nil {
 		v.Platforms = []string{}
 	}
-	_, err := s.c(colTags).ReplaceOne(ctx, bson.M{"_id": v.ID}, v, options.Replace().SetUpsert(true))
-	return err
+	return upsert(func() error {
+		_, err := s.c(colTags).ReplaceOne(ctx, bson.M{"_id": v.ID}, v, options.Replace().SetUpsert(true))
+		return err
+	})
 }
 
 // GetImageVersion returns repo:tag.
@@ -47,7 +48,6 @@ func (s *Store) ListImageVersions(ctx context.Context, repo string, p Page) ([]I
 
 // DeleteImageVersion forgets repo:tag.
 func (s *Store) DeleteImageVersion(ctx context.Context, repo, tag string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colTags).DeleteOne(ctx, bson.M{"_id": tagID(repo, tag)})
 	if err != nil {
 		return err
@@ -60,7 +60,6 @@ func (s *Store) DeleteImageVersion(ctx context.Context, repo, tag string) error 
 
 // DeleteImageVersionsByDigest forgets every tag of repo that points at digest (a manifest deleted by digest).
 func (s *Store) DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error {
-	defer s.lockWrites()()
 	_, err := s.c(colTags).DeleteMany(ctx, bson.M{"repository": repo, "digest": digest})
 	return err
 }

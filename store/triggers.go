@@ -99,7 +99,6 @@ func (s *Store) EnsureTriggerIndexes(ctx context.Context) error {
 
 // CreateTrigger inserts t, giving it an id and times. ErrNotFound when its repository does not exist.
 func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
-	defer s.lockWrites()()
 	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": t.Repository}); err != nil {
 		return err
 	}
@@ -113,7 +112,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
 	if _, err := s.c(colTriggers).InsertOne(ctx, t); err != nil {
 		return alreadyExists(err)
 	}
-	return nil
+	return s.undoIfOrphan(ctx, t.Repository, colTriggers, t.ID)
 }
 
 // GetTrigger returns trigger id of repo.
@@ -149,9 +148,13 @@ func (s *Store) EnabledTriggers(ctx context.Context, repo string) ([]Trigger, er
 }
 
 // UpdateTrigger reads trigger id of repo, lets change modify it (an error from change aborts the update and is
-// returned as is) and writes it back.
+// returned as is) and writes it back, holding the trigger's lease so that two changes at once both apply.
 func (s *Store) UpdateTrigger(ctx context.Context, repo, id string, change func(*Trigger) error) (*Trigger, error) {
-	defer s.lockWrites()()
+	ctx, unlock, err := s.lock(ctx, "trigger/"+id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	t, err := findOne[Trigger](ctx, s.c(colTriggers), bson.M{"_id": id})
 	if err != nil {
 		return nil, err
@@ -179,7 +182,6 @@ func (s *Store) UpdateTrigger(ctx context.Context, repo, id string, change func(
 
 // DeleteTrigger removes trigger id of repo and its records.
 func (s *Store) DeleteTrigger(ctx context.Context, repo, id string) error {
-	defer s.lockWrites()()
 	res, err := s.c(colTriggers).DeleteOne(ctx, bson.M{"_id": id, "repository": repo})
 	if err != nil {
 		return err
@@ -196,12 +198,13 @@ func (s *Store) PutTriggerRecord(ctx context.Context, r *TriggerRecord) error {
 	if r.ID == "" || r.TriggerID == "" {
 		return errors.New("trigger record needs an id and a trigger id")
 	}
-	defer s.lockWrites()()
 	if r.Time.IsZero() {
 		r.Time = now()
 	}
-	_, err := s.c(colTriggerRecords).ReplaceOne(ctx, bson.M{"_id": r.ID}, r, options.Replace().SetUpsert(true))
-	return err
+	return upsert(func() error {
+		_, err := s.c(colTriggerRecords).ReplaceOne(ctx, bson.M{"_id": r.ID}, r, options.Replace().SetUpsert(true))
+		return err
+	})
 }
 
 // GetTriggerRecord returns one record by id.
@@ -218,7 +221,6 @@ func (s *Store) ListTriggerRecords(ctx context.Context, triggerID string, p Page
 // DeleteTriggerRecordsBefore removes every record last written before cutoff (the retention cleanup; FerretDB
 // has no TTL indexes) and says how many went.
 func (s *Store) DeleteTriggerRecordsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	defer s.lockWrites()()
 	res, err := s.c(colTriggerRecords).DeleteMany(ctx, bson.M{"time": bson.M{"$lt": cutoff.UTC()}})
 	if err != nil {
 		return 0, err

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
+	"github.com/berth-dev/berth/store/lease"
 	"github.com/berth-dev/berth/store/secretbox"
 	"github.com/berth-dev/berth/workers"
 )
@@ -99,7 +100,7 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		return nil, err
 	}
 
-	uri, serialize := c.MongoURI, false
+	uri := c.MongoURI
 	var embeddedStore *embedded.Mongo
 	if uri == "" {
 		m, err := embedded.StartMongo(ctx, filepath.Join(c.DataDir, "db"), logger)
@@ -107,21 +108,10 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 			return nil, err
 		}
 		a.stops = append(a.stops, m.Stop)
-		uri, serialize, embeddedStore = m.URI, true, m
+		uri, embeddedStore = m.URI, m
 		logger.Info("embedded store started (FerretDB on SQLite)", "dir", filepath.Join(c.DataDir, "db"))
 	}
 	a.MongoURI = uri
-	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, SerializeWrites: serialize}); err != nil {
-		return nil, err
-	}
-	if c.MongoURI != "" && a.Store.FerretDB() {
-		logger.Warn("the store is FerretDB: writes are serialised in this process; run a single berth serve replica on it, or use MongoDB for several")
-	}
-	a.stops = append(a.stops, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Store.Close(ctx)
-	})
 
 	switch {
 	case c.RedisCluster != "":
@@ -151,14 +141,25 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 	a.Queue = asynq.NewClient(a.Redis)
 	a.stops = append(a.stops, func() { _ = a.Queue.Close() })
-	a.Enqueue = a.Queue
-	if rc, ok := a.Redis.MakeRedisClient().(redis.UniversalClient); ok {
-		a.Enqueue = &pipeline.WakingQueue{Enqueuer: a.Queue, Redis: rc}
-		a.stops = append(a.stops, func() { _ = rc.Close() })
+	rc, ok := a.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, fmt.Errorf("the queue's Redis client is a %T", a.Redis.MakeRedisClient())
 	}
+	a.stops = append(a.stops, func() { _ = rc.Close() })
+	a.Enqueue = &pipeline.WakingQueue{Enqueuer: a.Queue, Redis: rc}
 	if err := a.Queue.Ping(); err != nil {
 		return nil, fmt.Errorf("reach Redis (check --redis-addr): %w", err)
 	}
+
+	// The store's guarded writes hold leases in the queue's Redis, which every replica shares.
+	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, Locker: lease.Redis{Client: rc}}); err != nil {
+		return nil, err
+	}
+	a.stops = append(a.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Store.Close(ctx)
+	})
 
 	inst, created, err := a.Store.EnsureInstance(ctx)
 	if err != nil {
@@ -169,9 +170,6 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		logger.Info("main account created", "account_id", inst.AccountID)
 	}
 	if err := a.EnsureAdmin(ctx); err != nil {
-		return nil, err
-	}
-	if err := a.Store.RecountNamespaces(ctx); err != nil {
 		return nil, err
 	}
 	if err := a.build(); err != nil {

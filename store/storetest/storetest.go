@@ -1,23 +1,29 @@
 // Package storetest gives tests a fresh store on a real backend: the MongoDB at BERTH_TEST_MONGO_URI when it is
 // set; FerretDB on a throwaway PostgreSQL when BERTH_TEST_STORE=ferretdb-postgresql (the test command runs the
 // store tests that way too, as a second backend); else an embedded FerretDB (SQLite) started once per package.
+// The stores' leases are in a redis-server child (miniredis when redis-server is not installed), also started
+// once per package.
 package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
+	"github.com/berth-dev/berth/store/lease"
 )
 
 var (
 	uri           string
-	serialize     bool
 	embeddedStore *embedded.Mongo
+	redisOpts     *redis.Options
 	seq           atomic.Int64
 )
 
@@ -53,20 +59,63 @@ func Main(m *testing.M) int {
 			return 1
 		}
 		defer mg.Stop()
-		uri, serialize, embeddedStore = mg.URI, true, mg
+		uri, embeddedStore = mg.URI, mg
 	}
+	dir, err := os.MkdirTemp("", "berth-storetest-redis-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	r, err := startRedis(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storetest:", err)
+		return 1
+	}
+	defer r.Stop()
+	redisOpts = &redis.Options{Network: r.Network, Addr: r.Addr, Password: r.Password}
 	return m.Run()
 }
 
-// URI is the backend the tests use, and whether writes must be serialised on it.
-func URI() (string, bool) { return uri, serialize || os.Getenv("BERTH_TEST_SERIALIZE") == "1" }
+// startRedis runs a redis-server child keeping its files in dir, or miniredis when redis-server is missing.
+func startRedis(dir string) (*embedded.Redis, error) {
+	r, err := embedded.StartRedisServer(context.Background(), dir)
+	if errors.Is(err, embedded.ErrNoRedisServer) {
+		r, err = embedded.StartRedis()
+	}
+	return r, err
+}
+
+// OwnLocker starts a Redis for one test (for tests that open their store without Main) and returns a Locker
+// on it; both go when the test ends.
+func OwnLocker(t testing.TB) store.Locker {
+	t.Helper()
+	r, err := startRedis(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	rc := redis.NewClient(&redis.Options{Network: r.Network, Addr: r.Addr, Password: r.Password})
+	t.Cleanup(func() { _ = rc.Close() })
+	return lease.Redis{Client: rc}
+}
+
+// URI is the backend the tests use.
+func URI() string { return uri }
+
+// Locker returns a Locker with a Redis connection of its own (as another process would have) on the leases
+// the tests' stores share; it is closed when the test ends.
+func Locker(t testing.TB) store.Locker {
+	rc := redis.NewClient(redisOpts)
+	t.Cleanup(func() { _ = rc.Close() })
+	return lease.Redis{Client: rc}
+}
 
 // New opens a store on a database of its own, dropped when the test ends.
 func New(t testing.TB) *store.Store {
 	t.Helper()
 	ctx := context.Background()
-	u, ser := URI()
-	s, err := store.Open(ctx, u, store.Options{Database: fmt.Sprintf("test%d_%d", os.Getpid(), seq.Add(1)), SerializeWrites: ser})
+	s, err := store.Open(ctx, uri, store.Options{Database: fmt.Sprintf("test%d_%d", os.Getpid(), seq.Add(1)), Locker: Locker(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +129,17 @@ func New(t testing.TB) *store.Store {
 		}
 	}
 	return s
+}
+
+// Second opens another store on s's database, with connections of its own to the database and to Redis: a
+// second process sharing both, for tests of what holds between replicas.
+func Second(t testing.TB, s *store.Store) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	s2, err := store.Open(ctx, uri, store.Options{Database: s.Database(), Locker: Locker(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Close(ctx) })
+	return s2
 }
