@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/berth-dev/berth/store"
@@ -18,26 +16,12 @@ func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 func TestNamespaceLimitUnderConcurrency(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
-	var ok, limited atomic.Int32
-	var wg sync.WaitGroup
-	for i := range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.CreateNamespace(ctx, &store.Namespace{Name: fmt.Sprintf("ns-%02d", i), AccountID: "100"}, 3)
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case errors.Is(err, store.ErrLimitExceeded):
-				limited.Add(1)
-			default:
-				t.Errorf("create ns-%02d: %v", i, err)
-			}
-		}()
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = fmt.Sprintf("ns-%02d", i)
 	}
-	wg.Wait()
-	if ok.Load() != 3 || limited.Load() != 47 {
-		t.Fatalf("created %d, limited %d; want 3 and 47", ok.Load(), limited.Load())
+	if ok, limited, _ := createNamespaces(t, s, s, names, 3); ok != 3 || limited != 47 {
+		t.Fatalf("created %d, limited %d; want 3 and 47", ok, limited)
 	}
 	list, total, err := s.ListNamespaces(ctx, "100", store.Page{Page: 1, PageSize: 100})
 	if err != nil || total != 3 || len(list) != 3 {
