@@ -237,7 +237,7 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 			mu.Unlock()
 		})
 	}
-	time.Sleep(time.Second) // warm-up: connections, caches
+	time.Sleep(min(time.Second, dur)) // warm-up: connections, caches
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(dur)

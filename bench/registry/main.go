@@ -146,10 +146,12 @@ func run(c config) error {
 
 	var st stack
 	defer st.stopAll()
+	began := time.Now()
 	targets, err := startTargets(&st, c.dir, keys)
 	if err != nil {
 		return err
 	}
+	fmt.Printf("  built and started in %s\n", time.Since(began).Round(100*time.Millisecond))
 	res := results{}
 
 	// Blobs: one stream, then the same volume as c.streams blobs at once.
@@ -268,6 +270,7 @@ func run(c config) error {
 		}
 	}
 
+	fmt.Printf("  measured in %s\n", time.Since(began).Round(100*time.Millisecond))
 	printTables(c, res, sha)
 	return nil
 }
@@ -275,7 +278,13 @@ func run(c config) error {
 // startTargets builds berth and distribution-fsync and starts the selected targets side by side.
 func startTargets(st *stack, dir string, keys []string) (map[string]*target, error) {
 	has := func(k string) bool { return slices.Contains(keys, k) }
-	berthBin, distBin := filepath.Join(dir, "berth"), filepath.Join(dir, "distribution-fsync")
+	// Binaries go to a lasting directory: go build links again only when the sources changed.
+	bins, err := os.UserCacheDir()
+	if err != nil {
+		bins = os.TempDir()
+	}
+	bins = filepath.Join(bins, "berth-bench-registry")
+	berthBin, distBin := filepath.Join(bins, "berth"), filepath.Join(bins, "distribution-fsync")
 	var berthErr, distErr error
 	var wg sync.WaitGroup
 	if has(keyFS) || has(keyS3) || has(keyS3x2) {
