@@ -474,6 +474,7 @@ func printTables(c config, res results, sha float64) {
 	}
 	rows = append(rows, []string{"limit: Go sha256 of one stream (MB/s)", cell(sha, false), cell(sha, false), ""})
 	printTable([]string{"metric", "berth serve", "distribution", "berth/dist"}, rows)
+	fmt.Println("(ratios are speed: above 1 Berth is faster, for p99 too)")
 
 	fmt.Printf("\nS3 and replicas (medians of %d runs, %d manifest rounds); S3 = versitygw v1.8.0, posix backend on the same\n", c.runs, c.rounds)
 	fmt.Println("disk, which does not fsync (the fs columns do); 2 replicas = two berth serve on one FerretDB, one redis-server")
