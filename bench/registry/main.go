@@ -143,6 +143,7 @@ func run(c config) error {
 		sha = max(sha, mb/time.Since(start).Seconds())
 	}
 	fmt.Printf("  Go sha256 on this machine: %.0f MB/s (one core, best of 3)\n", sha)
+	fmt.Printf("  load average at the start: %s\n", loadAvg())
 
 	var st stack
 	defer st.stopAll()
@@ -270,7 +271,7 @@ func run(c config) error {
 		}
 	}
 
-	fmt.Printf("  measured in %s\n", time.Since(began).Round(100*time.Millisecond))
+	fmt.Printf("  measured in %s; load average at the end: %s\n", time.Since(began).Round(100*time.Millisecond), loadAvg())
 	printTables(c, res, sha)
 	return nil
 }
@@ -382,6 +383,15 @@ func measureTool(c config, res results, tc *toolClient, t *target, k string, i i
 	res.add(k, tc.name+" pull", pull)
 	fmt.Printf("  run %d %-13s %-6s push %5.0f MB/s  pull %5.0f MB/s  (%d layers, %.0f MB)\n", i+1, k, tc.name, push, pull, len(img.layers), mb)
 	return nil
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages (other jobs on the machine skew the figures).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ") + fmt.Sprintf(" (%d CPUs)", runtime.NumCPU())
+	}
+	return "unknown"
 }
 
 func digestOf(b []byte) string {
