@@ -7,7 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +22,26 @@ type target struct {
 	bases          []string // http://127.0.0.1:port, one per replica
 	tokens         []string // a bearer token per replica ("" = none)
 	user, password string   // the account crane and skopeo log in with ("" = anonymous)
+	pids           []int    // the server processes whose CPU time is reported (S3 targets: versitygw's too)
+}
+
+// cpu is the CPU time (user + system) the target's processes have used so far.
+func (t *target) cpu() time.Duration {
+	var ticks int64
+	for _, pid := range t.pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// fields after the command name in parentheses: state is field 3, utime 14, stime 15
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 const repo = "bench/app"

@@ -174,18 +174,23 @@ func run(c config) error {
 			dg := stamp(random, 99)
 			syscall.Sync() // start each push with no dirty pages from the last one
 			runtime.GC()
+			cpu0 := t.cpu()
 			start := time.Now()
 			if err := pushBlob(t, i, random, dg); err != nil {
 				return fmt.Errorf("%s push: %w", k, err)
 			}
 			push := mb / time.Since(start).Seconds()
+			cpu1 := t.cpu()
 			start = time.Now()
 			if err := pullBlob(t, i+1, dg, int64(len(random))); err != nil { // from the other replica, if any
 				return fmt.Errorf("%s pull: %w", k, err)
 			}
 			pull := mb / time.Since(start).Seconds()
+			cpu2 := t.cpu()
 			res.add(k, "push1", push)
 			res.add(k, "pull1", pull)
+			res.add(k, "push1cpu", float64(cpu1-cpu0)/1e6)
+			res.add(k, "pull1cpu", float64(cpu2-cpu1)/1e6)
 
 			blobs, dgs := make([][]byte, c.streams), make([]string, c.streams)
 			for s := range c.streams {
@@ -206,8 +211,8 @@ func run(c config) error {
 			pullN := mb / time.Since(start).Seconds()
 			res.add(k, "pushN", pushN)
 			res.add(k, "pullN", pullN)
-			fmt.Printf("  run %d %-13s push %5.0f MB/s  pull %5.0f MB/s   %d streams: push %5.0f MB/s  pull %5.0f MB/s\n",
-				i+1, k, push, pull, c.streams, pushN, pullN)
+			fmt.Printf("  run %d %-13s push %5.0f MB/s (server cpu %5dms)  pull %5.0f MB/s (%4dms)   %d streams: push %5.0f MB/s  pull %5.0f MB/s\n",
+				i+1, k, push, (cpu1 - cpu0).Milliseconds(), pull, (cpu2 - cpu1).Milliseconds(), c.streams, pushN, pullN)
 		}
 	}
 
@@ -321,7 +326,7 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 		start(keyFS, func() (*target, error) { return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil) })
 	}
 	if has(keyS3) || has(keyS3x2) {
-		srv, err := st.startS3(filepath.Join(dir, "s3"))
+		srv, s3pid, err := st.startS3(filepath.Join(dir, "s3"))
 		if err != nil {
 			wg.Wait()
 			return nil, fmt.Errorf("versitygw: %w", err)
@@ -332,7 +337,11 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-one")
-				return st.startBerth(keyS3, berthBin, filepath.Join(dir, keyS3), 1, env, args...)
+				t, err := st.startBerth(keyS3, berthBin, filepath.Join(dir, keyS3), 1, env, args...)
+				if t != nil {
+					t.pids = append(t.pids, s3pid)
+				}
+				return t, err
 			})
 		}
 		if has(keyS3x2) {
@@ -345,7 +354,11 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-two")
-				return st.startBerth(keyS3x2, berthBin, filepath.Join(dir, keyS3x2), 2, env, append(args, "--mongo-uri", mongo, "--redis-addr", redis)...)
+				t, err := st.startBerth(keyS3x2, berthBin, filepath.Join(dir, keyS3x2), 2, env, append(args, "--mongo-uri", mongo, "--redis-addr", redis)...)
+				if t != nil {
+					t.pids = append(t.pids, s3pid)
+				}
+				return t, err
 			})
 		}
 	}
@@ -460,6 +473,8 @@ func printTables(c config, res results, sha float64) {
 	blobRows := []row{
 		{fmt.Sprintf("%d MiB blob push, 1 stream (MB/s)", c.sizeMiB), "push1", false},
 		{fmt.Sprintf("%d MiB blob pull, 1 stream (MB/s)", c.sizeMiB), "pull1", false},
+		{"server CPU time of that push", "push1cpu", true},
+		{"server CPU time of that pull", "pull1cpu", true},
 		{fmt.Sprintf("%d × %d MiB blobs push, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pushN", false},
 		{fmt.Sprintf("%d × %d MiB blobs pull, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pullN", false},
 		{fmt.Sprintf("manifest GET by tag, %d clients (req/s)", c.clients), "rps", false},

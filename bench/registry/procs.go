@@ -61,10 +61,10 @@ func freeAddr() (string, error) {
 
 // startProcess runs bin with args (output to logPath) and stops it with SIGTERM (SIGKILL after 20 s) when the
 // bench ends; it dies with the bench if the bench is killed.
-func (s *stack) startProcess(logPath string, env []string, bin string, args ...string) error {
+func (s *stack) startProcess(logPath string, env []string, bin string, args ...string) (pid int, err error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -72,7 +72,7 @@ func (s *stack) startProcess(logPath string, env []string, bin string, args ...s
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("start %s: %w", bin, err)
+		return 0, fmt.Errorf("start %s: %w", bin, err)
 	}
 	s.push(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -86,7 +86,7 @@ func (s *stack) startProcess(logPath string, env []string, bin string, args ...s
 		}
 		logf.Close()
 	})
-	return nil
+	return cmd.Process.Pid, nil
 }
 
 // waitHTTP waits until GET u answers one of the statuses ok (any status when ok is empty).
@@ -141,33 +141,35 @@ func (s *stack) startDistribution(bin, dir string) (*target, error) {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "distribution.log")
-	if err := s.startProcess(logPath, nil, bin, "-addr", addr, "-root", filepath.Join(dir, "data")); err != nil {
+	pid, err := s.startProcess(logPath, nil, bin, "-addr", addr, "-root", filepath.Join(dir, "data"))
+	if err != nil {
 		return nil, err
 	}
 	base := "http://" + addr
 	if err := waitHTTP(base+"/v2/", logPath, http.StatusOK); err != nil {
 		return nil, err
 	}
-	return &target{name: "distribution", bases: []string{base}}, nil
+	return &target{name: "distribution", bases: []string{base}, pids: []int{pid}}, nil
 }
 
-// startServe runs one `berth serve` with its data dir under dir and returns its URL once ready.
-func (s *stack) startServe(bin, dir string, env []string, args ...string) (string, error) {
+// startServe runs one `berth serve` with its data dir under dir and returns its URL and PID once ready.
+func (s *stack) startServe(bin, dir string, env []string, args ...string) (string, int, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	logPath := filepath.Join(dir, "berth.log")
 	env = append([]string{"BERTH_ADMIN_PASSWORD=" + adminPassword}, env...)
 	args = append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--addr", addr, "--log-level", "error"}, args...)
-	if err := s.startProcess(logPath, env, bin, args...); err != nil {
-		return "", err
+	pid, err := s.startProcess(logPath, env, bin, args...)
+	if err != nil {
+		return "", 0, err
 	}
 	base := "http://" + addr
-	return base, waitHTTP(base+"/readyz", logPath, http.StatusOK)
+	return base, pid, waitHTTP(base+"/readyz", logPath, http.StatusOK)
 }
 
 // createNamespace makes the namespace "bench", whose repositories are made on push.
@@ -184,7 +186,7 @@ func createNamespace(base string) error {
 func (s *stack) startBerth(name, bin, dir string, n int, env []string, args ...string) (*target, error) {
 	t := &target{name: name, user: adminUser, password: adminPassword}
 	for i := range n {
-		base, err := s.startServe(bin, filepath.Join(dir, fmt.Sprintf("replica%d", i)), env, args...)
+		base, pid, err := s.startServe(bin, filepath.Join(dir, fmt.Sprintf("replica%d", i)), env, args...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -193,7 +195,7 @@ func (s *stack) startBerth(name, bin, dir string, n int, env []string, args ...s
 				return nil, fmt.Errorf("%s: namespace: %w", name, err)
 			}
 		}
-		t.bases = append(t.bases, base)
+		t.bases, t.pids = append(t.bases, base), append(t.pids, pid)
 	}
 	return t, t.login()
 }
@@ -258,26 +260,27 @@ func challengeParam(ch, key string) string {
 	return ""
 }
 
-// startS3 runs versitygw (posix backend) as the tests do and returns it.
-func (s *stack) startS3(dir string) (*s3test.Server, error) {
+// startS3 runs versitygw (posix backend) as the tests do and returns it and its PID.
+func (s *stack) startS3(dir string) (*s3test.Server, int, error) {
 	bin, err := s3test.Bin()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	logPath := filepath.Join(dir, "versitygw.log")
-	if err := s.startProcess(logPath, nil, bin, "--quiet", "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--port", addr, "posix", data); err != nil {
-		return nil, err
+	pid, err := s.startProcess(logPath, nil, bin, "--quiet", "--access", s3test.AccessKey, "--secret", s3test.SecretKey, "--port", addr, "posix", data)
+	if err != nil {
+		return nil, 0, err
 	}
 	srv := &s3test.Server{Endpoint: "http://" + addr, Dir: data}
-	return srv, waitHTTP(srv.Endpoint+"/", logPath) // any answer (403 to an anonymous request) means it listens
+	return srv, pid, waitHTTP(srv.Endpoint+"/", logPath) // any answer (403 to an anonymous request) means it listens
 }
 
 func createBucket(srv *s3test.Server, name string) error {
