@@ -488,7 +488,7 @@ func printTables(c config, res results, sha float64) {
 		{fmt.Sprintf("skopeo pull, %d layers (MB/s)", c.layers), "skopeo pull", false},
 	}
 
-	fmt.Printf("\nThe product: berth serve vs distribution v3 (medians of %d runs, %d manifest rounds)\n", c.runs, c.rounds)
+	fmt.Printf("\nThe product: berth serve vs distribution v3.1.2 (medians of %d runs, %d manifest rounds)\n", c.runs, c.rounds)
 	fmt.Println("both their own processes on 127.0.0.1, blobs on the filesystem with the same durability: a file is fsynced")
 	fmt.Println("before its rename, the directory after (distribution through cmd/distribution-fsync). berth serve on its")
 	fmt.Println("embedded defaults (store, queue, RAM policies, security gate) with token auth; distribution with auth off.")
