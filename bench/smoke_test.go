@@ -36,5 +36,6 @@ func TestSmokeBuilds(t *testing.T) {
 
 // bench/registry is its own module (it links distribution v3).
 func TestSmokeRegistry(t *testing.T) {
-	smoke(t, "registry", []string{".", "-smoke"}, "limit: Go sha256 of one stream", "manifest GET by tag", "berth serve (a separate process")
+	smoke(t, "registry", []string{".", "-smoke"}, "limit: Go sha256 of one stream", "manifest GET by tag", "The product: berth serve vs distribution",
+		"skopeo pull, 8 layers", "crane push, 8 layers", "| Berth S3 ×2 |")
 }

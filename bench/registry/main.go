@@ -1,607 +1,515 @@
-// Command registry benchmarks Berth's registry against distribution/distribution
-// v3 on loopback, in one process, one after the other, with the same client:
+// Command registry benchmarks the product, `berth serve` built from this checkout, against
+// distribution/distribution v3, each its own process on loopback, with the same clients:
 //
 //	cd bench/registry && go run .
-//	cd bench/registry && go run . -smoke   # seconds: the test command runs this (bench/smoke_test.go)
+//	cd bench/registry && go run . -smoke   # about a minute: the test command runs this (bench/smoke_test.go)
 //
-// A third target is the product: `berth serve` built from this checkout and run as its own process on its
-// embedded defaults (store, RAM policies, security gate, token auth from its /token service); its rows are
-// printed beside distribution's after the main table.
+// Targets, started side by side and measured in turn (the order reversed run by run; tables give medians):
 //
-// The registries take turns going first, run by run; the table gives medians (and bests) per row with
-// the ratio, and the limit of one stream on this machine: Go's sha256 throughput (best of three).
+//   - Berth fs: `berth serve` as users run it on its embedded defaults (store, queue, RAM policies, security
+//     gate, token auth), blobs on its filesystem driver (a file is fsynced before its rename, the directory after).
+//   - Berth S3: the same with --s3-* on versitygw v1.8.0 (posix backend, the S3 server of the tests).
+//   - Berth S3, 2 replicas: two `berth serve` on one store (FerretDB), one redis-server and one bucket; the
+//     client alternates them (a blob is pushed through one and pulled from the other; manifest clients split).
+//   - distribution: cmd/distribution-fsync, distribution v3 on its filesystem driver with the same fsyncs as
+//     Berth's, auth off, its cheapest setup.
 //
-// Rows: 256 MiB blob push (POST, one streamed PATCH, PUT ?digest=) in MB/s,
-// 256 MiB blob pull in MB/s, and manifest-by-tag GET at 32 concurrent clients
-// (req/s and p99 latency). Berth runs with token auth on: the client sends a
-// pre-issued bearer token on every request, so token verification is part of
-// its numbers; distribution runs with auth off, its filesystem driver, the
-// in-memory blob descriptor cache, logging at error level and no access log
-// or tracing (its cheapest setup).
+// Rows: a blob pushed as one stream (POST, one streamed PATCH, PUT ?digest=) and pulled, in MB/s; the same
+// volume as 4 blobs pushed and pulled at once; manifest GET by tag at 32 clients (req/s, p99); crane and
+// skopeo pushing and pulling an 8-layer image (Berth fs and distribution); and the limit of one stream on this
+// machine, Go's sha256 throughput (best of three). Berth's clients authenticate as users do: the raw client
+// sends a bearer token from each replica's /token service, crane and skopeo log in with a password.
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/url"
+	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	"github.com/sirupsen/logrus"
-
-	"github.com/berth-dev/berth/registry"
-	"github.com/berth-dev/berth/registry/registrytest"
 )
 
-type target struct {
-	name  string
-	base  string // http://127.0.0.1:port
-	token string // bearer token, or ""
-	stop  func()
+type config struct {
+	sizeMiB, streams, runs, clients, rounds, layers, layerKiB int
+	dur                                                       time.Duration
+	dir, only                                                 string
 }
-
-type result struct {
-	pushMBs, pullMBs float64 // best run
-	pushes, pulls    []float64
-	rps              float64
-	p99              time.Duration
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
-var client = &http.Client{Transport: &http.Transport{
-	MaxIdleConnsPerHost: 128,
-	DisableCompression:  true,
-	ReadBufferSize:      256 << 10,
-	WriteBufferSize:     256 << 10,
-}}
-
-const repo = "bench/app"
-
-var only string
 
 func main() {
-	sizeMiB := flag.Int("size", 256, "blob size in MiB")
-	runs := flag.Int("runs", 5, "push/pull repetitions (best is reported)")
-	clients := flag.Int("clients", 32, "concurrent manifest clients")
-	dur := flag.Duration("duration", 5*time.Second, "manifest GET measuring time per registry")
-	dir := flag.String("dir", "", "storage directory (default: a temporary one)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
-	flag.StringVar(&only, "only", "", `run one registry only ("Berth" or "distribution"), for profiling`)
-	smoke := flag.Bool("smoke", false, "an 8 MiB blob, one run, short manifest load: checks the bench still runs (the test command)")
+	var c config
+	flag.IntVar(&c.sizeMiB, "size", 256, "MiB pushed and pulled per run: one blob, then as -streams blobs at once")
+	flag.IntVar(&c.streams, "streams", 4, "concurrent blob streams of the parallel rows")
+	flag.IntVar(&c.runs, "runs", 5, "repetitions of the push/pull and crane/skopeo rows (medians are reported)")
+	flag.IntVar(&c.clients, "clients", 32, "concurrent manifest clients")
+	flag.DurationVar(&c.dur, "duration", 5*time.Second, "manifest GET measuring time per round")
+	flag.IntVar(&c.rounds, "rounds", 3, "manifest GET rounds per target (median reported)")
+	flag.IntVar(&c.layers, "layers", 8, "layers of the crane/skopeo image")
+	flag.IntVar(&c.layerKiB, "layer-kib", 32<<10, "KiB per layer of the crane/skopeo image")
+	flag.StringVar(&c.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
+	flag.StringVar(&c.only, "only", "", `targets to run, comma-separated name prefixes of "berth-fs,berth-s3,berth-s3x2,distribution" (default all)`)
+	smoke := flag.Bool("smoke", false, "tiny sizes, one run, short loads: checks every path of the bench still works (the test command)")
 	flag.Parse()
 	if *smoke {
-		*sizeMiB, *runs, *clients, *dur = 8, 1, 4, 500*time.Millisecond
+		c.sizeMiB, c.runs, c.clients, c.dur, c.rounds, c.layerKiB = 8, 1, 4, 300*time.Millisecond, 1, 256
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(*sizeMiB, *runs, *clients, *dur, *dir); err != nil {
-		pprof.StopCPUProfile()
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizeMiB, runs, clients int, dur time.Duration, dir string) error {
-	if dir == "" {
+// Target keys, in table order.
+const (
+	keyFS     = "berth-fs"
+	keyS3     = "berth-s3"
+	keyS3x2   = "berth-s3x2"
+	keyDistFS = "distribution"
+)
+
+var allKeys = []string{keyFS, keyS3, keyS3x2, keyDistFS}
+
+func selected(only, key string) bool {
+	if only == "" {
+		return true
+	}
+	for _, p := range strings.Split(only, ",") {
+		if p = strings.ToLower(strings.TrimSpace(p)); p != "" && strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// results holds each target's measurements: metric → one value per run or round.
+type results map[string]map[string][]float64
+
+func (r results) add(key, metric string, v float64) {
+	if r[key] == nil {
+		r[key] = map[string][]float64{}
+	}
+	r[key][metric] = append(r[key][metric], v)
+}
+
+func (r results) median(key, metric string) float64 {
+	s := slices.Clone(r[key][metric])
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func run(c config) error {
+	if c.dir == "" {
 		d, err := os.MkdirTemp("", "registry-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(d)
-		dir = d
+		c.dir = d
 	}
-	berth, err := startBerth(filepath.Join(dir, "berth"))
-	if err != nil {
-		return err
+	var keys []string
+	for _, k := range allKeys {
+		if selected(c.only, k) {
+			keys = append(keys, k)
+		}
 	}
-	defer berth.stop()
-	dist, err := startDistribution(filepath.Join(dir, "distribution"))
-	if err != nil {
-		return err
+	if len(keys) == 0 {
+		return fmt.Errorf("-only %q selects no target of %s", c.only, strings.Join(allKeys, ","))
 	}
-	defer dist.stop()
-	serve, err := startBerthServe(filepath.Join(dir, "serve"))
-	if err != nil {
-		return err
-	}
-	defer serve.stop()
-	targets := []*target{berth, dist, serve}
-	if only != "" {
-		targets = slices.DeleteFunc(targets, func(t *target) bool { return t.name != only })
-	}
-	res := map[string]*result{berth.name: {}, dist.name: {}, serve.name: {}}
+	fmt.Printf("GOMAXPROCS=%d, %d MiB per run (1 stream, then %d), %d runs, %d manifest clients × %d rounds of %s, image %d × %d KiB\n",
+		runtime.GOMAXPROCS(0), c.sizeMiB, c.streams, c.runs, c.clients, c.rounds, c.dur, c.layers, c.layerKiB)
 
-	fmt.Printf("GOMAXPROCS=%d, blob %d MiB, %d runs, %d manifest clients for %s\n", runtime.GOMAXPROCS(0), sizeMiB, runs, clients, dur)
-	blob := make([]byte, sizeMiB<<20)
-	if _, err := rand.Read(blob); err != nil {
+	random := make([]byte, c.sizeMiB<<20)
+	if _, err := rand.Read(random); err != nil {
 		return err
 	}
-	mb := float64(len(blob)) / 1e6
+	mb := float64(len(random)) / 1e6
 	// The limit of one stream: a registry must hash every byte it receives (and verify what it serves).
 	var sha float64
 	for range 3 { // best of three: the limit, not this moment's share of the CPU
 		start := time.Now()
-		_ = digestOf(blob)
+		_ = digestOf(random)
 		sha = max(sha, mb/time.Since(start).Seconds())
 	}
 	fmt.Printf("  Go sha256 on this machine: %.0f MB/s (one core, best of 3)\n", sha)
-	for i := range runs {
-		order := slices.Clone(targets)
-		if i%2 == 1 { // alternate who goes first: page cache and CPU frequency favour neither
+	fmt.Printf("  load average at the start: %s\n", loadAvg())
+
+	var st stack
+	defer st.stopAll()
+	began := time.Now()
+	targets, err := startTargets(&st, c.dir, keys)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  built and started in %s\n", time.Since(began).Round(100*time.Millisecond))
+	res := results{}
+
+	// Blobs: one stream, then the same volume as c.streams blobs at once.
+	part := len(random) / c.streams
+	for i := range c.runs {
+		order := slices.Clone(keys)
+		if i%2 == 1 { // alternate who goes first: page cache and CPU frequency favour none
 			slices.Reverse(order)
 		}
-		for _, t := range order {
-			// distinct content per run so nothing is deduplicated
-			copy(blob, fmt.Sprintf("%-8s%08d", t.name[:min(8, len(t.name))], i))
-			dg := digestOf(blob)
+		for _, k := range order {
+			t := targets[k]
+			if err := t.login(); err != nil { // a fresh token each run: they expire
+				return err
+			}
+			stamp := func(b []byte, s int) string { // distinct content per target, run and stream: nothing deduplicated
+				copy(b, fmt.Sprintf("%-12s%04d%04d", k, i, s))
+				return digestOf(b)
+			}
+			dg := stamp(random, 99)
 			syscall.Sync() // start each push with no dirty pages from the last one
 			runtime.GC()
-			cpu0 := cpuTime()
+			cpu0 := t.cpu()
 			start := time.Now()
-			if err := pushBlob(t, blob, dg); err != nil {
-				return fmt.Errorf("%s push: %w", t.name, err)
+			if err := pushBlob(t, i, random, dg); err != nil {
+				return fmt.Errorf("%s push: %w", k, err)
 			}
 			push := mb / time.Since(start).Seconds()
-			pushCPU := cpuTime() - cpu0
-			runtime.GC()
-			cpu0 = cpuTime()
+			cpu1 := t.cpu()
 			start = time.Now()
-			if err := pullBlob(t, dg, int64(len(blob))); err != nil {
-				return fmt.Errorf("%s pull: %w", t.name, err)
+			if err := pullBlob(t, i+1, dg, int64(len(random))); err != nil { // from the other replica, if any
+				return fmt.Errorf("%s pull: %w", k, err)
 			}
 			pull := mb / time.Since(start).Seconds()
-			pullCPU := cpuTime() - cpu0
-			r := res[t.name]
-			r.pushMBs, r.pullMBs = max(r.pushMBs, push), max(r.pullMBs, pull)
-			r.pushes, r.pulls = append(r.pushes, push), append(r.pulls, pull)
-			fmt.Printf("  run %d %-13s push %7.0f MB/s (cpu %4dms)  pull %7.0f MB/s (cpu %4dms)\n", i+1, t.name, push, pushCPU.Milliseconds(), pull, pullCPU.Milliseconds())
-		}
-	}
-	if clients == 0 || only != "" {
-		for _, t := range targets {
-			r := res[t.name]
-			fmt.Printf("%s: push %.0f MB/s, pull %.0f MB/s\n", t.name, r.pushMBs, r.pullMBs)
-		}
-		if clients == 0 {
-			return nil
-		}
-	}
-	for _, t := range targets {
-		if err := pushImage(t); err != nil {
-			return fmt.Errorf("%s image: %w", t.name, err)
-		}
-	}
-	for round := range 2 { // two rounds, alternating, best kept
-		for _, t := range targets {
+			cpu2 := t.cpu()
+			res.add(k, "push1", push)
+			res.add(k, "pull1", pull)
+			res.add(k, "push1cpu", float64(cpu1-cpu0)/1e6)
+			res.add(k, "pull1cpu", float64(cpu2-cpu1)/1e6)
+
+			blobs, dgs := make([][]byte, c.streams), make([]string, c.streams)
+			for s := range c.streams {
+				blobs[s] = random[s*part : (s+1)*part]
+				dgs[s] = stamp(blobs[s], s)
+			}
+			syscall.Sync()
 			runtime.GC()
-			rps, p99, err := manifestLoad(t, clients, dur)
-			if err != nil {
-				return fmt.Errorf("%s manifests: %w", t.name, err)
+			start = time.Now()
+			if err := parallel(c.streams, func(s int) error { return pushBlob(t, i+s, blobs[s], dgs[s]) }); err != nil {
+				return fmt.Errorf("%s parallel push: %w", k, err)
 			}
-			fmt.Printf("  round %d %-13s manifest GET %8.0f req/s  p99 %v\n", round+1, t.name, rps, p99)
-			r := res[t.name]
-			if rps > r.rps {
-				r.rps, r.p99 = rps, p99
+			pushN := mb / time.Since(start).Seconds()
+			start = time.Now()
+			if err := parallel(c.streams, func(s int) error { return pullBlob(t, i+s+1, dgs[s], int64(part)) }); err != nil {
+				return fmt.Errorf("%s parallel pull: %w", k, err)
+			}
+			pullN := mb / time.Since(start).Seconds()
+			res.add(k, "pushN", pushN)
+			res.add(k, "pullN", pullN)
+			fmt.Printf("  run %d %-13s push %5.0f MB/s (server cpu %5dms)  pull %5.0f MB/s (%4dms)   %d streams: push %5.0f MB/s  pull %5.0f MB/s\n",
+				i+1, k, push, (cpu1 - cpu0).Milliseconds(), pull, (cpu2 - cpu1).Milliseconds(), c.streams, pushN, pullN)
+		}
+	}
+
+	// Manifests by tag.
+	for _, k := range keys {
+		if err := targets[k].login(); err != nil {
+			return err
+		}
+		if err := pushImage(targets[k]); err != nil {
+			return fmt.Errorf("%s image: %w", k, err)
+		}
+	}
+	for round := range c.rounds {
+		order := slices.Clone(keys)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, k := range order {
+			if err := targets[k].login(); err != nil {
+				return err
+			}
+			runtime.GC()
+			rps, p99, err := manifestLoad(targets[k], c.clients, c.dur)
+			if err != nil {
+				return fmt.Errorf("%s manifests: %w", k, err)
+			}
+			res.add(k, "rps", rps)
+			res.add(k, "p99", float64(p99)/1e6)
+			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v\n", round+1, k, rps, p99.Round(time.Microsecond))
+		}
+	}
+
+	// crane and skopeo: the product against distribution, on the filesystem.
+	var toolKeys []string
+	for _, k := range []string{keyFS, keyDistFS} {
+		if targets[k] != nil {
+			toolKeys = append(toolKeys, k)
+		}
+	}
+	if len(toolKeys) > 0 {
+		var tts []*target
+		for _, k := range toolKeys {
+			tts = append(tts, targets[k])
+		}
+		tools, err := newTools(c.dir, tts)
+		if err != nil {
+			return err
+		}
+		for i := range c.runs {
+			order := slices.Clone(toolKeys)
+			if i%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, k := range order {
+				for _, tc := range tools {
+					if err := measureTool(c, res, tc, targets[k], k, i, random); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
-	if only != "" {
-		return nil
-	}
-	b, d, sv := res[berth.name], res[dist.name], res[serve.name]
-	defer func() {
-		fmt.Printf("\nberth serve (a separate process: embedded store, RAM policies, security gate, token auth) vs distribution:\n")
-		fmt.Printf("| %-44s | %12s | %12s | %10s |\n", "metric", "berth serve", "distribution", "serve/dist")
-		fmt.Printf("|%s|%s|%s|%s|\n", dashes(46), dashes(14), dashes(14), dashes(12))
-		fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob push, median (MB/s)", sizeMiB), median(sv.pushes), median(d.pushes), median(sv.pushes)/median(d.pushes))
-		fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob pull, median (MB/s)", sizeMiB), median(sv.pulls), median(d.pulls), median(sv.pulls)/median(d.pulls))
-		fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("manifest GET by tag, %d clients (req/s)", clients), sv.rps, d.rps, sv.rps/d.rps)
-		fmt.Printf("| %-44s | %12s | %12s | %9.2fx |\n", fmt.Sprintf("manifest GET p99 latency, %d clients", clients), sv.p99.Round(time.Microsecond), d.p99.Round(time.Microsecond), float64(d.p99)/float64(sv.p99))
-		fmt.Println("(distribution still runs in this process, auth off; neither side fsyncs blobs yet)")
-	}()
-	fmt.Println()
-	fmt.Printf("| %-44s | %12s | %12s | %10s |\n", "metric", "Berth", "distribution", "Berth/dist")
-	fmt.Printf("|%s|%s|%s|%s|\n", dashes(46), dashes(14), dashes(14), dashes(12))
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob push, median (MB/s)", sizeMiB), median(b.pushes), median(d.pushes), median(b.pushes)/median(d.pushes))
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob pull, median (MB/s)", sizeMiB), median(b.pulls), median(d.pulls), median(b.pulls)/median(d.pulls))
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob push, best (MB/s)", sizeMiB), b.pushMBs, d.pushMBs, b.pushMBs/d.pushMBs)
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("%d MiB blob pull, best (MB/s)", sizeMiB), b.pullMBs, d.pullMBs, b.pullMBs/d.pullMBs)
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %10s |\n", "limit: Go sha256 of one stream (MB/s)", sha, sha, "")
-	fmt.Printf("| %-44s | %12.0f | %12.0f | %9.2fx |\n", fmt.Sprintf("manifest GET by tag, %d clients (req/s)", clients), b.rps, d.rps, b.rps/d.rps)
-	fmt.Printf("| %-44s | %12s | %12s | %9.2fx |\n", fmt.Sprintf("manifest GET p99 latency, %d clients", clients), b.p99.Round(time.Microsecond), d.p99.Round(time.Microsecond), float64(d.p99)/float64(b.p99))
-	fmt.Println("(manifest rows: best of two rounds; the latency ratio is distribution p99 / Berth p99, above 1 means Berth is faster;")
-	fmt.Println(" Berth numbers include bearer-token verification on every request)")
+
+	fmt.Printf("  measured in %s; load average at the end: %s\n", time.Since(began).Round(100*time.Millisecond), loadAvg())
+	printTables(c, res, sha)
 	return nil
 }
 
-// cpuTime is the process's user+system CPU time (client and servers alike).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// startTargets builds berth and distribution-fsync and starts the selected targets side by side.
+func startTargets(st *stack, dir string, keys []string) (map[string]*target, error) {
+	has := func(k string) bool { return slices.Contains(keys, k) }
+	// Binaries go to a lasting directory: go build links again only when the sources changed.
+	bins, err := os.UserCacheDir()
+	if err != nil {
+		bins = os.TempDir()
+	}
+	bins = filepath.Join(bins, "berth-bench-registry")
+	berthBin, distBin := filepath.Join(bins, "berth"), filepath.Join(bins, "distribution-fsync")
+	var berthErr, distErr error
+	var wg sync.WaitGroup
+	if has(keyFS) || has(keyS3) || has(keyS3x2) {
+		wg.Go(func() { berthErr = goBuild(filepath.Join("..", ".."), "./cmd/berth", berthBin) })
+	}
+	if has(keyDistFS) {
+		wg.Go(func() { distErr = goBuild(".", "./cmd/distribution-fsync", distBin) })
+	}
+	wg.Wait()
+	if berthErr != nil || distErr != nil {
+		return nil, fmt.Errorf("build: %w", errors.Join(berthErr, distErr))
+	}
+
+	var mu sync.Mutex
+	targets := map[string]*target{}
+	var errs []error
+	start := func(k string, f func() (*target, error)) {
+		wg.Go(func() {
+			t, err := f()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k, err))
+				return
+			}
+			targets[k] = t
+		})
+	}
+	if has(keyDistFS) {
+		start(keyDistFS, func() (*target, error) { return st.startDistribution(distBin, filepath.Join(dir, keyDistFS)) })
+	}
+	if has(keyFS) {
+		start(keyFS, func() (*target, error) { return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil) })
+	}
+	if has(keyS3) || has(keyS3x2) {
+		srv, s3pid, err := st.startS3(filepath.Join(dir, "s3"))
+		if err != nil {
+			wg.Wait()
+			return nil, fmt.Errorf("versitygw: %w", err)
+		}
+		if has(keyS3) {
+			start(keyS3, func() (*target, error) {
+				if err := createBucket(srv, "bench-one"); err != nil {
+					return nil, err
+				}
+				env, args := s3Args(srv, "bench-one")
+				t, err := st.startBerth(keyS3, berthBin, filepath.Join(dir, keyS3), 1, env, args...)
+				if t != nil {
+					t.pids = append(t.pids, s3pid)
+				}
+				return t, err
+			})
+		}
+		if has(keyS3x2) {
+			start(keyS3x2, func() (*target, error) {
+				if err := createBucket(srv, "bench-two"); err != nil {
+					return nil, err
+				}
+				mongo, redis, err := st.startShared(filepath.Join(dir, keyS3x2, "shared"))
+				if err != nil {
+					return nil, err
+				}
+				env, args := s3Args(srv, "bench-two")
+				t, err := st.startBerth(keyS3x2, berthBin, filepath.Join(dir, keyS3x2), 2, env, append(args, "--mongo-uri", mongo, "--redis-addr", redis)...)
+				if t != nil {
+					t.pids = append(t.pids, s3pid)
+				}
+				return t, err
+			})
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return targets, nil
 }
 
-func dashes(n int) string { return string(bytes.Repeat([]byte("-"), n)) }
+// measureTool pushes a new image with tc to t and pulls it back, timing each.
+func measureTool(c config, res results, tc *toolClient, t *target, k string, i int, random []byte) error {
+	tag := fmt.Sprintf("%s-%d", tc.name, i)
+	src := filepath.Join(c.dir, "image-"+tag)
+	dst := filepath.Join(c.dir, "pulled-"+tag)
+	defer os.RemoveAll(src)
+	defer os.RemoveAll(dst)
+	img, err := writeImage(src, tag, k+" "+tag, c.layers, c.layerKiB<<10, random)
+	if err != nil {
+		return err
+	}
+	mb := float64(img.bytes) / 1e6
+	syscall.Sync()
+	start := time.Now()
+	if err := tc.push(t, img); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	push := mb / time.Since(start).Seconds()
+	start = time.Now()
+	if err := tc.pull(t, img, dst); err != nil {
+		return fmt.Errorf("%s: %w", k, err)
+	}
+	pull := mb / time.Since(start).Seconds()
+	res.add(k, tc.name+" push", push)
+	res.add(k, tc.name+" pull", pull)
+	fmt.Printf("  run %d %-13s %-6s push %5.0f MB/s  pull %5.0f MB/s  (%d layers, %.0f MB)\n", i+1, k, tc.name, push, pull, len(img.layers), mb)
+	return nil
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages (other jobs on the machine skew the figures).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ") + fmt.Sprintf(" (%d CPUs)", runtime.NumCPU())
+	}
+	return "unknown"
+}
 
 func digestOf(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-func startBerth(root string) (*target, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	base := "http://" + ln.Addr().String()
-	reg, err := registry.New(registry.Config{
-		RootDir:   root,
-		PublicURL: base,
-		Logger:    slog.New(slog.DiscardHandler),
-	}, registrytest.AllowAll{}, registry.NopHooks{})
-	if err != nil {
-		return nil, err
-	}
-	tok, err := reg.IssueToken(registry.Subject{Name: "bench"}, []registry.Access{{Type: "repository", Name: repo, Actions: []string{"pull", "push"}}}, time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Handler: reg}
-	go srv.Serve(ln)
-	return &target{name: "Berth", base: base, token: tok, stop: func() { srv.Close(); reg.Close() }}, nil
+// row is a metric of a table.
+type row struct {
+	label, metric string
+	latency       bool // lower is better; printed in ms
 }
 
-// startBerthServe builds cmd/berth from this checkout and runs `berth serve` as users do, on its embedded
-// defaults in root, with a namespace "bench" whose repositories are made on push; the target carries a bearer
-// token from Berth's /token service for the administrator.
-func startBerthServe(root string) (*target, error) {
-	bin := filepath.Join(root, "berth")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/berth")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/berth: %v\n%s", err, out)
+func cell(v float64, latency bool) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case latency:
+		return fmt.Sprintf("%.1f ms", v)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	return fmt.Sprintf("%.0f", v)
+}
+
+// ratio is how many times faster a is than b (above 1: a is faster), latency rows included.
+func ratio(a, b float64, latency bool) string {
+	if math.IsNaN(a) || math.IsNaN(b) || a == 0 || b == 0 {
+		return "–"
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	const password = "bench-admin-password"
-	cmd := exec.Command(bin, "serve", "--data-dir", filepath.Join(root, "data"), "--addr", addr, "--log-level", "error")
-	cmd.Env = append(os.Environ(), "BERTH_ADMIN_PASSWORD="+password)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	if latency {
+		a, b = b, a
 	}
-	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
-	base := "http://" + addr
-	fail := func(err error) (*target, error) { stop(); return nil, err }
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+func printTable(header []string, rows [][]string) {
+	w := make([]int, len(header))
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			w[i] = max(w[i], len([]rune(c)))
+		}
+	}
+	line := func(r []string) {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", w[i]-len([]rune(c)))
+			if i == 0 {
+				fmt.Fprintf(&b, "| %s%s ", c, pad)
+			} else {
+				fmt.Fprintf(&b, "| %s%s ", pad, c)
 			}
 		}
-		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("berth serve not ready within 60s: %v", err))
-		}
-		time.Sleep(50 * time.Millisecond)
+		fmt.Println(b.String() + "|")
 	}
-	req, _ := http.NewRequest("POST", base+"/api/v1/namespaces", strings.NewReader(`{"name":"bench","auto_create_repo":true}`))
-	req.SetBasicAuth("admin", password)
-	req.Header.Set("Content-Type", "application/json")
-	nsResp, err := http.DefaultClient.Do(req)
-	if err := expectStatus(nsResp, err, http.StatusCreated); err != nil {
-		return fail(err)
+	line(header)
+	var b strings.Builder
+	for i := range header {
+		b.WriteString("|" + strings.Repeat("-", w[i]+2))
 	}
-	// The token a client gets after the registry's challenge.
-	resp, err := http.Get(base + "/v2/")
-	if err != nil {
-		return fail(err)
+	fmt.Println(b.String() + "|")
+	for _, r := range rows {
+		line(r)
 	}
-	resp.Body.Close()
-	ch := resp.Header.Get("WWW-Authenticate")
-	realm, service := challengeParam(ch, "realm"), challengeParam(ch, "service")
-	if realm == "" {
-		return fail(fmt.Errorf("no bearer challenge from berth serve: %q", ch))
-	}
-	q := url.Values{"service": {service}, "scope": {"repository:" + repo + ":pull,push"}}
-	req, _ = http.NewRequest("GET", realm+"?"+q.Encode(), nil)
-	req.SetBasicAuth("admin", password)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		return fail(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		Token string `json:"token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
-		return fail(fmt.Errorf("token from %s: %s %v", realm, resp.Status, err))
-	}
-	return &target{name: "berth serve", base: base, token: tok.Token, stop: stop}, nil
 }
 
-// challengeParam reads one parameter of a `Bearer realm="…",service="…"` challenge.
-func challengeParam(ch, key string) string {
-	i := strings.Index(ch, key+`="`)
-	if i < 0 {
-		return ""
+func printTables(c config, res results, sha float64) {
+	blobRows := []row{
+		{fmt.Sprintf("%d MiB blob push, 1 stream (MB/s)", c.sizeMiB), "push1", false},
+		{fmt.Sprintf("%d MiB blob pull, 1 stream (MB/s)", c.sizeMiB), "pull1", false},
+		{"server CPU time of that push", "push1cpu", true},
+		{"server CPU time of that pull", "pull1cpu", true},
+		{fmt.Sprintf("%d × %d MiB blobs push, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pushN", false},
+		{fmt.Sprintf("%d × %d MiB blobs pull, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pullN", false},
+		{fmt.Sprintf("manifest GET by tag, %d clients (req/s)", c.clients), "rps", false},
+		{fmt.Sprintf("manifest GET p99, %d clients", c.clients), "p99", true},
 	}
-	rest := ch[i+len(key)+2:]
-	if j := strings.IndexByte(rest, '"'); j >= 0 {
-		return rest[:j]
+	imgMB := float64(c.layers*c.layerKiB) * 1024 / 1e6
+	toolRows := []row{
+		{fmt.Sprintf("crane push, %d layers, %.0f MB (MB/s)", c.layers, imgMB), "crane push", false},
+		{fmt.Sprintf("crane pull, %d layers (MB/s)", c.layers), "crane pull", false},
+		{fmt.Sprintf("skopeo push, %d layers, %.0f MB (MB/s)", c.layers, imgMB), "skopeo push", false},
+		{fmt.Sprintf("skopeo pull, %d layers (MB/s)", c.layers), "skopeo pull", false},
 	}
-	return ""
-}
 
-func startDistribution(root string) (*target, error) {
-	logrus.SetLevel(logrus.ErrorLevel)
-	logrus.SetOutput(io.Discard)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	fmt.Printf("\nThe product: berth serve vs distribution v3.1.2 (medians of %d runs, %d manifest rounds)\n", c.runs, c.rounds)
+	fmt.Println("both their own processes on 127.0.0.1, blobs on the filesystem with the same durability: a file is fsynced")
+	fmt.Println("before its rename, the directory after (distribution through cmd/distribution-fsync). berth serve on its")
+	fmt.Println("embedded defaults (store, queue, RAM policies, security gate) with token auth; distribution with auth off.")
+	var rows [][]string
+	for _, r := range append(slices.Clone(blobRows), toolRows...) {
+		a, b := res.median(keyFS, r.metric), res.median(keyDistFS, r.metric)
+		rows = append(rows, []string{r.label, cell(a, r.latency), cell(b, r.latency), ratio(a, b, r.latency)})
 	}
-	cfg := &configuration.Configuration{}
-	cfg.Log.Level = "error"
-	cfg.Log.AccessLog.Disabled = true
-	cfg.Storage = configuration.Storage{
-		"filesystem":  configuration.Parameters{"rootdirectory": root},
-		"cache":       configuration.Parameters{"blobdescriptor": "inmemory"},
-		"delete":      configuration.Parameters{"enabled": true},
-		"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
-	}
-	app := handlers.NewApp(context.Background(), cfg)
-	srv := &http.Server{Handler: app}
-	go srv.Serve(ln)
-	return &target{name: "distribution", base: "http://" + ln.Addr().String(), stop: func() { srv.Close() }}, nil
-}
+	rows = append(rows, []string{"limit: Go sha256 of one stream (MB/s)", cell(sha, false), cell(sha, false), ""})
+	printTable([]string{"metric", "berth serve", "distribution", "berth/dist"}, rows)
+	fmt.Println("(ratios are speed: above 1 Berth is faster, for p99 too)")
 
-func (t *target) req(method, u string, body io.Reader, n int64) (*http.Request, error) {
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		return nil, err
+	fmt.Printf("\nS3 and replicas (medians of %d runs, %d manifest rounds); S3 = versitygw v1.8.0, posix backend on the same\n", c.runs, c.rounds)
+	fmt.Println("disk, which does not fsync (the fs columns do); 2 replicas = two berth serve on one FerretDB, one redis-server")
+	fmt.Println("and one bucket, each blob pushed through one and pulled from the other, manifest clients split between them.")
+	rows = nil
+	for _, r := range blobRows {
+		fs, s3, s3x2, dist := res.median(keyFS, r.metric), res.median(keyS3, r.metric), res.median(keyS3x2, r.metric), res.median(keyDistFS, r.metric)
+		rows = append(rows, []string{r.label, cell(fs, r.latency), cell(s3, r.latency), cell(s3x2, r.latency), cell(dist, r.latency),
+			ratio(s3, fs, r.latency), ratio(s3x2, s3, r.latency)})
 	}
-	if body != nil {
-		req.ContentLength = n
-	}
-	if t.token != "" {
-		req.Header.Set("Authorization", "Bearer "+t.token)
-	}
-	return req, nil
-}
-
-func (t *target) resolve(loc string) (string, error) {
-	b, _ := url.Parse(t.base)
-	l, err := url.Parse(loc)
-	if err != nil {
-		return "", err
-	}
-	return b.ResolveReference(l).String(), nil
-}
-
-func expectStatus(resp *http.Response, err error, want int) error {
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s %s: status %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, b)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return nil
-}
-
-// pushBlob uploads like docker push: POST, one streamed PATCH, PUT ?digest=.
-func pushBlob(t *target, blob []byte, dg string) error {
-	req, _ := t.req("POST", t.base+"/v2/"+repo+"/blobs/uploads/", nil, 0)
-	resp, err := client.Do(req)
-	if err := expectStatus(resp, err, http.StatusAccepted); err != nil {
-		return err
-	}
-	loc, err := t.resolve(resp.Header.Get("Location"))
-	if err != nil {
-		return err
-	}
-	req, _ = t.req("PATCH", loc, bytes.NewReader(blob), int64(len(blob)))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = client.Do(req)
-	if err := expectStatus(resp, err, http.StatusAccepted); err != nil {
-		return err
-	}
-	loc, err = t.resolve(resp.Header.Get("Location"))
-	if err != nil {
-		return err
-	}
-	u, _ := url.Parse(loc)
-	q := u.Query()
-	q.Set("digest", dg)
-	u.RawQuery = q.Encode()
-	req, _ = t.req("PUT", u.String(), nil, 0)
-	resp, err = client.Do(req)
-	return expectStatus(resp, err, http.StatusCreated)
-}
-
-func pullBlob(t *target, dg string, size int64) error {
-	req, _ := t.req("GET", t.base+"/v2/"+repo+"/blobs/"+dg, nil, 0)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{resp.Body}, buf)
-	if err != nil {
-		return err
-	}
-	if n != size {
-		return fmt.Errorf("got %d bytes, want %d", n, size)
-	}
-	return nil
-}
-
-func pushSmall(t *target, b []byte) (string, error) {
-	dg := digestOf(b)
-	req, _ := t.req("POST", t.base+"/v2/"+repo+"/blobs/uploads/", nil, 0)
-	resp, err := client.Do(req)
-	if err := expectStatus(resp, err, http.StatusAccepted); err != nil {
-		return "", err
-	}
-	loc, _ := t.resolve(resp.Header.Get("Location"))
-	u, _ := url.Parse(loc)
-	q := u.Query()
-	q.Set("digest", dg)
-	u.RawQuery = q.Encode()
-	req, _ = t.req("PUT", u.String(), bytes.NewReader(b), int64(len(b)))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = client.Do(req)
-	return dg, expectStatus(resp, err, http.StatusCreated)
-}
-
-// pushImage pushes a typical small image manifest (config + 5 layers) as :latest.
-func pushImage(t *target) error {
-	type desc struct {
-		MediaType string `json:"mediaType"`
-		Digest    string `json:"digest"`
-		Size      int    `json:"size"`
-	}
-	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`)
-	cd, err := pushSmall(t, config)
-	if err != nil {
-		return err
-	}
-	m := struct {
-		SchemaVersion int    `json:"schemaVersion"`
-		MediaType     string `json:"mediaType"`
-		Config        desc   `json:"config"`
-		Layers        []desc `json:"layers"`
-	}{2, "application/vnd.oci.image.manifest.v1+json", desc{"application/vnd.oci.image.config.v1+json", cd, len(config)}, nil}
-	for i := range 5 {
-		l := []byte(fmt.Sprintf("layer %d of the bench image", i))
-		ld, err := pushSmall(t, l)
-		if err != nil {
-			return err
-		}
-		m.Layers = append(m.Layers, desc{"application/vnd.oci.image.layer.v1.tar+gzip", ld, len(l)})
-	}
-	body, _ := json.Marshal(m)
-	req, _ := t.req("PUT", t.base+"/v2/"+repo+"/manifests/latest", bytes.NewReader(body), int64(len(body)))
-	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := client.Do(req)
-	return expectStatus(resp, err, http.StatusCreated)
-}
-
-// manifestLoad runs clients goroutines of GET /manifests/latest for dur
-// (after a short warm-up) and returns req/s and the p99 latency.
-func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Duration, error) {
-	u := t.base + "/v2/" + repo + "/manifests/latest"
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		all       []time.Duration
-		firstErr  error
-	)
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lat := make([]time.Duration, 0, 1<<16)
-			buf := make([]byte, 4096)
-			for !stop.Load() {
-				req, _ := t.req("GET", u, nil, 0)
-				req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json")
-				start := time.Now()
-				resp, err := client.Do(req)
-				if err == nil {
-					for {
-						if _, rerr := resp.Body.Read(buf); rerr != nil {
-							break
-						}
-					}
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					stop.Store(true)
-					return
-				}
-				if measuring.Load() {
-					lat = append(lat, time.Since(start))
-				}
-			}
-			mu.Lock()
-			all = append(all, lat...)
-			mu.Unlock()
-		}()
-	}
-	time.Sleep(time.Second) // warm-up: connections, caches
-	measuring.Store(true)
-	start := time.Now()
-	time.Sleep(dur)
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	stop.Store(true)
-	wg.Wait()
-	if firstErr != nil {
-		return 0, 0, firstErr
-	}
-	if len(all) == 0 {
-		return 0, 0, fmt.Errorf("no requests completed")
-	}
-	slices.Sort(all)
-	return float64(len(all)) / elapsed.Seconds(), all[len(all)*99/100], nil
+	printTable([]string{"metric", "Berth fs", "Berth S3", "Berth S3 ×2", "distribution fs", "S3/fs", "×2/×1 S3"}, rows)
+	fmt.Println("(ratios are speed: above 1 the first is faster, for p99 too)")
 }
