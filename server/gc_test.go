@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -22,6 +25,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/berth-dev/berth/pipeline"
+	s3driver "github.com/berth-dev/berth/registry/storage/driver/s3"
+	"github.com/berth-dev/berth/registry/storage/driver/s3/s3test"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 	"github.com/berth-dev/berth/store"
@@ -33,6 +38,9 @@ func blobsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
 	root := filepath.Join(in.DataDir, "registry", "blobs")
 	out := map[string]int64{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root && errors.Is(err, fs.ErrNotExist) {
+			return nil // no blob stored here (S3)
+		}
 		if err != nil || d.IsDir() || d.Name() != "data" {
 			return err
 		}
@@ -108,12 +116,74 @@ func startGC(t *testing.T, in *apptest.Instance, body any) string {
 	return id
 }
 
+// blobsInBucket maps every blob digest in the bucket to the size of its data object, as S3 itself lists them
+// (ListObjectsV2 under the blob prefix), not as Berth's driver reads them. Any other object under the prefix
+// than a blob's data or its repository notes fails the test.
+func blobsInBucket(t *testing.T, srv *s3test.Server, bucket string) map[string]int64 {
+	t.Helper()
+	d, err := s3driver.New(srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	pg := s3.NewListObjectsV2Paginator(d.Client(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("blobs/")})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			parts := strings.Split(key, "/") // blobs/alg/xx/hex/data, or blobs/alg/xx/hex/_repositories/…/link
+			switch {
+			case len(parts) == 5 && parts[4] == "data" && strings.HasPrefix(parts[3], parts[2]):
+				out[parts[1]+":"+parts[3]] = aws.ToInt64(o.Size)
+			case len(parts) > 5 && parts[4] == "_repositories" && parts[len(parts)-1] == "link":
+			default:
+				t.Fatalf("unexpected object in the bucket's blob store: %s (%d bytes)", key, aws.ToInt64(o.Size))
+			}
+		}
+	}
+	return out
+}
+
+func sumSizes(m map[string]int64) (n int64) {
+	for _, s := range m {
+		n += s
+	}
+	return n
+}
+
 // TestGarbageCollection: after a push over a tag, a tag delete and a repository delete, a collection with graces
-// 0 frees exactly the blobs nothing references any more (by the files on disk), keeps index children and
-// signatures of kept images, and a push running meanwhile that shares layers with kept images completes and stays
-// pullable. A dry run first changes nothing and reports the same figures.
+// 0 frees exactly the blobs nothing references any more (by the files on disk, or the objects in the bucket),
+// keeps index children and signatures of kept images, and a push running meanwhile that shares layers with kept
+// images completes and stays pullable. A dry run first changes nothing and reports the same figures. The same
+// test runs on the filesystem and on a real S3 server (versitygw).
 func TestGarbageCollection(t *testing.T) {
-	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
+	t.Run("filesystem", func(t *testing.T) {
+		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
+		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return blobsOnDisk(t, in) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		bucket := srv.NewBucket(t)
+		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+			c.GCInterval = 0
+			c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
+				AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
+		}})
+		if blobs := blobsOnDisk(t, in); len(blobs) != 0 {
+			t.Fatalf("with S3, blobs on the local disk: %v", blobs)
+		}
+		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return blobsInBucket(t, srv, bucket) })
+		if blobs := blobsOnDisk(t, in); len(blobs) != 0 {
+			t.Fatalf("with S3, blobs on the local disk: %v", blobs)
+		}
+	})
+}
+
+// testGarbageCollection is TestGarbageCollection on one instance; blobsStored lists the blobs in its storage.
+func testGarbageCollection(t *testing.T, in *apptest.Instance, blobsStored func(*testing.T) map[string]int64) {
 	for _, ns := range []string{"keep", "gc"} {
 		if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": ns}); r.Status != 201 {
 			t.Fatalf("create namespace %s: %d %s", ns, r.Status, r.Body)
@@ -186,7 +256,7 @@ func TestGarbageCollection(t *testing.T) {
 	}
 
 	time.Sleep(1200 * time.Millisecond) // older than the collector's clock slack
-	before := blobsOnDisk(t, in)
+	before := blobsStored(t)
 	var wantBytes int64
 	for d := range freed {
 		size, ok := before[d]
@@ -219,7 +289,7 @@ func TestGarbageCollection(t *testing.T) {
 		dry["bytes_freed"] != float64(wantBytes) || dry["error"] != "" {
 		t.Fatalf("dry run: %v, want %d manifests, %d blobs, %d bytes", dry, wantManifests, len(freed), wantBytes)
 	}
-	if after := blobsOnDisk(t, in); !maps.Equal(after, before) {
+	if after := blobsStored(t); !maps.Equal(after, before) {
 		t.Fatalf("the dry run changed the disk: %d blobs before, %d after", len(before), len(after))
 	}
 	if st, _, body := registryGet(t, in, "gc/app", "manifests/"+oldDigest); st != 200 {
@@ -265,18 +335,25 @@ func TestGarbageCollection(t *testing.T) {
 		run["bytes_freed"] != float64(wantBytes) || run["error"] != "" || run["trigger"] != "api" {
 		t.Fatalf("gc run: %v, want %d manifests, %d blobs, %d bytes", run, wantManifests, len(freed), wantBytes)
 	}
-	after := blobsOnDisk(t, in)
+	after := blobsStored(t)
 	want := maps.Clone(before)
 	for d := range freed {
 		delete(want, d)
 	}
+	added := map[string]int64{} // what the concurrent pushes stored anew
 	for _, img := range pushed {
 		for _, d := range digestsOf(img) {
+			if _, ok := before[d]; !ok {
+				added[d] = after[d]
+			}
 			want[d] = after[d]
 			if _, ok := after[d]; !ok {
 				t.Errorf("blob %s of a concurrent push is gone", d)
 			}
 		}
+	}
+	if got := sumSizes(before) + sumSizes(added) - sumSizes(after); got != wantBytes {
+		t.Errorf("the storage holds %d bytes less after the collection, want %d", got, wantBytes)
 	}
 	if !maps.Equal(after, want) {
 		for d := range after {
