@@ -32,33 +32,6 @@ import (
 	"github.com/berth-dev/berth/store"
 )
 
-// blobsOnDisk maps every blob digest in the registry's storage to the size of its data file.
-func blobsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
-	t.Helper()
-	root := filepath.Join(in.DataDir, "registry", "blobs")
-	out := map[string]int64{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if p == root && errors.Is(err, fs.ErrNotExist) {
-			return nil // no blob stored here (S3)
-		}
-		if err != nil || d.IsDir() || d.Name() != "data" {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p) // alg/xx/hex/data
-		parts := strings.Split(rel, string(filepath.Separator))
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		out[parts[0]+":"+parts[2]] = fi.Size()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // digestsOf lists an image's manifest, config and layer digests.
 func digestsOf(img v1.Image) []string {
 	d, _ := img.Digest()
@@ -116,35 +89,104 @@ func startGC(t *testing.T, in *apptest.Instance, body any) string {
 	return id
 }
 
-// blobsInBucket maps every blob digest in the bucket to the size of its data object, as S3 itself lists them
-// (ListObjectsV2 under the blob prefix), not as Berth's driver reads them. Any other object under the prefix
-// than a blob's data or its repository notes fails the test.
-func blobsInBucket(t *testing.T, srv *s3test.Server, bucket string) map[string]int64 {
+// objectsOnDisk maps every file of the registry's storage (DATA/registry) to its size, by its path from there
+// with slashes: blobs/sha256/xx/hex/data, repositories/ns/repo/_layers/…/link, ….
+func objectsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
+	t.Helper()
+	root := filepath.Join(in.DataDir, "registry")
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root && errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing stored here (S3)
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// objectsInBucket maps every object of the bucket to its size, as S3 itself lists them (ListObjectsV2), not
+// as Berth's driver reads them.
+func objectsInBucket(t *testing.T, srv *s3test.Server, bucket string) map[string]int64 {
 	t.Helper()
 	d, err := s3driver.New(srv.Config(bucket))
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string]int64{}
-	pg := s3.NewListObjectsV2Paginator(d.Client(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("blobs/")})
+	pg := s3.NewListObjectsV2Paginator(d.Client(), &s3.ListObjectsV2Input{Bucket: &bucket})
 	for pg.HasMorePages() {
 		page, err := pg.NextPage(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			parts := strings.Split(key, "/") // blobs/alg/xx/hex/data, or blobs/alg/xx/hex/_repositories/…/link
-			switch {
-			case len(parts) == 5 && parts[4] == "data" && strings.HasPrefix(parts[3], parts[2]):
-				out[parts[1]+":"+parts[3]] = aws.ToInt64(o.Size)
-			case len(parts) > 5 && parts[4] == "_repositories" && parts[len(parts)-1] == "link":
-			default:
-				t.Fatalf("unexpected object in the bucket's blob store: %s (%d bytes)", key, aws.ToInt64(o.Size))
-			}
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
 		}
 	}
 	return out
+}
+
+// blobsIn maps every blob digest among a storage's objects to the size of its data; an object under blobs/
+// that is neither a blob's data nor a note of a repository using it fails the test.
+func blobsIn(t *testing.T, objects map[string]int64) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for key, size := range objects {
+		parts := strings.Split(key, "/") // blobs/alg/xx/hex/data, or blobs/alg/xx/hex/_repositories/…/link
+		switch {
+		case parts[0] != "blobs":
+		case len(parts) == 5 && parts[4] == "data" && strings.HasPrefix(parts[3], parts[2]):
+			out[parts[1]+":"+parts[3]] = size
+		case len(parts) > 6 && parts[4] == "_repositories" && parts[len(parts)-1] == "link":
+		default:
+			t.Fatalf("unexpected object in the blob store: %s (%d bytes)", key, size)
+		}
+	}
+	return out
+}
+
+// danglingLinks lists the repositories' blob links and the blob store's notes that name a blob not stored.
+func danglingLinks(objects map[string]int64) []string {
+	blobs := map[string]bool{}
+	for key := range objects {
+		if parts := strings.Split(key, "/"); len(parts) == 5 && parts[0] == "blobs" && parts[4] == "data" {
+			blobs[parts[1]+":"+parts[3]] = true
+		}
+	}
+	var out []string
+	for key := range objects {
+		parts := strings.Split(key, "/")
+		dg := ""
+		if i := strings.Index(key, "/_layers/"); parts[0] == "repositories" && i >= 0 {
+			if l := strings.Split(key[i+len("/_layers/"):], "/"); len(l) == 3 {
+				dg = l[0] + ":" + l[1]
+			}
+		} else if parts[0] == "blobs" && len(parts) > 5 {
+			dg = parts[1] + ":" + parts[3]
+		}
+		if dg != "" && !blobs[dg] {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// blobsOnDisk maps every blob digest in the registry's storage to the size of its data file.
+func blobsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
+	t.Helper()
+	return blobsIn(t, objectsOnDisk(t, in))
 }
 
 func sumSizes(m map[string]int64) (n int64) {
@@ -156,13 +198,13 @@ func sumSizes(m map[string]int64) (n int64) {
 
 // TestGarbageCollection: after a push over a tag, a tag delete and a repository delete, a collection with graces
 // 0 frees exactly the blobs nothing references any more (by the files on disk, or the objects in the bucket),
-// keeps index children and signatures of kept images, and a push running meanwhile that shares layers with kept
-// images completes and stays pullable. A dry run first changes nothing and reports the same figures. The same
-// test runs on the filesystem and on a real S3 server (versitygw).
+// leaves no link to them, keeps index children and signatures of kept images, and a push running meanwhile that
+// shares layers with kept images completes and stays pullable. A dry run first changes nothing and reports the
+// same figures. The same test runs on the filesystem and on a real S3 server (versitygw).
 func TestGarbageCollection(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
 		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
-		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return blobsOnDisk(t, in) })
+		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return objectsOnDisk(t, in) })
 	})
 	t.Run("s3", func(t *testing.T) {
 		srv := s3test.Start(t)
@@ -172,18 +214,16 @@ func TestGarbageCollection(t *testing.T) {
 			c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
 				AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
 		}})
-		if blobs := blobsOnDisk(t, in); len(blobs) != 0 {
-			t.Fatalf("with S3, blobs on the local disk: %v", blobs)
-		}
-		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return blobsInBucket(t, srv, bucket) })
-		if blobs := blobsOnDisk(t, in); len(blobs) != 0 {
-			t.Fatalf("with S3, blobs on the local disk: %v", blobs)
+		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return objectsInBucket(t, srv, bucket) })
+		if files := objectsOnDisk(t, in); len(files) != 0 {
+			t.Fatalf("with S3, registry files on the local disk: %v", files)
 		}
 	})
 }
 
-// testGarbageCollection is TestGarbageCollection on one instance; blobsStored lists the blobs in its storage.
-func testGarbageCollection(t *testing.T, in *apptest.Instance, blobsStored func(*testing.T) map[string]int64) {
+// testGarbageCollection is TestGarbageCollection on one instance; stored lists the objects of its storage.
+func testGarbageCollection(t *testing.T, in *apptest.Instance, stored func(*testing.T) map[string]int64) {
+	blobsStored := func(t *testing.T) map[string]int64 { t.Helper(); return blobsIn(t, stored(t)) }
 	for _, ns := range []string{"keep", "gc"} {
 		if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": ns}); r.Status != 201 {
 			t.Fatalf("create namespace %s: %d %s", ns, r.Status, r.Body)
@@ -335,7 +375,11 @@ func testGarbageCollection(t *testing.T, in *apptest.Instance, blobsStored func(
 		run["bytes_freed"] != float64(wantBytes) || run["error"] != "" || run["trigger"] != "api" {
 		t.Fatalf("gc run: %v, want %d manifests, %d blobs, %d bytes", run, wantManifests, len(freed), wantBytes)
 	}
-	after := blobsStored(t)
+	objects := stored(t)
+	if dangling := danglingLinks(objects); len(dangling) > 0 {
+		t.Errorf("links to collected blobs left behind: %v", dangling)
+	}
+	after := blobsIn(t, objects)
 	want := maps.Clone(before)
 	for d := range freed {
 		delete(want, d)
