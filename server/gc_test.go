@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -491,11 +492,31 @@ func partialDescriptorOf(img v1.Image) (v1.Descriptor, error) {
 	return v1.Descriptor{Digest: d, Size: sz, MediaType: mt}, err
 }
 
-// TestAdminGCCommand runs `berth admin gc` on a stopped instance's data: the dry run reports and keeps, the real
-// run deletes the image pushed over, and exactly its blobs leave the disk.
+// TestAdminGCCommand runs `berth admin gc` on a stopped instance's data, on the filesystem and on S3 (the bucket
+// named by --s3-* flags, the keys in the environment): the dry run reports and keeps, the real run deletes the
+// image pushed over, and exactly its blobs leave the storage.
 func TestAdminGCCommand(t *testing.T) {
 	bin := buildBerth(t)
-	in := apptest.Start(t, apptest.Options{})
+	t.Run("filesystem", func(t *testing.T) {
+		in := apptest.Start(t, apptest.Options{})
+		testAdminGCCommand(t, bin, in, nil, nil, func(t *testing.T) map[string]int64 { return blobsOnDisk(t, in) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		bucket := srv.NewBucket(t)
+		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+			c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
+				AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
+		}})
+		testAdminGCCommand(t, bin, in,
+			[]string{"--s3-endpoint", srv.Endpoint, "--s3-bucket", bucket, "--s3-path-style"},
+			[]string{"BERTH_S3_ACCESS_KEY=" + s3test.AccessKey, "BERTH_S3_SECRET_KEY=" + s3test.SecretKey},
+			func(t *testing.T) map[string]int64 { return blobsIn(t, objectsInBucket(t, srv, bucket)) })
+	})
+}
+
+// testAdminGCCommand is TestAdminGCCommand on one instance; flags and env say where its blobs are.
+func testAdminGCCommand(t *testing.T, bin string, in *apptest.Instance, flags, env []string, blobsStored func(*testing.T) map[string]int64) {
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "cli"}); r.Status != 201 {
 		t.Fatalf("create namespace: %d %s", r.Status, r.Body)
 	}
@@ -503,7 +524,7 @@ func TestAdminGCCommand(t *testing.T) {
 	pushImg(t, in, "cli/app:latest", old)
 	pushImg(t, in, "cli/app:latest", imageWith(t))
 	time.Sleep(1200 * time.Millisecond)
-	before := blobsOnDisk(t, in)
+	before := blobsStored(t)
 	var size int64
 	for _, d := range digestsOf(old) {
 		size += before[d]
@@ -513,14 +534,16 @@ func TestAdminGCCommand(t *testing.T) {
 
 	gc := func(args ...string) string {
 		t.Helper()
-		args = append([]string{"admin", "gc", "--data-dir", cfg.DataDir, "--gc-untagged-grace", "0s", "--gc-blob-grace", "0s"}, args...)
+		args = append(append([]string{"admin", "gc", "--data-dir", cfg.DataDir, "--gc-untagged-grace", "0s", "--gc-blob-grace", "0s"}, flags...), args...)
 		if cfg.MongoURI != "" {
 			args = append(args, "--mongo-uri", cfg.MongoURI, "--mongo-database", cfg.MongoDatabase)
 		}
 		if cfg.RedisAddr != "" {
 			args = append(args, "--redis-addr", cfg.RedisAddr)
 		}
-		out, err := exec.Command(bin, args...).CombinedOutput()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("berth %v: %v\n%s", args, err, out)
 		}
@@ -529,20 +552,20 @@ func TestAdminGCCommand(t *testing.T) {
 	if out := gc("--dry-run"); !strings.Contains(out, fmt.Sprintf("would delete (dry run) 1 manifests and 3 blobs, %d bytes", size)) {
 		t.Fatalf("dry run said:\n%s", out)
 	}
-	if after := blobsOnDisk(t, in); !maps.Equal(after, before) {
-		t.Fatal("the dry run changed the disk")
+	if after := blobsStored(t); !maps.Equal(after, before) {
+		t.Fatal("the dry run changed the storage")
 	}
 	if out := gc(); !strings.Contains(out, fmt.Sprintf(": deleted 1 manifests and 3 blobs, %d bytes", size)) {
 		t.Fatalf("gc said:\n%s", out)
 	}
-	after := blobsOnDisk(t, in)
+	after := blobsStored(t)
 	for _, d := range digestsOf(old) {
 		if _, ok := after[d]; ok {
-			t.Errorf("blob %s of the image pushed over is still on disk", d)
+			t.Errorf("blob %s of the image pushed over is still stored", d)
 		}
 	}
-	if len(after) != len(before)-3 {
-		t.Fatalf("%d blobs left of %d, want 3 fewer", len(after), len(before))
+	if len(after) != len(before)-3 || sumSizes(before)-sumSizes(after) != size {
+		t.Fatalf("%d blobs (%d bytes) left of %d (%d bytes), want 3 fewer and %d bytes less", len(after), sumSizes(after), len(before), sumSizes(before), size)
 	}
 }
 
