@@ -205,25 +205,38 @@ func sumSizes(m map[string]int64) (n int64) {
 func TestGarbageCollection(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
 		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
-		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return objectsOnDisk(t, in) })
+		testGarbageCollection(t, in, in, func(t *testing.T) map[string]int64 { return objectsOnDisk(t, in) })
 	})
-	t.Run("s3", func(t *testing.T) {
+	onS3 := func(t *testing.T) (func(*app.Config), func(*testing.T) map[string]int64) {
 		srv := s3test.Start(t)
 		bucket := srv.NewBucket(t)
-		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
-			c.GCInterval = 0
-			c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
-				AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
-		}})
-		testGarbageCollection(t, in, func(t *testing.T) map[string]int64 { return objectsInBucket(t, srv, bucket) })
+		return func(c *app.Config) {
+				c.GCInterval = 0
+				c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
+					AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
+			}, func(t *testing.T) map[string]int64 {
+				return objectsInBucket(t, srv, bucket)
+			}
+	}
+	t.Run("s3", func(t *testing.T) {
+		configure, stored := onS3(t)
+		in := apptest.Start(t, apptest.Options{Configure: configure})
+		testGarbageCollection(t, in, in, stored)
 		if files := objectsOnDisk(t, in); len(files) != 0 {
 			t.Fatalf("with S3, registry files on the local disk: %v", files)
 		}
 	})
+	// The collection runs on one replica while the concurrent pushes, and the pulls after, go through another.
+	t.Run("s3-two-replicas", func(t *testing.T) {
+		configure, stored := onS3(t)
+		a, b := twoReplicas(t, configure)
+		testGarbageCollection(t, a, b, stored)
+	})
 }
 
-// testGarbageCollection is TestGarbageCollection on one instance; stored lists the objects of its storage.
-func testGarbageCollection(t *testing.T, in *apptest.Instance, stored func(*testing.T) map[string]int64) {
+// testGarbageCollection is TestGarbageCollection on instance in, with the concurrent pushes (and the pulls
+// that check them) through other (in itself, or another replica); stored lists the objects of their storage.
+func testGarbageCollection(t *testing.T, in, other *apptest.Instance, stored func(*testing.T) map[string]int64) {
 	blobsStored := func(t *testing.T) map[string]int64 { t.Helper(); return blobsIn(t, stored(t)) }
 	for _, ns := range []string{"keep", "gc"} {
 		if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": ns}); r.Status != 201 {
@@ -354,7 +367,7 @@ func testGarbageCollection(t *testing.T, in *apptest.Instance, stored func(*test
 			default:
 			}
 			img := imageWith(t, l1, l2)
-			ref, err := name.ParseReference(fmt.Sprintf("%s/gc/concurrent:v%d", in.Host, i), name.Insecure)
+			ref, err := name.ParseReference(fmt.Sprintf("%s/gc/concurrent:v%d", other.Host, i), name.Insecure)
 			if err == nil {
 				err = remote.Write(ref, img, adminAuth)
 			}
@@ -419,11 +432,11 @@ func testGarbageCollection(t *testing.T, in *apptest.Instance, stored func(*test
 	t.Logf("%d pushes completed around the collection", len(pushed))
 	for i, img := range pushed {
 		for _, d := range digestsOf(img)[1:] {
-			if st, _, body := registryGet(t, in, "gc/concurrent", "blobs/"+d); st != 200 {
+			if st, _, body := registryGet(t, other, "gc/concurrent", "blobs/"+d); st != 200 {
 				t.Fatalf("blob %s of concurrent push %d: %d %s", d, i, st, body)
 			}
 		}
-		if st, _, body := registryGet(t, in, "gc/concurrent", fmt.Sprintf("manifests/v%d", i)); st != 200 {
+		if st, _, body := registryGet(t, other, "gc/concurrent", fmt.Sprintf("manifests/v%d", i)); st != 200 {
 			t.Fatalf("concurrent push %d: %d %s", i, st, body)
 		}
 	}
