@@ -201,7 +201,8 @@ func sumSizes(m map[string]int64) (n int64) {
 // 0 frees exactly the blobs nothing references any more (by the files on disk, or the objects in the bucket),
 // leaves no link to them, keeps index children and signatures of kept images, and a push running meanwhile that
 // shares layers with kept images completes and stays pullable. A dry run first changes nothing and reports the
-// same figures. The same test runs on the filesystem and on a real S3 server (versitygw).
+// same figures. The same test runs on the filesystem, on a real S3 server (versitygw), and on S3 with the
+// concurrent pushes going through a second replica.
 func TestGarbageCollection(t *testing.T) {
 	t.Run("filesystem", func(t *testing.T) {
 		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
