@@ -359,6 +359,9 @@ func (o *k8sObjects) berthConfig(t *testing.T, w workload, c corev1.Container) (
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
+	if env["BERTH_ADMIN_PASSWORD"] == "" {
+		t.Errorf("%s: no BERTH_ADMIN_PASSWORD (the first process on an empty store creates the administrator)", where)
+	}
 	args := slices.Clone(c.Args[1:])
 	if i := slices.Index(args, "--config"); i >= 0 && i+1 < len(args) {
 		kind, name, key, ro := mountedFile(w, c, args[i+1])
@@ -627,6 +630,9 @@ func TestComposeScaled(t *testing.T) {
 			env[k] = interpolate(v, vars)
 		}
 		cfg := checkBerthSettings(t, file+" "+name, svc.Command[0], env, svc.Command[1:])
+		if interpolate(svc.Environment["BERTH_ADMIN_PASSWORD"], vars) != "admin-pw" {
+			t.Errorf("%s: no BERTH_ADMIN_PASSWORD (the first process on an empty store creates the administrator)", name)
+		}
 		if !slices.Contains(svc.Secrets, "berth-master-key") || cfg.MasterKeyFile != "/run/secrets/berth-master-key" {
 			t.Errorf("%s: master key %q, secrets %v: want the shared berth-master-key", name, cfg.MasterKeyFile, svc.Secrets)
 		}
