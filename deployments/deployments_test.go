@@ -26,22 +26,39 @@ import (
 // variable that names no flag.
 func checkBerthEnv(t *testing.T, where string, env map[string]string, args []string) *app.Config {
 	t.Helper()
-	fs := (&app.Config{}).Flags("serve")
+	return checkBerthSettings(t, where, "serve", env, args)
+}
+
+// checkBerthSettings parses a container's BERTH_* environment and arguments as `berth command` does (serve or
+// worker, whose flags are the same), with no other BERTH_* variable set, and fails on a variable that names
+// no flag.
+func checkBerthSettings(t *testing.T, where, command string, env map[string]string, args []string) *app.Config {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "BERTH_") {
+			t.Setenv(k, "") // restored when the test ends
+			os.Unsetenv(k)
+		}
+	}
+	fs := (&app.Config{}).Flags(command)
 	for k, v := range env {
 		switch k {
-		case "BERTH_ADMIN_PASSWORD", "BERTH_SCAN_DB_PASSWORD", "BERTH_S3_ACCESS_KEY", "BERTH_S3_SECRET_KEY":
+		case "BERTH_ADMIN_PASSWORD", "BERTH_SCAN_DB_PASSWORD":
 			continue // secrets Berth reads from the environment only, never from a flag
 		}
 		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, "BERTH_")), "_", "-")
 		if !strings.HasPrefix(k, "BERTH_") || fs.Lookup(name) == nil {
-			t.Errorf("%s: %s is not a berth serve setting", where, k)
+			t.Errorf("%s: %s is not a berth %s setting", where, k, command)
 			continue
 		}
 		t.Setenv(k, v)
 	}
-	cfg, err := app.ParseConfig("serve", args)
+	cfg, err := app.ParseConfig(command, args)
+	for k := range env {
+		os.Unsetenv(k)
+	}
 	if err != nil {
-		t.Fatalf("%s: berth serve would refuse its settings: %v", where, err)
+		t.Fatalf("%s: berth %s would refuse its settings: %v", where, command, err)
 	}
 	return cfg
 }

@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -22,34 +26,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/berth-dev/berth/pipeline"
+	s3driver "github.com/berth-dev/berth/registry/storage/driver/s3"
+	"github.com/berth-dev/berth/registry/storage/driver/s3/s3test"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 	"github.com/berth-dev/berth/store"
 )
-
-// blobsOnDisk maps every blob digest in the registry's storage to the size of its data file.
-func blobsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
-	t.Helper()
-	root := filepath.Join(in.DataDir, "registry", "blobs")
-	out := map[string]int64{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() != "data" {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p) // alg/xx/hex/data
-		parts := strings.Split(rel, string(filepath.Separator))
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		out[parts[0]+":"+parts[2]] = fi.Size()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // digestsOf lists an image's manifest, config and layer digests.
 func digestsOf(img v1.Image) []string {
@@ -108,12 +90,155 @@ func startGC(t *testing.T, in *apptest.Instance, body any) string {
 	return id
 }
 
+// objectsOnDisk maps every file of the registry's storage (DATA/registry) to its size, by its path from there
+// with slashes: blobs/sha256/xx/hex/data, repositories/ns/repo/_layers/…/link, ….
+func objectsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
+	t.Helper()
+	root := filepath.Join(in.DataDir, "registry")
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root && errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing stored here (S3)
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = fi.Size()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// objectsInBucket maps every object of the bucket to its size, as S3 itself lists them (ListObjectsV2), not
+// as Berth's driver reads them.
+func objectsInBucket(t *testing.T, srv *s3test.Server, bucket string) map[string]int64 {
+	t.Helper()
+	d, err := s3driver.New(srv.Config(bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	pg := s3.NewListObjectsV2Paginator(d.Client(), &s3.ListObjectsV2Input{Bucket: &bucket})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToInt64(o.Size)
+		}
+	}
+	return out
+}
+
+// blobsIn maps every blob digest among a storage's objects to the size of its data; an object under blobs/
+// that is neither a blob's data nor a note of a repository using it fails the test.
+func blobsIn(t *testing.T, objects map[string]int64) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for key, size := range objects {
+		parts := strings.Split(key, "/") // blobs/alg/xx/hex/data, or blobs/alg/xx/hex/_repositories/…/link
+		switch {
+		case parts[0] != "blobs":
+		case len(parts) == 5 && parts[4] == "data" && strings.HasPrefix(parts[3], parts[2]):
+			out[parts[1]+":"+parts[3]] = size
+		case len(parts) > 6 && parts[4] == "_repositories" && parts[len(parts)-1] == "link":
+		default:
+			t.Fatalf("unexpected object in the blob store: %s (%d bytes)", key, size)
+		}
+	}
+	return out
+}
+
+// danglingLinks lists the repositories' blob links and the blob store's notes that name a blob not stored.
+func danglingLinks(objects map[string]int64) []string {
+	blobs := map[string]bool{}
+	for key := range objects {
+		if parts := strings.Split(key, "/"); len(parts) == 5 && parts[0] == "blobs" && parts[4] == "data" {
+			blobs[parts[1]+":"+parts[3]] = true
+		}
+	}
+	var out []string
+	for key := range objects {
+		parts := strings.Split(key, "/")
+		dg := ""
+		if i := strings.Index(key, "/_layers/"); parts[0] == "repositories" && i >= 0 {
+			if l := strings.Split(key[i+len("/_layers/"):], "/"); len(l) == 3 {
+				dg = l[0] + ":" + l[1]
+			}
+		} else if parts[0] == "blobs" && len(parts) > 5 {
+			dg = parts[1] + ":" + parts[3]
+		}
+		if dg != "" && !blobs[dg] {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// blobsOnDisk maps every blob digest in the registry's storage to the size of its data file.
+func blobsOnDisk(t *testing.T, in *apptest.Instance) map[string]int64 {
+	t.Helper()
+	return blobsIn(t, objectsOnDisk(t, in))
+}
+
+func sumSizes(m map[string]int64) (n int64) {
+	for _, s := range m {
+		n += s
+	}
+	return n
+}
+
 // TestGarbageCollection: after a push over a tag, a tag delete and a repository delete, a collection with graces
-// 0 frees exactly the blobs nothing references any more (by the files on disk), keeps index children and
-// signatures of kept images, and a push running meanwhile that shares layers with kept images completes and stays
-// pullable. A dry run first changes nothing and reports the same figures.
+// 0 frees exactly the blobs nothing references any more (by the files on disk, or the objects in the bucket),
+// leaves no link to them, keeps index children and signatures of kept images, and a push running meanwhile that
+// shares layers with kept images completes and stays pullable. A dry run first changes nothing and reports the
+// same figures. The same test runs on the filesystem, on a real S3 server (versitygw), and on S3 with the
+// concurrent pushes going through a second replica.
 func TestGarbageCollection(t *testing.T) {
-	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
+	t.Run("filesystem", func(t *testing.T) {
+		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval = 0 }})
+		testGarbageCollection(t, in, in, func(t *testing.T) map[string]int64 { return objectsOnDisk(t, in) })
+	})
+	onS3 := func(t *testing.T) (func(*app.Config), func(*testing.T) map[string]int64) {
+		srv := s3test.Start(t)
+		bucket := srv.NewBucket(t)
+		return func(c *app.Config) {
+				c.GCInterval = 0
+				c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
+					AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
+			}, func(t *testing.T) map[string]int64 {
+				return objectsInBucket(t, srv, bucket)
+			}
+	}
+	t.Run("s3", func(t *testing.T) {
+		configure, stored := onS3(t)
+		in := apptest.Start(t, apptest.Options{Configure: configure})
+		testGarbageCollection(t, in, in, stored)
+		if files := objectsOnDisk(t, in); len(files) != 0 {
+			t.Fatalf("with S3, registry files on the local disk: %v", files)
+		}
+	})
+	// The collection runs on one replica while the concurrent pushes, and the pulls after, go through another.
+	t.Run("s3-two-replicas", func(t *testing.T) {
+		configure, stored := onS3(t)
+		a, b := twoReplicas(t, configure)
+		testGarbageCollection(t, a, b, stored)
+	})
+}
+
+// testGarbageCollection is TestGarbageCollection on instance in, with the concurrent pushes (and the pulls
+// that check them) through other (in itself, or another replica); stored lists the objects of their storage.
+func testGarbageCollection(t *testing.T, in, other *apptest.Instance, stored func(*testing.T) map[string]int64) {
+	blobsStored := func(t *testing.T) map[string]int64 { t.Helper(); return blobsIn(t, stored(t)) }
 	for _, ns := range []string{"keep", "gc"} {
 		if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": ns}); r.Status != 201 {
 			t.Fatalf("create namespace %s: %d %s", ns, r.Status, r.Body)
@@ -186,7 +311,7 @@ func TestGarbageCollection(t *testing.T) {
 	}
 
 	time.Sleep(1200 * time.Millisecond) // older than the collector's clock slack
-	before := blobsOnDisk(t, in)
+	before := blobsStored(t)
 	var wantBytes int64
 	for d := range freed {
 		size, ok := before[d]
@@ -219,7 +344,7 @@ func TestGarbageCollection(t *testing.T) {
 		dry["bytes_freed"] != float64(wantBytes) || dry["error"] != "" {
 		t.Fatalf("dry run: %v, want %d manifests, %d blobs, %d bytes", dry, wantManifests, len(freed), wantBytes)
 	}
-	if after := blobsOnDisk(t, in); !maps.Equal(after, before) {
+	if after := blobsStored(t); !maps.Equal(after, before) {
 		t.Fatalf("the dry run changed the disk: %d blobs before, %d after", len(before), len(after))
 	}
 	if st, _, body := registryGet(t, in, "gc/app", "manifests/"+oldDigest); st != 200 {
@@ -243,7 +368,7 @@ func TestGarbageCollection(t *testing.T) {
 			default:
 			}
 			img := imageWith(t, l1, l2)
-			ref, err := name.ParseReference(fmt.Sprintf("%s/gc/concurrent:v%d", in.Host, i), name.Insecure)
+			ref, err := name.ParseReference(fmt.Sprintf("%s/gc/concurrent:v%d", other.Host, i), name.Insecure)
 			if err == nil {
 				err = remote.Write(ref, img, adminAuth)
 			}
@@ -265,18 +390,29 @@ func TestGarbageCollection(t *testing.T) {
 		run["bytes_freed"] != float64(wantBytes) || run["error"] != "" || run["trigger"] != "api" {
 		t.Fatalf("gc run: %v, want %d manifests, %d blobs, %d bytes", run, wantManifests, len(freed), wantBytes)
 	}
-	after := blobsOnDisk(t, in)
+	objects := stored(t)
+	if dangling := danglingLinks(objects); len(dangling) > 0 {
+		t.Errorf("links to collected blobs left behind: %v", dangling)
+	}
+	after := blobsIn(t, objects)
 	want := maps.Clone(before)
 	for d := range freed {
 		delete(want, d)
 	}
+	added := map[string]int64{} // what the concurrent pushes stored anew
 	for _, img := range pushed {
 		for _, d := range digestsOf(img) {
+			if _, ok := before[d]; !ok {
+				added[d] = after[d]
+			}
 			want[d] = after[d]
 			if _, ok := after[d]; !ok {
 				t.Errorf("blob %s of a concurrent push is gone", d)
 			}
 		}
+	}
+	if got := sumSizes(before) + sumSizes(added) - sumSizes(after); got != wantBytes {
+		t.Errorf("the storage holds %d bytes less after the collection, want %d", got, wantBytes)
 	}
 	if !maps.Equal(after, want) {
 		for d := range after {
@@ -297,11 +433,11 @@ func TestGarbageCollection(t *testing.T) {
 	t.Logf("%d pushes completed around the collection", len(pushed))
 	for i, img := range pushed {
 		for _, d := range digestsOf(img)[1:] {
-			if st, _, body := registryGet(t, in, "gc/concurrent", "blobs/"+d); st != 200 {
+			if st, _, body := registryGet(t, other, "gc/concurrent", "blobs/"+d); st != 200 {
 				t.Fatalf("blob %s of concurrent push %d: %d %s", d, i, st, body)
 			}
 		}
-		if st, _, body := registryGet(t, in, "gc/concurrent", fmt.Sprintf("manifests/v%d", i)); st != 200 {
+		if st, _, body := registryGet(t, other, "gc/concurrent", fmt.Sprintf("manifests/v%d", i)); st != 200 {
 			t.Fatalf("concurrent push %d: %d %s", i, st, body)
 		}
 	}
@@ -370,11 +506,31 @@ func partialDescriptorOf(img v1.Image) (v1.Descriptor, error) {
 	return v1.Descriptor{Digest: d, Size: sz, MediaType: mt}, err
 }
 
-// TestAdminGCCommand runs `berth admin gc` on a stopped instance's data: the dry run reports and keeps, the real
-// run deletes the image pushed over, and exactly its blobs leave the disk.
+// TestAdminGCCommand runs `berth admin gc` on a stopped instance's data, on the filesystem and on S3 (the bucket
+// named by --s3-* flags, the keys in the environment): the dry run reports and keeps, the real run deletes the
+// image pushed over, and exactly its blobs leave the storage.
 func TestAdminGCCommand(t *testing.T) {
 	bin := buildBerth(t)
-	in := apptest.Start(t, apptest.Options{})
+	t.Run("filesystem", func(t *testing.T) {
+		in := apptest.Start(t, apptest.Options{})
+		testAdminGCCommand(t, bin, in, nil, nil, func(t *testing.T) map[string]int64 { return blobsOnDisk(t, in) })
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		bucket := srv.NewBucket(t)
+		in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+			c.S3 = app.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, Region: "us-east-1", PathStyle: true,
+				AccessKey: s3test.AccessKey, SecretKey: s3test.SecretKey}
+		}})
+		testAdminGCCommand(t, bin, in,
+			[]string{"--s3-endpoint", srv.Endpoint, "--s3-bucket", bucket, "--s3-path-style"},
+			[]string{"BERTH_S3_ACCESS_KEY=" + s3test.AccessKey, "BERTH_S3_SECRET_KEY=" + s3test.SecretKey},
+			func(t *testing.T) map[string]int64 { return blobsIn(t, objectsInBucket(t, srv, bucket)) })
+	})
+}
+
+// testAdminGCCommand is TestAdminGCCommand on one instance; flags and env say where its blobs are.
+func testAdminGCCommand(t *testing.T, bin string, in *apptest.Instance, flags, env []string, blobsStored func(*testing.T) map[string]int64) {
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "cli"}); r.Status != 201 {
 		t.Fatalf("create namespace: %d %s", r.Status, r.Body)
 	}
@@ -382,7 +538,7 @@ func TestAdminGCCommand(t *testing.T) {
 	pushImg(t, in, "cli/app:latest", old)
 	pushImg(t, in, "cli/app:latest", imageWith(t))
 	time.Sleep(1200 * time.Millisecond)
-	before := blobsOnDisk(t, in)
+	before := blobsStored(t)
 	var size int64
 	for _, d := range digestsOf(old) {
 		size += before[d]
@@ -392,14 +548,16 @@ func TestAdminGCCommand(t *testing.T) {
 
 	gc := func(args ...string) string {
 		t.Helper()
-		args = append([]string{"admin", "gc", "--data-dir", cfg.DataDir, "--gc-untagged-grace", "0s", "--gc-blob-grace", "0s"}, args...)
+		args = append(append([]string{"admin", "gc", "--data-dir", cfg.DataDir, "--gc-untagged-grace", "0s", "--gc-blob-grace", "0s"}, flags...), args...)
 		if cfg.MongoURI != "" {
 			args = append(args, "--mongo-uri", cfg.MongoURI, "--mongo-database", cfg.MongoDatabase)
 		}
 		if cfg.RedisAddr != "" {
 			args = append(args, "--redis-addr", cfg.RedisAddr)
 		}
-		out, err := exec.Command(bin, args...).CombinedOutput()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("berth %v: %v\n%s", args, err, out)
 		}
@@ -408,20 +566,20 @@ func TestAdminGCCommand(t *testing.T) {
 	if out := gc("--dry-run"); !strings.Contains(out, fmt.Sprintf("would delete (dry run) 1 manifests and 3 blobs, %d bytes", size)) {
 		t.Fatalf("dry run said:\n%s", out)
 	}
-	if after := blobsOnDisk(t, in); !maps.Equal(after, before) {
-		t.Fatal("the dry run changed the disk")
+	if after := blobsStored(t); !maps.Equal(after, before) {
+		t.Fatal("the dry run changed the storage")
 	}
 	if out := gc(); !strings.Contains(out, fmt.Sprintf(": deleted 1 manifests and 3 blobs, %d bytes", size)) {
 		t.Fatalf("gc said:\n%s", out)
 	}
-	after := blobsOnDisk(t, in)
+	after := blobsStored(t)
 	for _, d := range digestsOf(old) {
 		if _, ok := after[d]; ok {
-			t.Errorf("blob %s of the image pushed over is still on disk", d)
+			t.Errorf("blob %s of the image pushed over is still stored", d)
 		}
 	}
-	if len(after) != len(before)-3 {
-		t.Fatalf("%d blobs left of %d, want 3 fewer", len(after), len(before))
+	if len(after) != len(before)-3 || sumSizes(before)-sumSizes(after) != size {
+		t.Fatalf("%d blobs (%d bytes) left of %d (%d bytes), want 3 fewer and %d bytes less", len(after), sumSizes(after), len(before), sumSizes(before), size)
 	}
 }
 

@@ -19,15 +19,22 @@ import (
 )
 
 // twoReplicas starts two instances as replicas behind a load balancer run: one store (the first one's embedded
-// FerretDB), one queue (its Redis), one data dir (blobs and keys on a shared filesystem).
-func twoReplicas(t *testing.T) (a, b *apptest.Instance) {
+// FerretDB), one queue (its Redis), one data dir (blobs and keys on a shared filesystem). configure, when
+// given, adjusts both (e.g. blobs in one S3 bucket).
+func twoReplicas(t *testing.T, configure ...func(*app.Config)) (a, b *apptest.Instance) {
 	t.Helper()
-	a = apptest.Start(t, apptest.Options{NamespaceLimit: 10})
+	both := func(c *app.Config) {
+		for _, f := range configure {
+			f(c)
+		}
+	}
+	a = apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: both})
 	opt, ok := a.App.Redis.(asynq.RedisClientOpt)
 	if !ok {
 		t.Fatalf("replica a's Redis is %T", a.App.Redis)
 	}
 	b = apptest.Start(t, apptest.Options{NamespaceLimit: 10, DataDir: a.DataDir, Configure: func(c *app.Config) {
+		both(c)
 		c.MongoURI, c.MongoDatabase = a.App.MongoURI, a.App.Cfg.MongoDatabase
 		u := &url.URL{Scheme: "redis", User: url.UserPassword("", opt.Password), Host: opt.Addr}
 		if opt.Network == "unix" { // the embedded redis-server child listens only on a Unix socket

@@ -49,14 +49,10 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
-	var cacheTTL time.Duration
-	if drv != nil {
-		cacheTTL = sharedCacheTTL
-	}
 	reg, err := registry.New(registry.Config{
 		Driver:         drv,
 		BlobRedirect:   c.S3.Redirect,
-		CacheTTL:       cacheTTL,
+		CacheTTL:       sharedCacheTTL,
 		RootDir:        filepath.Join(c.DataDir, "registry"),
 		PublicURL:      c.PublicURL,
 		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),

@@ -29,8 +29,9 @@ func (s *S3Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.SecretKey, "s3-secret-key", "", "S3 secret key; give it as BERTH_S3_SECRET_KEY or in the config file, not on the command line")
 }
 
-// sharedCacheTTL bounds how long a replica trusts its cached tag lookups when blobs live in S3, where
-// other replicas may write: a tag moved by another replica is seen within this time.
+// sharedCacheTTL bounds how long a replica trusts its cached tag lookups and manifests: other replicas may
+// write the same storage (an S3 bucket, or a filesystem they share), and a tag moved or a manifest deleted by
+// another replica is seen within this time. A single node loses little: one re-read per tag every 5 s.
 const sharedCacheTTL = 5 * time.Second
 
 // storageDriver returns the S3 driver when a bucket is configured, nil for the filesystem.
