@@ -108,3 +108,46 @@ func TestRegionWithoutWorker(t *testing.T) {
 		t.Fatalf("after the overseas worker went: %v", b)
 	}
 }
+
+// TestServeWithoutBuildWorkers: `berth serve --queues none` (a replica that leaves builds to `berth worker`
+// processes) registers no worker, and a build of its home region says it waits for one.
+func TestServeWithoutBuildWorkers(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: func(c *app.Config) {
+		c.Queues = app.QueuesNone
+		c.BuildQueueTimeout = time.Hour
+	}})
+	r := in.Admin(t, "GET", "/api/v1/system/workers", nil)
+	expect(t, "workers", r, 200)
+	if len(r.Items()) != 0 || r.JSON["total"] != float64(0) {
+		t.Fatalf("workers of a serve with --queues none: %s", r.Body)
+	}
+	expect(t, "namespace", in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}), 201)
+	g := newGitRepo(t)
+	head := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\n"}, "first")
+	repo := "/api/v1/repositories/team/app"
+	createRepo(t, in, "team", "app", "PRIVATE")
+	r = in.Admin(t, "PUT", repo+"/source", map[string]any{"provider": "github", "url": g.URL})
+	expect(t, "source", r, 201)
+	hook, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	expect(t, "rule", in.Admin(t, "POST", repo+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}), 201)
+	_, ans := sendHook(t, hook, secret, "push", "app-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
+	ids := hookBuilds(t, ans)
+	if len(ids) != 1 {
+		t.Fatalf("hook: %v", ans)
+	}
+	want := "no live worker for region default; start `berth worker --queues default`"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b := in.Admin(t, "GET", repo+"/builds/"+ids[0], nil).JSON
+		if b["status"] != "QUEUED" {
+			t.Fatalf("a build ran on a serve with --queues none: %v", b)
+		}
+		if b["error"] == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queued build never said why it waits: %v", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

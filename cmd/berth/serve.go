@@ -15,6 +15,9 @@ func serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := app.CheckQueues("serve", cfg.Queues); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on --addr %s: %w", cfg.Addr, err)
@@ -43,6 +46,9 @@ func worker(ctx context.Context, args []string) error {
 	}
 	if cfg.Queues == "" {
 		cfg.Queues = "default"
+	}
+	if err := app.CheckQueues("worker", cfg.Queues); err != nil {
+		return err
 	}
 	if cfg.Logger, err = app.NewLogger(cfg); err != nil {
 		return err

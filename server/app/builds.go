@@ -193,9 +193,33 @@ func (p *buildPipeline) close() {
 	p.builder, p.daemon, p.logFile = nil, nil, nil
 }
 
-// buildQueues are the build queues (regions) serve works on: --queues, else the home region's "default".
+// QueuesNone as serve's --queues runs no build workers in the process.
+const QueuesNone = "none"
+
+// CheckQueues refuses a --queues value that names "none" beside queues, or "none" for a worker (cmd "worker").
+func CheckQueues(cmd, queues string) error {
+	names := strings.Split(queues, ",")
+	for _, q := range names {
+		if strings.TrimSpace(q) != QueuesNone {
+			continue
+		}
+		if cmd != "serve" {
+			return fmt.Errorf("--queues none: a berth %s with no build queue does nothing; name its queues, e.g. --queues default", cmd)
+		}
+		if len(names) > 1 {
+			return fmt.Errorf("--queues %q: none means no build queue, so it cannot stand beside others", queues)
+		}
+	}
+	return nil
+}
+
+// buildQueues are the build queues (regions) serve works on: --queues, else the home region's "default";
+// none for --queues none (a serve replica that leaves builds to `berth worker` processes).
 func (a *App) buildQueues() map[string]int {
 	qs := map[string]int{}
+	if strings.TrimSpace(a.Cfg.Queues) == QueuesNone {
+		return qs
+	}
 	for _, q := range strings.Split(a.Cfg.Queues, ",") {
 		if q = strings.TrimSpace(q); q != "" {
 			qs[q] = 1
@@ -212,11 +236,16 @@ func (a *App) buildQueues() map[string]int {
 // until the returned stop is called.
 func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
 	queues := a.buildQueues()
-	qs := a.buildServer(queues)
-	if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
-		return nil, fmt.Errorf("start build workers: %w", err)
+	shutdown, unregister := func() {}, func() {}
+	if len(queues) > 0 {
+		qs := a.buildServer(queues)
+		if err := qs.Start(workers.Handlers(a.workerDeps())); err != nil {
+			return nil, fmt.Errorf("start build workers: %w", err)
+		}
+		shutdown, unregister = qs.Shutdown, a.registerWorker(ctx, queues)
+	} else {
+		a.Logger.Info("no build workers in this process (--queues none): builds run on berth worker processes")
 	}
-	unregister := a.registerWorker(ctx, queues)
 	stopCheck := a.startQueueCheck(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -241,7 +270,7 @@ func (a *App) startBuilds(ctx context.Context) (stop func(), err error) {
 			}
 		}
 	}()
-	return func() { cancel(); wg.Wait(); stopCheck(); qs.Shutdown(); unregister() }, nil
+	return func() { cancel(); wg.Wait(); stopCheck(); shutdown(); unregister() }, nil
 }
 
 // buildWakeWait is how long an idle build worker waits for a wake-up before it polls its queues again.

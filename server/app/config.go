@@ -85,7 +85,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address host:port or URI redis://, redis-sentinel:// (default: a redis-server child keeping the queue in DATA/queue, or in-memory miniredis when redis-server is not installed)")
 	fs.StringVar(&c.RedisCluster, "redis-cluster", "", "comma-separated Redis Cluster node addresses (instead of --redis-addr)")
 	fs.StringVar(&c.BuildkitAddr, "buildkit-addr", "", "BuildKit daemon address for this region's builds (default: start buildkitd when installed)")
-	fs.StringVar(&c.Queues, "queues", "", "build queues (regions) this process works on, comma-separated (default: the region's own queue)")
+	fs.StringVar(&c.Queues, "queues", "", "build queues (regions) this process works on, comma-separated (default: the region's own queue; serve: none for no build workers)")
 	fs.IntVar(&c.NamespaceLimit, "namespace-limit", 3, "namespaces per account (0 = unlimited)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "file holding the key that seals secrets at rest (default DATA/keys/master.key)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,22 @@ func TestConfigErrors(t *testing.T) {
 		}
 		for k := range c.env {
 			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestCheckQueues(t *testing.T) {
+	for _, c := range []struct{ cmd, queues, err string }{
+		{"serve", "", ""},
+		{"serve", "none", ""},
+		{"serve", "default,overseas", ""},
+		{"serve", "none,default", `--queues "none,default": none means no build queue, so it cannot stand beside others`},
+		{"worker", "none", "--queues none: a berth worker with no build queue does nothing; name its queues, e.g. --queues default"},
+		{"worker", "overseas", ""},
+	} {
+		err := CheckQueues(c.cmd, c.queues)
+		if got := fmt.Sprint(err); (c.err == "" && err != nil) || (c.err != "" && got != c.err) {
+			t.Errorf("%s --queues %q: %v, want %q", c.cmd, c.queues, err, c.err)
 		}
 	}
 }
