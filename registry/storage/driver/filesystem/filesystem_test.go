@@ -1,7 +1,9 @@
 package filesystem
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,4 +106,75 @@ func TestDurableCommit(t *testing.T) {
 			t.Fatalf("PutContent syncs %+v: want the temporary file before the rename, then the directory", got)
 		}
 	})
+}
+
+// pieceWriter records the length of every Write and fails the one numbered
+// failAt (counting from 1) after taking half of it.
+type pieceWriter struct {
+	got    []byte
+	pieces []int
+	failAt int
+}
+
+var errPiece = errors.New("disk full")
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	w.pieces = append(w.pieces, len(p))
+	if len(w.pieces) == w.failAt {
+		w.got = append(w.got, p[:len(p)/2]...)
+		return len(p) / 2, errPiece
+	}
+	w.got = append(w.got, p...)
+	return len(p), nil
+}
+
+// TestWriteBounded checks that large writes reach the file in pieces of at
+// most maxWrite bytes, in order and whole, and that a failing piece stops the
+// write with the bytes written so far.
+func TestWriteBounded(t *testing.T) {
+	p := make([]byte, 4*maxWrite+5)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	w := &pieceWriter{}
+	n, err := writeBounded(w, p)
+	if err != nil || n != len(p) || !bytes.Equal(w.got, p) {
+		t.Fatalf("writeBounded = %d, %v; content equal %v", n, err, bytes.Equal(w.got, p))
+	}
+	if want := []int{maxWrite, maxWrite, maxWrite, maxWrite, 5}; !slices.Equal(w.pieces, want) {
+		t.Fatalf("pieces %v, want %v", w.pieces, want)
+	}
+
+	w = &pieceWriter{failAt: 2}
+	n, err = writeBounded(w, p)
+	if !errors.Is(err, errPiece) || n != maxWrite+maxWrite/2 || len(w.pieces) != 2 {
+		t.Fatalf("failing write = %d, %v after %d pieces; want %d, %v after 2", n, err, len(w.pieces), maxWrite+maxWrite/2, errPiece)
+	}
+
+	// Through the driver: a large Write and PutContent land whole.
+	ctx := context.Background()
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := d.Writer(ctx, "/uploads/u2/data", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := fw.Write(p); err != nil || n != len(p) || fw.Size() != int64(len(p)) {
+		t.Fatalf("Write = %d, %v, size %d", n, err, fw.Size())
+	}
+	if err := fw.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fw.Close()
+	if err := d.PutContent(ctx, "/blobs/big", p); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/uploads/u2/data", "/blobs/big"} {
+		got, err := d.GetContent(ctx, path)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("%s: %d bytes, %v; want the %d written", path, len(got), err, len(p))
+		}
+	}
 }
