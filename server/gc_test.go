@@ -373,7 +373,7 @@ func partialDescriptorOf(img v1.Image) (v1.Descriptor, error) {
 // TestAdminGCCommand runs `berth admin gc` on a stopped instance's data: the dry run reports and keeps, the real
 // run deletes the image pushed over, and exactly its blobs leave the disk.
 func TestAdminGCCommand(t *testing.T) {
-	bin := buildBerth(t)
+	bin := apptest.BuildBerth(t)
 	in := apptest.Start(t, apptest.Options{})
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "cli"}); r.Status != 201 {
 		t.Fatalf("create namespace: %d %s", r.Status, r.Body)
