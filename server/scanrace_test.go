@@ -10,8 +10,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/server/app/apptest"
 )
@@ -36,16 +34,10 @@ func TestSameDigestManyTags(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The blobs go first, so the twenty manifest PUTs (the pushes' last step) meet.
+		writeBlobs(t, in.Host+"/"+repo, img, auth)
 		repoRef, err := name.NewRepository(in.Host+"/"+repo, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
-		}
-		layers, _ := img.Layers()
-		cfg, _ := img.RawConfigFile()
-		for _, l := range append(layers, static.NewLayer(cfg, types.DockerConfigJSON)) {
-			if err := remote.WriteLayer(repoRef, l, auth); err != nil {
-				t.Fatal(err)
-			}
 		}
 		digest, _ := img.Digest()
 		var wg sync.WaitGroup
