@@ -270,7 +270,9 @@ func TestScaleOut(t *testing.T) {
 	t.Run("webhook deliveries", func(t *testing.T) { scaleWebhooks(t, s) })
 	t.Run("overseas build", func(t *testing.T) { scaleOverseas(t, s) })
 	t.Run("twenty tags of one digest", func(t *testing.T) { scaleTwentyTags(t, s, rcv) })
-	t.Run("twenty builds of one commit", func(t *testing.T) { scaleTwentyBuilds(t, s, rcv) })
+	t.Run("twenty builds of one commit", func(t *testing.T) {
+		twentyBuilds(t, rcv, 2, s.replica, func(i int, url string) string { return s.hookOn(s.replica(i), url) })
+	})
 	if killed != nil {
 		t.Run("after the SIGKILL", func(t *testing.T) { killed.check(t, s, rcv) })
 	}
@@ -582,34 +584,35 @@ func writeBlobs(t *testing.T, repo string, img v1.Image, auth remote.Option) {
 	}
 }
 
-// scaleTwentyBuilds: one push builds one commit by twenty rules into twenty tags at once, on whichever
-// processes take the builds: each tag gets exactly one trigger record, round after round.
-func scaleTwentyBuilds(t *testing.T, s *scaleOut, rcv *receiver) {
-	const rounds, tags = 2, 20
-	createRepo(t, s.a.Instance, "team", "many", "PRIVATE")
+// twentyBuilds: one push builds one commit by twenty rules into twenty tags at once (team/many), on whichever
+// processes take the builds: each tag gets exactly one trigger record, round after round. Request i goes to
+// api(i); hook(i, url) is where it sends a delivery for the webhook url.
+func twentyBuilds(t *testing.T, rcv *receiver, rounds int, api func(i int) *apptest.Instance, hook func(i int, url string) string) {
+	const tags = 20
+	createRepo(t, api(0), "team", "many", "PRIVATE")
 	g := newGitRepo(t)
 	names := make([]string, tags)
 	for i := range names {
 		names[i] = fmt.Sprintf("b%02d", i)
 	}
-	hookURL, secret := connect(t, s.a.Instance, "team/many", g, false, names...)
+	hookURL, secret := connect(t, api(1), "team/many", g, false, names...)
 	start := time.Now()
 	for round := range rounds {
 		roundStart := time.Now()
-		trigger, _ := createTrigger(t, s.replica(round), "team/many", map[string]any{"name": fmt.Sprintf("round%d", round),
+		trigger, _ := createTrigger(t, api(round), "team/many", map[string]any{"name": fmt.Sprintf("round%d", round),
 			"url": fmt.Sprintf("%s/many%d", rcv.URL, round)})
 		head := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY n.txt /n.txt\n", "n.txt": fmt.Sprint("round ", round)}, "round")
-		st, ans := sendHook(t, s.hookOn(s.replica(round), hookURL), secret, "push", fmt.Sprintf("many-%d", round),
+		st, ans := sendHook(t, hook(round, hookURL), secret, "push", fmt.Sprintf("many-%d", round),
 			githubPush("refs/heads/main", strings.Repeat("0", 40), head))
 		ids := hookBuilds(t, ans)
 		if st != 202 || len(ids) != tags {
 			t.Fatalf("round %d: hook: %d %v", round, st, ans)
 		}
-		builds := waitBuilds(t, s.a.Instance, "team/many", ids, 3*time.Minute)
+		builds := waitBuilds(t, api(round+1), "team/many", ids, 3*time.Minute)
 		for _, id := range ids {
-			requireSuccess(t, s.a.Instance, "team/many", builds[id])
+			requireSuccess(t, api(0), "team/many", builds[id])
 		}
-		recs := recordsSettled(t, s.replica(round+1), "team/many", trigger, names, time.Minute)
+		recs := recordsSettled(t, api(round), "team/many", trigger, names, time.Minute)
 		for _, id := range ids {
 			b := builds[id]
 			if r := recs[b["image_tag"].(string)]; r["status"] != "TRIGGERED" || r["digest"] != b["digest"] {
@@ -639,6 +642,14 @@ type afterKill struct {
 func scaleKill(t *testing.T, s *scaleOut, rcv *receiver, g *gitRepo, base string) *afterKill {
 	createRepo(t, s.a.Instance, "team", "chaos", "PRIVATE")
 	trigger, _ := createTrigger(t, s.b.Instance, "team/chaos", map[string]any{"name": "all", "url": rcv.URL + "/chaos"})
+	// A slow receiver keeps deliveries in flight when the processes die.
+	rcv.mu.Lock()
+	rcv.onHit = func(h hit) {
+		if h.Path == "/chaos" {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	rcv.mu.Unlock()
 	createRepo(t, s.a.Instance, "team", "slow", "PRIVATE")
 	hookURL, secret := connect(t, s.a.Instance, "team/slow", g, false, "latest")
 	const builds = 10 // at most: deliveries stop once the kill is over

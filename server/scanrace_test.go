@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -72,4 +73,21 @@ func TestSameDigestManyTags(t *testing.T) {
 		t.Errorf("receiver got %d deliveries, want %d", n, rounds*tags)
 	}
 	t.Logf("%d rounds of %d concurrent pushes of one digest: %s", rounds, tags, time.Since(start).Round(time.Millisecond))
+}
+
+// TestTwentyBuildsOfOneCommit: one push builds one commit by twenty rules into twenty tags at once, in one
+// process, round after round: each tag gets exactly one trigger record every time (TestScaleOut does the same
+// across replicas and workers).
+func TestTwentyBuildsOfOneCommit(t *testing.T) {
+	bk := buildkitAddr(t)
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.BuildkitAddr = bk
+		c.TriggerAllow = []string{"127.0.0.0/8"}
+		c.TriggerRetryBase = 100 * time.Millisecond
+	}})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	one := func(int) *apptest.Instance { return in }
+	twentyBuilds(t, newReceiver(t), 3, one, func(_ int, url string) string { return url })
 }
