@@ -642,11 +642,11 @@ type afterKill struct {
 func scaleKill(t *testing.T, s *scaleOut, rcv *receiver, g *gitRepo, base string) *afterKill {
 	createRepo(t, s.a.Instance, "team", "chaos", "PRIVATE")
 	trigger, _ := createTrigger(t, s.b.Instance, "team/chaos", map[string]any{"name": "all", "url": rcv.URL + "/chaos"})
-	// A slow receiver keeps deliveries in flight when the processes die.
+	// A slow receiver keeps deliveries in flight, on both replicas, when the processes die.
 	rcv.mu.Lock()
 	rcv.onHit = func(h hit) {
 		if h.Path == "/chaos" {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond)
 		}
 	}
 	rcv.mu.Unlock()
