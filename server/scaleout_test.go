@@ -608,11 +608,11 @@ func twentyBuilds(t *testing.T, rcv *receiver, rounds int, api func(i int) *appt
 		if st != 202 || len(ids) != tags {
 			t.Fatalf("round %d: hook: %d %v", round, st, ans)
 		}
-		builds := waitBuilds(t, api(round+1), "team/many", ids, 3*time.Minute)
+		builds := waitBuilds(t, api(round+1), "team/many", ids, 2*time.Minute)
 		for _, id := range ids {
 			requireSuccess(t, api(0), "team/many", builds[id])
 		}
-		recs := recordsSettled(t, api(round), "team/many", trigger, names, time.Minute)
+		recs := recordsSettled(t, api(round), "team/many", trigger, names, 30*time.Second)
 		for _, id := range ids {
 			b := builds[id]
 			if r := recs[b["image_tag"].(string)]; r["status"] != "TRIGGERED" || r["digest"] != b["digest"] {
@@ -626,6 +626,9 @@ func twentyBuilds(t *testing.T, rcv *receiver, rounds int, api func(i int) *appt
 	}
 	t.Logf("%d rounds of %d builds of one commit: %s", rounds, tags, time.Since(start).Round(time.Millisecond))
 }
+
+// takeover bounds the wait, after the SIGKILL, for every build and trigger delivery to be final.
+const takeover = 3*time.Minute + 30*time.Second
 
 // afterKill is what scaleKill left to check once the dust settles.
 type afterKill struct {
@@ -643,10 +646,13 @@ func scaleKill(t *testing.T, s *scaleOut, rcv *receiver, g *gitRepo, base string
 	createRepo(t, s.a.Instance, "team", "chaos", "PRIVATE")
 	trigger, _ := createTrigger(t, s.b.Instance, "team/chaos", map[string]any{"name": "all", "url": rcv.URL + "/chaos"})
 	// A slow receiver keeps deliveries in flight, on both replicas, when the processes die.
+	var inFlight atomic.Int64
 	rcv.mu.Lock()
 	rcv.onHit = func(h hit) {
 		if h.Path == "/chaos" {
+			inFlight.Add(1)
 			time.Sleep(1500 * time.Millisecond)
+			inFlight.Add(-1)
 		}
 	}
 	rcv.mu.Unlock()
@@ -717,7 +723,10 @@ func scaleKill(t *testing.T, s *scaleOut, rcv *receiver, g *gitRepo, base string
 	})
 	// Kill when a process about to die runs a build, and pushes are under way.
 	doomed := []string{"/" + strconv.Itoa(s.b.Pid()), "/" + strconv.Itoa(s.def.Pid())}
-	waitFor(t, 2*time.Minute, "a slow build running on replica b or the default worker", func() (bool, string) {
+	waitFor(t, 2*time.Minute, "a slow build running on replica b or the default worker, trigger deliveries in flight", func() (bool, string) {
+		if n := inFlight.Load(); n < 2 {
+			return false, fmt.Sprintf("%d trigger deliveries in flight", n)
+		}
 		bs, _, err := s.db.ListBuilds(context.Background(), "team/slow", store.Page{Page: 1, PageSize: 100})
 		if err != nil {
 			return false, err.Error()
@@ -729,14 +738,13 @@ func scaleKill(t *testing.T, s *scaleOut, rcv *receiver, g *gitRepo, base string
 		}
 		return false, fmt.Sprintf("%d builds, none BUILDING there", len(bs))
 	})
-	time.Sleep(time.Second)
 	s.b.Kill()
 	s.def.Kill()
 	killed := time.Now()
 	s.lb.set(s.a.Host)
 	mu.Lock()
-	t.Logf("SIGKILL of replica b (pid %d) and the default worker (pid %d) with %d pushes and %d builds acknowledged",
-		s.b.Pid(), s.def.Pid(), len(pushed), len(started))
+	t.Logf("SIGKILL of replica b (pid %d) and the default worker (pid %d) with %d pushes and %d builds acknowledged, "+
+		"%d trigger deliveries in flight", s.b.Pid(), s.def.Pid(), len(pushed), len(started), inFlight.Load())
 	mu.Unlock()
 	time.Sleep(3 * time.Second)
 	close(stop)
@@ -754,7 +762,9 @@ func (k *afterKill) check(t *testing.T, s *scaleOut, rcv *receiver) {
 	killed, trigger, pushed, started := k.at, k.trigger, k.pushed, k.started
 
 	// Every acknowledged build ends SUCCESS, or FAILED with a reason.
-	final := waitBuilds(t, s.a.Instance, "team/slow", started, 4*time.Minute)
+	// The queue gives a dead process's task to another once its lease has run out and a recoverer looks:
+	// Asynq takes up to two minutes.
+	final := waitBuilds(t, s.a.Instance, "team/slow", started, max(time.Until(killed.Add(takeover)), 30*time.Second))
 	statuses := map[string]int{}
 	for _, id := range started {
 		b := final[id]
@@ -802,7 +812,7 @@ func (k *afterKill) check(t *testing.T, s *scaleOut, rcv *receiver) {
 	sort.Strings(tags)
 
 	// Every delivery has exactly one record (recordsSettled fails on two), TRIGGERED, and reached the receiver.
-	recs := recordsSettled(t, s.a.Instance, "team/chaos", trigger, tags, 4*time.Minute)
+	recs := recordsSettled(t, s.a.Instance, "team/chaos", trigger, tags, max(time.Until(killed.Add(takeover)), 30*time.Second))
 	hits := map[string]int{}
 	for _, h := range rcv.hitsOn("/chaos") {
 		var p struct {
