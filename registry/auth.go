@@ -264,18 +264,13 @@ const tokenCacheMax = 16384
 func loadOrCreateKey(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
+		pemBytes, err := NewSigningKeyPEM()
 		if err != nil {
 			return nil, err
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 		tmp := path + ".tmp"
 		if err := os.WriteFile(tmp, pemBytes, 0o600); err != nil {
 			return nil, err
@@ -283,14 +278,36 @@ func loadOrCreateKey(path string) (crypto.Signer, error) {
 		if err := os.Rename(tmp, path); err != nil {
 			return nil, err
 		}
-		return k, nil
+		return ParseSigningKey(pemBytes)
 	}
 	if err != nil {
 		return nil, err
 	}
+	k, err := ParseSigningKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// NewSigningKeyPEM makes a new token signing key (ECDSA P-256) as a PKCS#8 PEM block.
+func NewSigningKeyPEM() ([]byte, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseSigningKey reads a token signing key from PEM: ECDSA P-256 or RSA, PKCS#8, SEC 1 or PKCS#1.
+func ParseSigningKey(b []byte) (crypto.Signer, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, fmt.Errorf("registry: %s: no PEM block", path)
+		return nil, errors.New("registry: signing key: no PEM block")
 	}
 	switch blk.Type {
 	case "EC PRIVATE KEY":
@@ -302,17 +319,15 @@ func loadOrCreateKey(path string) (crypto.Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("registry: %s: unsupported key type %T", path, k)
-		}
-		switch s.(type) {
-		case *ecdsa.PrivateKey, *rsa.PrivateKey:
+		switch s := k.(type) {
+		case *ecdsa.PrivateKey:
+			return s, nil
+		case *rsa.PrivateKey:
 			return s, nil
 		}
-		return nil, fmt.Errorf("registry: %s: unsupported key type %T", path, k)
+		return nil, fmt.Errorf("registry: signing key: unsupported key type %T", k)
 	}
-	return nil, fmt.Errorf("registry: %s: unsupported PEM block %q", path, blk.Type)
+	return nil, fmt.Errorf("registry: signing key: unsupported PEM block %q", blk.Type)
 }
 
 func newSigner(key crypto.Signer, issuer, service string) (*signer, error) {

@@ -18,6 +18,7 @@ package registry
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,8 @@ type Config struct {
 	UploadGrace    time.Duration // abandoned uploads purged after this (default 24h)
 	Logger         *slog.Logger
 
+	// SigningKey, when set, signs and verifies tokens instead of SigningKeyFile's: replicas share one.
+	SigningKey crypto.Signer
 	// Driver replaces the filesystem driver at RootDir (in-memory for tests, S3).
 	Driver driver.StorageDriver
 	// BlobRedirect answers blob GETs with a 307 to the driver's URL for the blob (a presigned S3 URL)
@@ -163,15 +166,17 @@ func New(cfg Config, authz Authorizer, hooks Hooks) (*Registry, error) {
 			return nil, err
 		}
 	}
-	if cfg.SigningKeyFile == "" {
-		if cfg.RootDir == "" {
-			return nil, errors.New("registry: SigningKeyFile is required without RootDir")
+	key := cfg.SigningKey
+	if key == nil {
+		if cfg.SigningKeyFile == "" {
+			if cfg.RootDir == "" {
+				return nil, errors.New("registry: SigningKeyFile or SigningKey is required without RootDir")
+			}
+			cfg.SigningKeyFile = filepath.Join(cfg.RootDir, "token-signing-key.pem")
 		}
-		cfg.SigningKeyFile = filepath.Join(cfg.RootDir, "token-signing-key.pem")
-	}
-	key, err := loadOrCreateKey(cfg.SigningKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("registry: signing key: %w", err)
+		if key, err = loadOrCreateKey(cfg.SigningKeyFile); err != nil {
+			return nil, fmt.Errorf("registry: signing key: %w", err)
+		}
 	}
 	realm := trimSlash(cfg.PublicURL) + "/token"
 	sg, err := newSigner(key, "berth-registry", cfg.Service)

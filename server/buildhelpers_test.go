@@ -163,13 +163,22 @@ func githubPush(ref, before, after string) map[string]any {
 // sendHook posts a GitHub-format delivery to a webhook URL, signed with secret.
 func sendHook(t testing.TB, url, secret, event, delivery string, payload any) (int, map[string]any) {
 	t.Helper()
-	body, err := json.Marshal(payload)
+	st, ans, err := deliverHook(url, secret, event, delivery, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, ans
+}
+
+// deliverHook is sendHook for other goroutines than the test's: it returns its error.
+func deliverHook(url, secret, event, delivery string, payload any) (int, map[string]any, error) {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return 0, nil, err
+	}
 	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
@@ -179,13 +188,16 @@ func sendHook(t testing.TB, url, secret, event, delivery string, payload any) (i
 	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	var ans map[string]any
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, err
+	}
 	_ = json.Unmarshal(data, &ans)
-	return resp.StatusCode, ans
+	return resp.StatusCode, ans, nil
 }
 
 // hookBuilds returns the build ids of a webhook answer.

@@ -21,7 +21,7 @@ import (
 func TestBuildWorkerKilled(t *testing.T) {
 	bk := buildkitAddr(t)
 	redis := apptest.StartRedisServer(t)
-	bin := buildBerth(t)
+	bin := apptest.BuildBerth(t)
 
 	in := apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: func(c *app.Config) {
 		c.RedisAddr = redis
@@ -126,21 +126,4 @@ func TestBuildWorkerKilled(t *testing.T) {
 	if files := pulledFiles(t, in.Host+"/"+repo+":latest"); files["done.txt"] != "survived\n" {
 		t.Fatalf("image files: %v", files)
 	}
-}
-
-// buildBerth compiles cmd/berth into a temporary directory.
-func buildBerth(t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("go is not on PATH: %v", err)
-	}
-	out := filepath.Join(t.TempDir(), "berth")
-	start := time.Now()
-	cmd := exec.Command(gobin, "build", "-o", out, "github.com/berth-dev/berth/cmd/berth")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/berth: %v\n%s", err, msg)
-	}
-	t.Logf("built berth in %v", time.Since(start).Round(time.Second))
-	return out
 }

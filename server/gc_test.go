@@ -510,7 +510,7 @@ func partialDescriptorOf(img v1.Image) (v1.Descriptor, error) {
 // named by --s3-* flags, the keys in the environment): the dry run reports and keeps, the real run deletes the
 // image pushed over, and exactly its blobs leave the storage.
 func TestAdminGCCommand(t *testing.T) {
-	bin := buildBerth(t)
+	bin := apptest.BuildBerth(t)
 	t.Run("filesystem", func(t *testing.T) {
 		in := apptest.Start(t, apptest.Options{})
 		testAdminGCCommand(t, bin, in, nil, nil, func(t *testing.T) map[string]int64 { return blobsOnDisk(t, in) })

@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-dev/berth/server/app/apptest"
@@ -100,5 +103,38 @@ func TestWebhookReplay(t *testing.T) {
 	}
 	if n := builds("lab"); n != 1 {
 		t.Fatalf("gitlab: %v builds, want 1", n)
+	}
+}
+
+// TestConcurrentRedeliveries: copies of one delivery arriving together (a Git host's redeliveries) start
+// exactly one build between them, push after push. Each copy used to record the body's key and the id's key
+// apart, so two copies could each find one taken and neither built.
+func TestConcurrentRedeliveries(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	in.Admin(t, "POST", "/api/v1/repositories/team/app/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"})
+	r := in.Admin(t, "PUT", "/api/v1/repositories/team/app/source", map[string]any{"provider": "github", "url": "https://git.example.com/team/app.git"})
+	hookURL, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	const pushes, copies = 10, 8
+	for p := range pushes {
+		var wg sync.WaitGroup
+		var started atomic.Int64
+		for range copies {
+			wg.Go(func() {
+				st, ans, err := deliverHook(hookURL, secret, "push", fmt.Sprintf("delivery-%d", p),
+					githubPush("refs/heads/main", strings.Repeat("0", 40), fmt.Sprintf("%040x", p+1)))
+				if err != nil || st != 202 {
+					t.Errorf("push %d: %d %v", p, st, err)
+					return
+				}
+				raw, _ := ans["builds"].([]any)
+				started.Add(int64(len(raw)))
+			})
+		}
+		wg.Wait()
+		if n := started.Load(); n != 1 {
+			t.Fatalf("push %d: %d copies delivered at once started %d builds, want 1", p, copies, n)
+		}
 	}
 }

@@ -96,10 +96,10 @@ func (a *api) receiveHook(c *gin.Context) {
 		}
 		// The signature covers the body, not the delivery id beside it: a captured delivery sent again under a
 		// new id is the same push, and must not rebuild an old commit and move the tag back. GitLab's token
-		// signs nothing, but its bodies are deduplicated the same way. Both keys are recorded.
-		seenBody := a.Builds.Seen(ctx, src.Repository, bodyKey+"\n"+ev.Ref)
-		seenID := a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref)
-		if seenBody || seenID {
+		// signs nothing, but its bodies are deduplicated the same way. The body's key claims the push: only
+		// the request that recorded it records the id's key too. (Recording both for every copy let two
+		// copies arriving together, on two replicas, each find one key taken: neither built.)
+		if a.Builds.Seen(ctx, src.Repository, bodyKey+"\n"+ev.Ref) || a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref) {
 			ans.Duplicate = true
 			continue
 		}

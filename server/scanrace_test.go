@@ -10,9 +10,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -36,16 +35,10 @@ func TestSameDigestManyTags(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The blobs go first, so the twenty manifest PUTs (the pushes' last step) meet.
+		writeBlobs(t, in.Host+"/"+repo, img, auth)
 		repoRef, err := name.NewRepository(in.Host+"/"+repo, name.Insecure)
 		if err != nil {
 			t.Fatal(err)
-		}
-		layers, _ := img.Layers()
-		cfg, _ := img.RawConfigFile()
-		for _, l := range append(layers, static.NewLayer(cfg, types.DockerConfigJSON)) {
-			if err := remote.WriteLayer(repoRef, l, auth); err != nil {
-				t.Fatal(err)
-			}
 		}
 		digest, _ := img.Digest()
 		var wg sync.WaitGroup
@@ -80,4 +73,21 @@ func TestSameDigestManyTags(t *testing.T) {
 		t.Errorf("receiver got %d deliveries, want %d", n, rounds*tags)
 	}
 	t.Logf("%d rounds of %d concurrent pushes of one digest: %s", rounds, tags, time.Since(start).Round(time.Millisecond))
+}
+
+// TestTwentyBuildsOfOneCommit: one push builds one commit by twenty rules into twenty tags at once, in one
+// process, round after round: each tag gets exactly one trigger record every time (TestScaleOut does the same
+// across replicas and workers).
+func TestTwentyBuildsOfOneCommit(t *testing.T) {
+	bk := buildkitAddr(t)
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.BuildkitAddr = bk
+		c.TriggerAllow = []string{"127.0.0.0/8"}
+		c.TriggerRetryBase = 100 * time.Millisecond
+	}})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	one := func(int) *apptest.Instance { return in }
+	twentyBuilds(t, newReceiver(t), 3, one, func(_ int, url string) string { return url })
 }

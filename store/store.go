@@ -202,7 +202,7 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 // allCollections are the collections of a Berth database.
 var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
-	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions}
+	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions, colKeys}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {

@@ -92,11 +92,8 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create --data-dir: %w", err)
 	}
-	keyFile := c.MasterKeyFile
-	if keyFile == "" {
-		keyFile = filepath.Join(c.DataDir, "keys", "master.key")
-	}
-	if a.Box, err = secretbox.LoadOrCreate(keyFile); err != nil {
+	var keySource string
+	if a.Box, keySource, err = c.openMasterKey(); err != nil {
 		return nil, err
 	}
 
@@ -160,6 +157,9 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		defer cancel()
 		_ = a.Store.Close(ctx)
 	})
+	if err := a.checkMasterKey(ctx, keySource); err != nil {
+		return nil, err
+	}
 
 	inst, created, err := a.Store.EnsureInstance(ctx)
 	if err != nil {

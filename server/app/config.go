@@ -30,6 +30,7 @@ type Config struct {
 	Queues         string
 	NamespaceLimit int
 	MasterKeyFile  string
+	MasterKey      string
 	LogLevel       string
 	LogFormat      string
 	TriggerAllow   listFlag
@@ -88,6 +89,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.Queues, "queues", "", "build queues (regions) this process works on, comma-separated (default: the region's own queue; serve: none for no build workers)")
 	fs.IntVar(&c.NamespaceLimit, "namespace-limit", 3, "namespaces per account (0 = unlimited)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "file holding the key that seals secrets at rest (default DATA/keys/master.key)")
+	fs.StringVar(&c.MasterKey, "master-key", "", "the key that seals secrets at rest, 64 hex characters, instead of --master-key-file; give it as BERTH_MASTER_KEY or in the config file, not on the command line")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Var(&c.TriggerAllow, "trigger-allow-cidr", "CIDR that trigger deliveries may reach although private (repeatable)")

@@ -16,6 +16,7 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	t.Setenv("BERTH_REGION", "from-env")
 	t.Setenv("BERTH_REDIS_ADDR", "127.0.0.1:6390")
+	t.Setenv("BERTH_MASTER_KEY", "ab12")
 	c, err := ParseConfig("serve", []string{"--config", file, "--addr", "127.0.0.1:7001"})
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +28,7 @@ func TestConfigPrecedence(t *testing.T) {
 		"mongo (file)":            {c.MongoURI, "mongodb://file"},
 		"data dir (default)":      {c.DataDir, "./data"},
 		"allow list (file, list)": {c.TriggerAllow.String(), "10.0.0.0/8,192.168.0.0/16"},
+		"master key (env)":        {c.MasterKey, "ab12"},
 	}
 	for what, v := range checks {
 		if v[0] != v[1] {

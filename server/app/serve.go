@@ -45,19 +45,25 @@ func (a *App) build() error {
 		return err
 	}
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	signingKey, err := a.registrySigningKey(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	drv, err := c.storageDriver()
 	if err != nil {
 		return err
 	}
 	reg, err := registry.New(registry.Config{
-		Driver:         drv,
-		BlobRedirect:   c.S3.Redirect,
-		CacheTTL:       sharedCacheTTL,
-		RootDir:        filepath.Join(c.DataDir, "registry"),
-		PublicURL:      c.PublicURL,
-		SigningKeyFile: filepath.Join(c.DataDir, "keys", "registry-token.pem"),
-		Logger:         a.Logger.With("component", "registry"),
-		Metrics:        a.Metrics,
+		Driver:       drv,
+		BlobRedirect: c.S3.Redirect,
+		CacheTTL:     sharedCacheTTL,
+		RootDir:      filepath.Join(c.DataDir, "registry"),
+		PublicURL:    c.PublicURL,
+		SigningKey:   signingKey,
+		Logger:       a.Logger.With("component", "registry"),
+		Metrics:      a.Metrics,
 	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
