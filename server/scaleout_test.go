@@ -138,7 +138,8 @@ func startScaleOut(t *testing.T) *scaleOut {
 		return r.JSON["total"] == float64(4), string(r.Body)
 	})
 	t.Logf("2 replicas and 2 workers ready in %s", time.Since(start).Round(time.Millisecond))
-	db, err := store.Open(context.Background(), mongo, store.Options{Database: "berth"})
+	// The test only reads the store; its leases are its own.
+	db, err := store.Open(context.Background(), mongo, store.Options{Database: "berth", Locker: storetest.OwnLocker(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
