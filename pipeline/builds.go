@@ -41,6 +41,8 @@ const (
 	StaleAfter = 10 * time.Minute
 	// DeliveryRetention is how long webhook delivery ids are remembered.
 	DeliveryRetention = 24 * time.Hour
+	// DeliveryTakeoverAfter is how long a delivery whose handler never finished counts as a redelivery.
+	DeliveryTakeoverAfter = time.Minute
 )
 
 // BuildTask is the payload of a build:run task.
@@ -195,18 +197,53 @@ func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEv
 // Seen reports whether a webhook delivery of repo was handled before, by this process (in memory) or by any
 // replica or before a restart (in the store), and records it if not. When the store cannot record it, the
 // delivery counts as new (a push is not dropped because of a bookkeeping failure) and the error is logged.
+//
+// A delivery recorded by a handler that never finished (its process died, or the store failed it, before its
+// builds existed; see Done) is not a redelivery once DeliveryTakeoverAfter has passed: the Git host's retry,
+// or a manual redelivery, then starts its builds, on exactly one replica.
+//
+// This process remembers only the deliveries it claimed (until it fails them): a copy it merely found taken may
+// yet fail on the replica that took it, and its retry must then be let through here too.
 func (s *Builds) Seen(ctx context.Context, repo, key string) bool {
-	if s.dedupe.Seen(repo + "\n" + key) {
+	mem := repo + "\n" + key
+	if s.dedupe.Has(mem) {
 		return true
 	}
 	err := s.Store.RecordDelivery(ctx, repo, key)
 	if errors.Is(err, store.ErrAlreadyExists) {
-		return true
-	}
-	if err != nil {
+		took, err := s.Store.TakeOverDelivery(ctx, repo, key, DeliveryTakeoverAfter)
+		if err != nil {
+			s.log().Warn("look at an unfinished webhook delivery", "repository", repo, "err", err)
+		}
+		if !took {
+			return true
+		}
+		s.log().Info("webhook delivery taken over: its first handler never finished", "repository", repo)
+	} else if err != nil {
 		s.log().Warn("record webhook delivery", "repository", repo, "err", err)
 	}
-	return false
+	return s.dedupe.Seen(mem) // false, unless a copy claimed it in this process meanwhile
+}
+
+// Done records that the deliveries of repo by keys, which Seen let through, were handled: their builds exist.
+func (s *Builds) Done(ctx context.Context, repo string, keys ...string) {
+	for _, k := range keys {
+		if err := s.Store.DeliveryDone(ctx, repo, k); err != nil {
+			s.log().Warn("record webhook delivery handled", "repository", repo, "err", err)
+		}
+	}
+}
+
+// Failed drops the deliveries of repo by keys, which Seen let through, after their handling failed: the Git
+// host's retry handles them again (on any replica; where the store cannot drop them, after
+// DeliveryTakeoverAfter).
+func (s *Builds) Failed(ctx context.Context, repo string, keys ...string) {
+	for _, k := range keys {
+		s.dedupe.Forget(repo + "\n" + k)
+		if err := s.Store.ForgetDelivery(context.WithoutCancel(ctx), repo, k); err != nil {
+			s.log().Warn("forget a failed webhook delivery", "repository", repo, "err", err)
+		}
+	}
 }
 
 // Cancel marks b CANCELED and stops its task: a queued task is dropped, a running one has its context

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/store"
-	"github.com/berth-dev/berth/store/storetest"
 	"github.com/berth-dev/berth/webhooks/inbound"
 )
 
@@ -16,13 +15,7 @@ import (
 // process calls), and an unforgotten change (another replica's) within RulesTTL.
 func TestHookCache(t *testing.T) {
 	ctx := context.Background()
-	st := storetest.New(t)
-	if err := st.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: "app", AccountID: "1"}); err != nil {
-		t.Fatal(err)
-	}
+	st := teamApp(t)
 	s := &Builds{Store: st, Queue: &fakeQueue{ids: map[string]string{}}}
 	src := &store.Source{Repository: "team/app", Provider: "github", URL: "https://example.com/a.git", WebhookSecret: "one", AutoBuild: true}
 	if _, err := st.PutSource(ctx, src); err != nil {

@@ -38,7 +38,9 @@ func (q *fakeQueue) EnqueueContext(_ context.Context, task *asynq.Task, opts ...
 	return &asynq.TaskInfo{ID: id, Queue: queue}, nil
 }
 
-func TestRecoverAndSweep(t *testing.T) {
+// teamApp is a fresh store holding the repository team/app of account 1.
+func teamApp(t *testing.T) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	st := storetest.New(t)
 	if err := st.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
@@ -47,6 +49,12 @@ func TestRecoverAndSweep(t *testing.T) {
 	if err := st.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: "app", AccountID: "1"}); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+func TestRecoverAndSweep(t *testing.T) {
+	ctx := context.Background()
+	st := teamApp(t)
 	q := &fakeQueue{ids: map[string]string{}}
 	s := &Builds{Store: st, Queue: q}
 	mk := func(status string, heartbeat time.Time) *store.Build {
@@ -90,5 +98,31 @@ func TestRecoverAndSweep(t *testing.T) {
 		if got, _ := st.BuildByID(ctx, b.ID); got.Status != b.Status {
 			t.Fatalf("sweep changed %s: %s → %s", b.ID, b.Status, got.Status)
 		}
+	}
+}
+
+// TestDeliveryFailedIsRetried: a delivery whose handling failed (Failed) is new again to its retry, in this
+// process and in another; a handled one (Done) stays a redelivery.
+func TestDeliveryFailedIsRetried(t *testing.T) {
+	ctx := context.Background()
+	st := teamApp(t)
+	one, other := &Builds{Store: st}, &Builds{Store: storetest.Second(t, st)}
+	if one.Seen(ctx, "team/app", "failed") || !one.Seen(ctx, "team/app", "failed") || !other.Seen(ctx, "team/app", "failed") {
+		t.Fatal("a new delivery, then its copies")
+	}
+	one.Failed(ctx, "team/app", "failed")
+	if one.Seen(ctx, "team/app", "failed") {
+		t.Fatal("the retry of a failed delivery counted as a redelivery")
+	}
+	one.Failed(ctx, "team/app", "failed")
+	if other.Seen(ctx, "team/app", "failed") || !one.Seen(ctx, "team/app", "failed") {
+		t.Fatal("the retry of a failed delivery on another replica")
+	}
+	if one.Seen(ctx, "team/app", "handled") {
+		t.Fatal("a new delivery")
+	}
+	one.Done(ctx, "team/app", "handled")
+	if !one.Seen(ctx, "team/app", "handled") || !other.Seen(ctx, "team/app", "handled") {
+		t.Fatal("a handled delivery sent again")
 	}
 }

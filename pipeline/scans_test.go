@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/store"
-	"github.com/berth-dev/berth/store/storetest"
 )
 
 // TestPushAfterScanEnded replays the lost event of issue 14 step by step: a push arrives when its digest's
@@ -15,13 +14,7 @@ import (
 // Recover settles what is still waiting on a finished scan.
 func TestPushAfterScanEnded(t *testing.T) {
 	ctx := context.Background()
-	st := storetest.New(t)
-	if err := st.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateRepository(ctx, &store.Repository{Namespace: "team", Name: "app", AccountID: "1"}); err != nil {
-		t.Fatal(err)
-	}
+	st := teamApp(t)
 	tr := &store.Trigger{Repository: "team/app", Name: "all", URL: "http://example.com/hook", FilterType: "ALL", Enabled: true}
 	if err := st.CreateTrigger(ctx, tr); err != nil {
 		t.Fatal(err)

@@ -99,7 +99,13 @@ func (a *api) receiveHook(c *gin.Context) {
 		// signs nothing, but its bodies are deduplicated the same way. The body's key claims the push: only
 		// the request that recorded it records the id's key too. (Recording both for every copy let two
 		// copies arriving together, on two replicas, each find one key taken: neither built.)
-		if a.Builds.Seen(ctx, src.Repository, bodyKey+"\n"+ev.Ref) || a.Builds.Seen(ctx, src.Repository, ev.DeliveryID+"\n"+ev.Ref) {
+		keys := []string{bodyKey + "\n" + ev.Ref, ev.DeliveryID + "\n" + ev.Ref}
+		if a.Builds.Seen(ctx, src.Repository, keys[0]) {
+			ans.Duplicate = true
+			continue
+		}
+		if a.Builds.Seen(ctx, src.Repository, keys[1]) {
+			a.Builds.Done(ctx, src.Repository, keys[0]) // this body under a known id: nothing to take over later
 			ans.Duplicate = true
 			continue
 		}
@@ -109,9 +115,13 @@ func (a *api) receiveHook(c *gin.Context) {
 		}
 		ans.Skipped = append(ans.Skipped, skipped...)
 		if err != nil {
+			// The Git host retries a failed delivery: let the retry start the builds (those this one started
+			// may then run twice, rather than a push never building).
+			a.Builds.Failed(ctx, src.Repository, keys...)
 			fail(c, err)
 			return
 		}
+		a.Builds.Done(ctx, src.Repository, keys...)
 	}
 	if len(ans.Builds) > 0 {
 		logger(c).Info("webhook started builds", "repository", src.Repository, "builds", ans.Builds)

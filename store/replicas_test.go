@@ -416,3 +416,65 @@ func TestRepositoryVersusNamespaceDeleteTwoProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryTakeoverTwoProcesses: a delivery whose handler never said it finished is taken over by exactly one
+// of many racing redeliveries once it is stale, never while it is recent nor after it finished; a forgotten
+// (failed) one is claimed again by exactly one.
+func TestDeliveryTakeoverTwoProcesses(t *testing.T) {
+	ctx := context.Background()
+	a := storetest.New(t)
+	b := storetest.Second(t, a)
+	repo := buildRepo(t, a, "team", "app")
+	const stale = 300 * time.Millisecond
+	race := func(key string) int32 {
+		var took atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := pick(i, a, b).TakeOverDelivery(ctx, repo, key, stale)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					took.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		return took.Load()
+	}
+	for _, k := range []string{"died", "finished", "failed"} {
+		if err := a.RecordDelivery(ctx, repo, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := race("died"); n != 0 {
+		t.Fatalf("a recent unfinished delivery taken over %d times", n)
+	}
+	if err := b.DeliveryDone(ctx, repo, "finished"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ForgetDelivery(ctx, repo, "failed"); err != nil {
+		t.Fatal(err)
+	}
+	if n := race("failed"); n != 1 {
+		t.Fatalf("a failed (forgotten) delivery claimed %d times by 20 redeliveries, want 1", n)
+	}
+	time.Sleep(stale + 100*time.Millisecond)
+	if n := race("died"); n != 1 {
+		t.Fatalf("a stale unfinished delivery taken over %d times by 20 redeliveries, want 1", n)
+	}
+	if n := race("died"); n != 0 {
+		t.Fatalf("a delivery just taken over taken over again %d times", n)
+	}
+	if n := race("finished"); n != 0 {
+		t.Fatalf("a finished delivery taken over %d times", n)
+	}
+	// The taker dies too: after another stale period, one redelivery takes it over again.
+	time.Sleep(stale + 100*time.Millisecond)
+	if n := race("died"); n != 1 {
+		t.Fatalf("a stale delivery whose taker died taken over %d times, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -162,6 +163,71 @@ func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
 		return err
 	}
 	return s.insertOne(ctx, colHookDeliveries, doc)
+}
+
+// A delivery's record says it was claimed; a second record, its key with this suffix, says its handler
+// finished (the builds it starts exist). Both are inserts, grouped with the other deliveries' (insertOne).
+const (
+	deliveryDone     = "\ndone"
+	deliveryTakeover = "\ntakeover\n"
+)
+
+// DeliveryDone records that the handler of the delivery of repo by key finished.
+func (s *Store) DeliveryDone(ctx context.Context, repo, key string) error {
+	doc, err := bson.Marshal(hookDelivery{ID: repo + "\n" + key + deliveryDone, Repository: repo, At: now()})
+	if err != nil {
+		return err
+	}
+	if err := s.insertOne(ctx, colHookDeliveries, doc); err != nil && !errors.Is(err, ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}
+
+// TakeOverDelivery is for a delivery RecordDelivery found recorded: it reports whether this caller now handles
+// it. That is so when the record is gone (ForgetDelivery), or when its handler never said it finished and the
+// record is older than staleAfter (the process died, or its store writes failed, before the builds existed):
+// then one caller, whichever inserts the takeover record of that claim first, takes it over and renews the
+// claim. A finished or recent delivery is a redelivery: false.
+func (s *Store) TakeOverDelivery(ctx context.Context, repo, key string, staleAfter time.Duration) (bool, error) {
+	id := repo + "\n" + key
+	rec, err := findOne[hookDelivery](ctx, s.c(colHookDeliveries), bson.M{"_id": id})
+	if errors.Is(err, ErrNotFound) {
+		err = s.RecordDelivery(ctx, repo, key)
+		if errors.Is(err, ErrAlreadyExists) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	if err != nil {
+		return false, err
+	}
+	if now().Sub(rec.At) < staleAfter {
+		return false, nil
+	}
+	if _, err := findOne[hookDelivery](ctx, s.c(colHookDeliveries), bson.M{"_id": id + deliveryDone}); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	doc, err := bson.Marshal(hookDelivery{ID: id + deliveryTakeover + strconv.FormatInt(rec.At.UnixNano(), 10), Repository: repo, At: now()})
+	if err != nil {
+		return false, err
+	}
+	if err := s.insertOne(ctx, colHookDeliveries, doc); errors.Is(err, ErrAlreadyExists) {
+		return false, nil // another caller took it over
+	} else if err != nil {
+		return false, err
+	}
+	// The renewed claim: a taker that dies too leaves it to be taken over again after staleAfter.
+	_, err = s.c(colHookDeliveries).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"at": now()}})
+	return true, err
+}
+
+// ForgetDelivery drops the claim of a delivery whose handler failed, so that the Git host's retry handles it.
+func (s *Store) ForgetDelivery(ctx context.Context, repo, key string) error {
+	_, err := s.c(colHookDeliveries).DeleteOne(ctx, bson.M{"_id": repo + "\n" + key})
+	return err
 }
 
 // DeleteDeliveriesBefore forgets deliveries recorded before t (FerretDB has no TTL indexes).

@@ -55,10 +55,7 @@ func (d *Deduper) Seen(id string) bool {
 	if id == "" {
 		return false
 	}
-	if len(id) > maxDedupeID {
-		sum := sha256.Sum256([]byte(id))
-		id = "sha256:" + hex.EncodeToString(sum[:])
-	}
+	id = dedupeKey(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ids == nil {
@@ -95,6 +92,46 @@ func (d *Deduper) Seen(id string) bool {
 		delete(d.ids, e.Value.(*seenID).id)
 	}
 	return false
+}
+
+// Has reports whether id was seen within the window, without recording it.
+func (d *Deduper) Has(id string) bool {
+	id = dedupeKey(id)
+	window := d.Window
+	if window <= 0 {
+		window = DefaultDedupeWindow
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e, ok := d.ids[id]
+	if !ok {
+		return false
+	}
+	now := time.Now()
+	if d.now != nil {
+		now = d.now()
+	}
+	return now.Sub(e.Value.(*seenID).at) < window
+}
+
+// Forget drops id, so that Seen reports it new again.
+func (d *Deduper) Forget(id string) {
+	id = dedupeKey(id)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if e, ok := d.ids[id]; ok {
+		d.order.Remove(e)
+		delete(d.ids, id)
+	}
+}
+
+// dedupeKey is id as the Deduper keeps it: long ids by their hash.
+func dedupeKey(id string) string {
+	if len(id) > maxDedupeID {
+		sum := sha256.Sum256([]byte(id))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return id
 }
 
 // Len returns the number of ids remembered now (expired ones may still be
