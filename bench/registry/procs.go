@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -185,6 +188,13 @@ func createNamespace(base string) error {
 // bucket (args). The first creates the administrator and the namespace before the others start.
 func (s *stack) startBerth(name, bin, dir string, n int, env []string, args ...string) (*target, error) {
 	t := &target{name: name, user: adminUser, password: adminPassword}
+	if n > 1 { // replicas share one master key, as they must (the first process on a store records it)
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		env = append(slices.Clone(env), "BERTH_MASTER_KEY="+hex.EncodeToString(key))
+	}
 	for i := range n {
 		base, pid, err := s.startServe(bin, filepath.Join(dir, fmt.Sprintf("replica%d", i)), env, args...)
 		if err != nil {
