@@ -126,6 +126,10 @@ type Skipped struct {
 // Start makes a QUEUED build of rule for ref and queues it. ErrNoMatch when ref does not match the rule; an
 // invalid image tag from the rule's template is an error too (nothing is recorded).
 func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.BuildRule, ref Ref, trigger string) (*store.Build, error) {
+	return s.start(ctx, src, rule, ref, trigger, nil)
+}
+
+func (s *Builds) start(ctx context.Context, src *store.Source, rule *store.BuildRule, ref Ref, trigger string, deliveries []string) (*store.Build, error) {
 	if ref.Type != rule.SourceType {
 		return nil, fmt.Errorf("%w: %s %q is not a %s", ErrNoMatch, strings.ToLower(ref.Type), ref.Name, strings.ToLower(rule.SourceType))
 	}
@@ -144,6 +148,7 @@ func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.Build
 	b := &store.Build{
 		Repository: src.Repository, RuleID: rule.ID, Trigger: trigger, RefType: ref.Type, Ref: ref.Name,
 		Commit: ref.Commit, Pusher: ref.Pusher, ImageTag: tag, Region: QueueFor(src), NoCache: src.NoCache,
+		Deliveries: deliveries,
 		Spec: store.BuildSpec{DockerfileDir: rule.DockerfileDir, DockerfileName: rule.DockerfileName,
 			BuildArgs: maps.Clone(rule.BuildArgs), Target: rule.Target, Platforms: slices.Clone(rule.Platforms)},
 	}
@@ -166,6 +171,12 @@ func (s *Builds) Start(ctx context.Context, src *store.Source, rule *store.Build
 // Push starts a build for every rule of src that matches the pushed ref. Deleted refs and sources with
 // auto_build off start nothing.
 func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent) ([]*store.Build, []Skipped, error) {
+	return s.PushDelivery(ctx, src, ev, nil)
+}
+
+// PushDelivery is Push for the webhook delivery Seen let through under keys: its builds carry them, which tells
+// a later redelivery that the delivery was handled (store.TakeOverDelivery).
+func (s *Builds) PushDelivery(ctx context.Context, src *store.Source, ev *inbound.PushEvent, keys []string) ([]*store.Build, []Skipped, error) {
 	if ev.Deleted || !src.AutoBuild {
 		return nil, nil, nil
 	}
@@ -180,7 +191,7 @@ func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEv
 	var builds []*store.Build
 	var skipped []Skipped
 	for i := range rules {
-		b, err := s.Start(ctx, src, &rules[i], ref, store.BuildByWebhook)
+		b, err := s.start(ctx, src, &rules[i], ref, store.BuildByWebhook, keys)
 		switch {
 		case errors.Is(err, ErrNoMatch):
 		case errors.Is(err, ErrInvalidRule), errors.Is(err, ErrBadImageTag):
@@ -223,15 +234,6 @@ func (s *Builds) Seen(ctx context.Context, repo, key string) bool {
 		s.log().Warn("record webhook delivery", "repository", repo, "err", err)
 	}
 	return s.dedupe.Seen(mem) // false, unless a copy claimed it in this process meanwhile
-}
-
-// Done records that the deliveries of repo by keys, which Seen let through, were handled: their builds exist.
-func (s *Builds) Done(ctx context.Context, repo string, keys ...string) {
-	for _, k := range keys {
-		if err := s.Store.DeliveryDone(ctx, repo, k); err != nil {
-			s.log().Warn("record webhook delivery handled", "repository", repo, "err", err)
-		}
-	}
 }
 
 // Failed drops the deliveries of repo by keys, which Seen let through, after their handling failed: the Git

@@ -105,11 +105,10 @@ func (a *api) receiveHook(c *gin.Context) {
 			continue
 		}
 		if a.Builds.Seen(ctx, src.Repository, keys[1]) {
-			a.Builds.Done(ctx, src.Repository, keys[0]) // this body under a known id: nothing to take over later
 			ans.Duplicate = true
 			continue
 		}
-		builds, skipped, err := a.Builds.Push(ctx, src, ev)
+		builds, skipped, err := a.Builds.PushDelivery(ctx, src, ev, keys)
 		for _, b := range builds {
 			ans.Builds = append(ans.Builds, b.ID)
 		}
@@ -121,7 +120,6 @@ func (a *api) receiveHook(c *gin.Context) {
 			fail(c, err)
 			return
 		}
-		a.Builds.Done(ctx, src.Repository, keys...)
 	}
 	if len(ans.Builds) > 0 {
 		logger(c).Info("webhook started builds", "repository", src.Repository, "builds", ans.Builds)

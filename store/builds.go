@@ -75,18 +75,20 @@ type BuildSpec struct {
 
 // Build is one run of a build rule (SPEC §5).
 type Build struct {
-	ID         string       `bson:"_id"` // NewBuildID: sorts by creation time
-	Repository string       `bson:"repository"`
-	RuleID     string       `bson:"rule_id"`
-	Trigger    string       `bson:"trigger"`
-	RefType    string       `bson:"ref_type"` // RuleBranch or RuleTag
-	Ref        string       `bson:"ref"`      // branch or tag name
-	Commit     string       `bson:"commit"`
-	Pusher     string       `bson:"pusher"`
-	ImageTag   string       `bson:"image_tag"`
-	Digest     string       `bson:"digest"`
-	Region     string       `bson:"region"` // the queue it runs on: "default", "overseas"
-	NoCache    bool         `bson:"no_cache"`
+	ID         string `bson:"_id"` // NewBuildID: sorts by creation time
+	Repository string `bson:"repository"`
+	RuleID     string `bson:"rule_id"`
+	Trigger    string `bson:"trigger"`
+	RefType    string `bson:"ref_type"` // RuleBranch or RuleTag
+	Ref        string `bson:"ref"`      // branch or tag name
+	Commit     string `bson:"commit"`
+	Pusher     string `bson:"pusher"`
+	ImageTag   string `bson:"image_tag"`
+	Digest     string `bson:"digest"`
+	Region     string `bson:"region"` // the queue it runs on: "default", "overseas"
+	NoCache    bool   `bson:"no_cache"`
+	// Deliveries are the keys of the webhook delivery that started the build (see TakeOverDelivery).
+	Deliveries []string     `bson:"deliveries,omitempty"`
 	Spec       BuildSpec    `bson:"spec"`
 	Status     string       `bson:"status"`
 	Stages     []BuildStage `bson:"stages"`

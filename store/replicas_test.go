@@ -417,9 +417,9 @@ func TestRepositoryVersusNamespaceDeleteTwoProcesses(t *testing.T) {
 	}
 }
 
-// TestDeliveryTakeoverTwoProcesses: a delivery whose handler never said it finished is taken over by exactly one
-// of many racing redeliveries once it is stale, never while it is recent nor after it finished; a forgotten
-// (failed) one is claimed again by exactly one.
+// TestDeliveryTakeoverTwoProcesses: a delivery no build carries is taken over by exactly one of many racing
+// redeliveries once it is stale, never while it is recent nor when a build carries it; a forgotten (failed) one
+// is claimed again by exactly one.
 func TestDeliveryTakeoverTwoProcesses(t *testing.T) {
 	ctx := context.Background()
 	a := storetest.New(t)
@@ -453,7 +453,7 @@ func TestDeliveryTakeoverTwoProcesses(t *testing.T) {
 	if n := race("died"); n != 0 {
 		t.Fatalf("a recent unfinished delivery taken over %d times", n)
 	}
-	if err := b.DeliveryDone(ctx, repo, "finished"); err != nil {
+	if err := b.CreateBuild(ctx, &store.Build{Repository: repo, Deliveries: []string{"body", "finished"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.ForgetDelivery(ctx, repo, "failed"); err != nil {

@@ -165,30 +165,15 @@ func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
 	return s.insertOne(ctx, colHookDeliveries, doc)
 }
 
-// A delivery's record says it was claimed; a second record, its key with this suffix, says its handler
-// finished (the builds it starts exist). Both are inserts, grouped with the other deliveries' (insertOne).
-const (
-	deliveryDone     = "\ndone"
-	deliveryTakeover = "\ntakeover\n"
-)
-
-// DeliveryDone records that the handler of the delivery of repo by key finished.
-func (s *Store) DeliveryDone(ctx context.Context, repo, key string) error {
-	doc, err := bson.Marshal(hookDelivery{ID: repo + "\n" + key + deliveryDone, Repository: repo, At: now()})
-	if err != nil {
-		return err
-	}
-	if err := s.insertOne(ctx, colHookDeliveries, doc); err != nil && !errors.Is(err, ErrAlreadyExists) {
-		return err
-	}
-	return nil
-}
+// deliveryTakeover suffixes a delivery's key in the record of one takeover of its claim.
+const deliveryTakeover = "\ntakeover\n"
 
 // TakeOverDelivery is for a delivery RecordDelivery found recorded: it reports whether this caller now handles
-// it. That is so when the record is gone (ForgetDelivery), or when its handler never said it finished and the
-// record is older than staleAfter (the process died, or its store writes failed, before the builds existed):
-// then one caller, whichever inserts the takeover record of that claim first, takes it over and renews the
-// claim. A finished or recent delivery is a redelivery: false.
+// it. That is so when the record is gone (ForgetDelivery), or when the record is older than staleAfter and no
+// build carries the delivery's key (Build.Deliveries): its handler died, or its store writes failed, before its
+// builds existed. Then one caller, whichever inserts the takeover record of that claim first, takes it over
+// and renews the claim. A recent delivery, or one with builds, is a redelivery: false. (A push that matched no
+// rule has no builds: taking it over starts none again.)
 func (s *Store) TakeOverDelivery(ctx context.Context, repo, key string, staleAfter time.Duration) (bool, error) {
 	id := repo + "\n" + key
 	rec, err := findOne[hookDelivery](ctx, s.c(colHookDeliveries), bson.M{"_id": id})
@@ -205,7 +190,7 @@ func (s *Store) TakeOverDelivery(ctx context.Context, repo, key string, staleAft
 	if now().Sub(rec.At) < staleAfter {
 		return false, nil
 	}
-	if _, err := findOne[hookDelivery](ctx, s.c(colHookDeliveries), bson.M{"_id": id + deliveryDone}); err == nil {
+	if _, err := findOne[Build](ctx, s.c(colBuilds), bson.M{"repository": repo, "deliveries": key}); err == nil {
 		return false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
