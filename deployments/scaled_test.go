@@ -96,45 +96,21 @@ func decodeK8s(t *testing.T, file string) *k8sObjects {
 		var dup bool
 		switch head.Kind {
 		case "Secret":
-			v := &corev1.Secret{}
-			n := strict("v1", v)
-			_, dup = o.secrets[n]
-			o.secrets[n] = v
+			dup = decodeInto(strict, "v1", o.secrets)
 		case "ConfigMap":
-			v := &corev1.ConfigMap{}
-			n := strict("v1", v)
-			_, dup = o.configMaps[n]
-			o.configMaps[n] = v
+			dup = decodeInto(strict, "v1", o.configMaps)
 		case "Service":
-			v := &corev1.Service{}
-			n := strict("v1", v)
-			_, dup = o.services[n]
-			o.services[n] = v
+			dup = decodeInto(strict, "v1", o.services)
 		case "Deployment":
-			v := &appsv1.Deployment{}
-			n := strict("apps/v1", v)
-			_, dup = o.deployments[n]
-			o.deployments[n] = v
+			dup = decodeInto(strict, "apps/v1", o.deployments)
 		case "StatefulSet":
-			v := &appsv1.StatefulSet{}
-			n := strict("apps/v1", v)
-			_, dup = o.statefulSets[n]
-			o.statefulSets[n] = v
+			dup = decodeInto(strict, "apps/v1", o.statefulSets)
 		case "Job":
-			v := &batchv1.Job{}
-			n := strict("batch/v1", v)
-			_, dup = o.jobs[n]
-			o.jobs[n] = v
+			dup = decodeInto(strict, "batch/v1", o.jobs)
 		case "PodDisruptionBudget":
-			v := &policyv1.PodDisruptionBudget{}
-			n := strict("policy/v1", v)
-			_, dup = o.pdbs[n]
-			o.pdbs[n] = v
+			dup = decodeInto(strict, "policy/v1", o.pdbs)
 		case "NetworkPolicy":
-			v := &networkingv1.NetworkPolicy{}
-			n := strict("networking.k8s.io/v1", v)
-			_, dup = o.netpols[n]
-			o.netpols[n] = v
+			dup = decodeInto(strict, "networking.k8s.io/v1", o.netpols)
 		default:
 			t.Fatalf("%s document %d: kind %q is not one this test checks", file, i, head.Kind)
 		}
@@ -736,4 +712,13 @@ func TestComposeScaled(t *testing.T) {
 			t.Errorf("docker compose config without %s: %v\n%s", k, err, out)
 		}
 	}
+}
+
+// decodeInto decodes the document (strict) as a new T into m under its name, and reports whether m had that name.
+func decodeInto[T any](strict func(apiVersion string, into any) string, apiVersion string, m map[string]*T) (dup bool) {
+	v := new(T)
+	n := strict(apiVersion, v)
+	_, dup = m[n]
+	m[n] = v
+	return dup
 }
