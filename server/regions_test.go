@@ -45,11 +45,7 @@ func TestRegionWithoutWorker(t *testing.T) {
 	g := newGitRepo(t)
 	head := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\n"}, "first")
 	far := "/api/v1/repositories/team/far"
-	createRepo(t, in, "team", "far", "PRIVATE")
-	r = in.Admin(t, "PUT", far+"/source", map[string]any{"provider": "github", "url": g.URL, "overseas_build": true})
-	expect(t, "source", r, 201)
-	hook, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
-	expect(t, "rule", in.Admin(t, "POST", far+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}), 201)
+	hook, secret := mainBranchRepo(t, in, "far", g, true)
 	_, ans := sendHook(t, hook, secret, "push", "far-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
 	ids := hookBuilds(t, ans)
 	if len(ids) != 1 {
@@ -125,11 +121,7 @@ func TestServeWithoutBuildWorkers(t *testing.T) {
 	g := newGitRepo(t)
 	head := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\n"}, "first")
 	repo := "/api/v1/repositories/team/app"
-	createRepo(t, in, "team", "app", "PRIVATE")
-	r = in.Admin(t, "PUT", repo+"/source", map[string]any{"provider": "github", "url": g.URL})
-	expect(t, "source", r, 201)
-	hook, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
-	expect(t, "rule", in.Admin(t, "POST", repo+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}), 201)
+	hook, secret := mainBranchRepo(t, in, "app", g, false)
 	_, ans := sendHook(t, hook, secret, "push", "app-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
 	ids := hookBuilds(t, ans)
 	if len(ids) != 1 {
@@ -150,4 +142,16 @@ func TestServeWithoutBuildWorkers(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// mainBranchRepo makes the PRIVATE repository team/name built from g's main branch (overseas or not) and returns
+// its webhook URL and secret.
+func mainBranchRepo(t *testing.T, in *apptest.Instance, name string, g *gitRepo, overseas bool) (hook, secret string) {
+	t.Helper()
+	path := "/api/v1/repositories/team/" + name
+	createRepo(t, in, "team", name, "PRIVATE")
+	r := in.Admin(t, "PUT", path+"/source", map[string]any{"provider": "github", "url": g.URL, "overseas_build": overseas})
+	expect(t, "source", r, 201)
+	expect(t, "rule", in.Admin(t, "POST", path+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}), 201)
+	return r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
 }
