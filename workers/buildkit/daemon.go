@@ -55,6 +55,7 @@ type DaemonConfig struct {
 type Daemon struct {
 	cmd     *exec.Cmd
 	addr    string
+	root    string
 	dir     string // socket dir we created, removed on Stop
 	tail    *tailBuffer
 	sandbox *sandbox
@@ -97,7 +98,7 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 		return nil, fmt.Errorf("buildkitd: %w", err)
 	}
 
-	d := &Daemon{tail: newTailBuffer(8 << 10), done: make(chan struct{})}
+	d := &Daemon{root: root, tail: newTailBuffer(8 << 10), done: make(chan struct{})}
 	sock := cfg.SocketPath
 	if sock == "" {
 		sock, d.dir = defaultSocketPath(root)
@@ -241,6 +242,7 @@ func (d *Daemon) Addr() string { return d.addr }
 func (d *Daemon) Stop() error {
 	d.stopOnce.Do(func() {
 		d.stopErr = d.stop(10 * time.Second)
+		unmountUnder(filepath.Join(d.root, "net"))
 		if d.dir != "" {
 			os.RemoveAll(d.dir)
 		}
@@ -250,6 +252,27 @@ func (d *Daemon) Stop() error {
 		}
 	})
 	return d.stopErr
+}
+
+// unmountUnder detaches what is still mounted below dir: the network namespaces of buildkitd's CNI pool
+// (DIR/net/cni/ID, bind mounts) that a daemon which exited, or was killed, before tearing its pool down leaves
+// behind. They would keep the root from being removed ("device or resource busy").
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		// The mount point is the fifth field, with spaces and the like octal-escaped.
+		mp := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`).Replace(f[4])
+		if strings.HasPrefix(mp, dir+"/") {
+			_ = syscall.Unmount(mp, syscall.MNT_DETACH)
+		}
+	}
 }
 
 func (d *Daemon) stop(grace time.Duration) error {

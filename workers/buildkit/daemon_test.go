@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +156,31 @@ func TestDaemonStartStop(t *testing.T) {
 	}
 	if !strings.Contains(logBuf.String(), "running server") {
 		t.Logf("daemon log:\n%s", logBuf.String())
+	}
+}
+
+// TestUnmountUnder: a namespace bind mount left in buildkitd's CNI pool (as a daemon that exits before tearing
+// its pool down leaves it) is detached, so the root can be removed.
+func TestUnmountUnder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	root := t.TempDir()
+	ns := filepath.Join(root, "net", "cni", "pool 1") // a space, escaped in mountinfo
+	if err := os.MkdirAll(filepath.Dir(ns), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ns, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("/proc/self/ns/net", ns, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(ns); err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("removing a mounted namespace file: %v", err)
+	}
+	unmountUnder(filepath.Join(root, "net"))
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatalf("after unmountUnder: %v", err)
 	}
 }
