@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,30 +52,7 @@ func TestBuildWorkerKilled(t *testing.T) {
 	args := []string{"worker", "--queues", "overseas", "--mongo-uri", in.App.MongoURI, "--mongo-database", in.App.Cfg.MongoDatabase,
 		"--redis-addr", redis, "--buildkit-addr", bk, "--public-url", in.URL,
 		"--master-key-file", filepath.Join(in.DataDir, "keys", "master.key"), "--log-level", "info"}
-	startWorker := func(name string) *exec.Cmd {
-		dir := t.TempDir()
-		cmd := exec.Command(bin, append(args, "--data-dir", filepath.Join(dir, "data"))...)
-		logf, err := os.Create(filepath.Join(dir, "worker.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			_ = cmd.Wait()
-			logf.Close()
-			if t.Failed() {
-				out, _ := os.ReadFile(logf.Name())
-				t.Logf("%s log:\n%s", name, out)
-			}
-		})
-		return cmd
-	}
-
-	first := startWorker("worker 1")
+	first := apptest.StartProcess(t, bin, nil, args...)
 	_, ans := sendHook(t, hookURL, secret, "push", "kill-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
 	ids := hookBuilds(t, ans)
 	if len(ids) != 1 {
@@ -93,16 +67,13 @@ func TestBuildWorkerKilled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := first.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.Wait()
+	first.Kill()
 	killed := time.Now()
 	if b := waitBuild(t, in, repo, id, time.Second, "BUILDING"); b["status"] != "BUILDING" {
 		t.Fatalf("after the kill: %v", b)
 	}
 
-	startWorker("worker 2")
+	apptest.StartProcess(t, bin, nil, args...) // the second worker
 	const takeover = 5 * time.Minute
 	if takeover >= pipeline.StaleAfter {
 		t.Fatalf("the wait (%s) must end before the sweeper fails the build (%s)", takeover, pipeline.StaleAfter)
