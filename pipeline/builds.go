@@ -169,14 +169,9 @@ func (s *Builds) start(ctx context.Context, src *store.Source, rule *store.Build
 }
 
 // Push starts a build for every rule of src that matches the pushed ref. Deleted refs and sources with
-// auto_build off start nothing.
-func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent) ([]*store.Build, []Skipped, error) {
-	return s.PushDelivery(ctx, src, ev, nil)
-}
-
-// PushDelivery is Push for the webhook delivery Seen let through under keys: its builds carry them, which tells
-// a later redelivery that the delivery was handled (store.TakeOverDelivery).
-func (s *Builds) PushDelivery(ctx context.Context, src *store.Source, ev *inbound.PushEvent, keys []string) ([]*store.Build, []Skipped, error) {
+// auto_build off start nothing. keys are those of the webhook delivery Seen let through: its builds carry them,
+// which tells a later redelivery that the delivery was handled (store.TakeOverDelivery).
+func (s *Builds) Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent, keys []string) ([]*store.Build, []Skipped, error) {
 	if ev.Deleted || !src.AutoBuild {
 		return nil, nil, nil
 	}

@@ -78,7 +78,7 @@ func TestHookCache(t *testing.T) {
 
 	push := func(branch string) int {
 		t.Helper()
-		builds, _, err := s.Push(ctx, src2, &inbound.PushEvent{Name: branch, Commit: "0123456789abcdef0123456789abcdef01234567"})
+		builds, _, err := s.Push(ctx, src2, &inbound.PushEvent{Name: branch, Commit: "0123456789abcdef0123456789abcdef01234567"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -108,7 +108,7 @@ func (a *api) receiveHook(c *gin.Context) {
 			ans.Duplicate = true
 			continue
 		}
-		builds, skipped, err := a.Builds.PushDelivery(ctx, src, ev, keys)
+		builds, skipped, err := a.Builds.Push(ctx, src, ev, keys)
 		for _, b := range builds {
 			ans.Builds = append(ans.Builds, b.ID)
 		}

@@ -27,11 +27,10 @@ type BuildService interface {
 	SealSecret(secret string) string
 	OpenSecret(sealed string) (string, error)
 	Start(ctx context.Context, src *store.Source, rule *store.BuildRule, ref pipeline.Ref, trigger string) (*store.Build, error)
-	Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent) ([]*store.Build, []pipeline.Skipped, error)
 	Seen(ctx context.Context, repo, key string) bool
-	// PushDelivery is Push for a delivery Seen let through under keys; Failed lets its retry through after a
+	// Push starts the builds of a delivery Seen let through under keys; Failed lets its retry through after a
 	// failure.
-	PushDelivery(ctx context.Context, src *store.Source, ev *inbound.PushEvent, keys []string) ([]*store.Build, []pipeline.Skipped, error)
+	Push(ctx context.Context, src *store.Source, ev *inbound.PushEvent, keys []string) ([]*store.Build, []pipeline.Skipped, error)
 	Failed(ctx context.Context, repo string, keys ...string)
 	Cancel(ctx context.Context, b *store.Build, who string) (*store.Build, error)
 	ResolveHead(ctx context.Context, src *store.Source, refType, name string) (string, error)
