@@ -22,7 +22,7 @@ const truncatedNote = "\n[berth] the log reached its limit of 8 MiB and is trunc
 // follower on another replica reads what a worker on another machine writes. Writes never fail (a log
 // that cannot be stored must not fail the build); store errors are logged.
 type LogWriter struct {
-	st     *store.Store
+	st     store.Store
 	build  string
 	repo   string
 	logger *slog.Logger
@@ -42,7 +42,7 @@ type LogWriter struct {
 
 // OpenLog opens b's log for appending. A log left by an earlier attempt is kept: its last chunk is closed and
 // this attempt's output starts a new one.
-func OpenLog(ctx context.Context, st *store.Store, b *store.Build, logger *slog.Logger) (*LogWriter, error) {
+func OpenLog(ctx context.Context, st store.Store, b *store.Build, logger *slog.Logger) (*LogWriter, error) {
 	w := &LogWriter{st: st, build: b.ID, repo: b.Repository, logger: logger,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	// A first attempt has no log yet: the record counts the attempt before anything writes to the log.
@@ -157,7 +157,7 @@ func (w *LogWriter) Close() error {
 
 // LogCursor reads a build log from the store as it grows.
 type LogCursor struct {
-	st    *store.Store
+	st    store.Store
 	build string
 	seq   int
 	off   int
@@ -165,7 +165,7 @@ type LogCursor struct {
 }
 
 // NewLogCursor reads the log of build from its start.
-func NewLogCursor(st *store.Store, build string) *LogCursor { return &LogCursor{st: st, build: build} }
+func NewLogCursor(st store.Store, build string) *LogCursor { return &LogCursor{st: st, build: build} }
 
 // Next returns what was appended since the last call (nil when nothing was).
 func (c *LogCursor) Next(ctx context.Context) ([]byte, error) {

@@ -14,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-func readAll(t *testing.T, st *store.Store, build string) (string, *LogCursor) {
+func readAll(t *testing.T, st store.Store, build string) (string, *LogCursor) {
 	t.Helper()
 	c := NewLogCursor(st, build)
 	data, err := c.Next(context.Background())

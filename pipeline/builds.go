@@ -89,7 +89,7 @@ func BuildRetryDelayFunc(next asynq.RetryDelayFunc) asynq.RetryDelayFunc {
 
 // Builds makes, queues, cancels and recovers builds for the API and the webhook endpoint.
 type Builds struct {
-	Store *store.Store
+	Store store.Store
 	Queue Enqueuer
 	// Inspector cancels running tasks and drops queued ones; nil leaves cancel to the workers' heartbeat check.
 	Inspector *asynq.Inspector

@@ -39,7 +39,7 @@ func (q *fakeQueue) EnqueueContext(_ context.Context, task *asynq.Task, opts ...
 }
 
 // teamApp is a fresh store holding the repository team/app of account 1.
-func teamApp(t *testing.T) *store.Store {
+func teamApp(t *testing.T) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	st := storetest.New(t)

@@ -25,7 +25,7 @@ const gateCacheMax = 20000
 // remembered, so the registry's pull path (Check, on every manifest GET/HEAD) costs no database round trip
 // while nothing changed; Changed forgets them when a scan finishes or a policy changes.
 type Gate struct {
-	Store *store.Store
+	Store store.Store
 	// TTL bounds how long an answer is reused; 0 means DefaultGateTTL.
 	TTL time.Duration
 
@@ -64,7 +64,7 @@ type Verdict struct {
 }
 
 // NewGate returns a gate over st.
-func NewGate(st *store.Store) *Gate { return &Gate{Store: st} }
+func NewGate(st store.Store) *Gate { return &Gate{Store: st} }
 
 func (g *Gate) ttl() time.Duration {
 	if g.TTL <= 0 {
@@ -114,7 +114,7 @@ func (g *Gate) Policy(ctx context.Context, repo string) (EffectivePolicy, error)
 }
 
 // LoadPolicy reads the policy in force for repo from the store, uncached.
-func LoadPolicy(ctx context.Context, st *store.Store, repo string) (EffectivePolicy, error) {
+func LoadPolicy(ctx context.Context, st store.Store, repo string) (EffectivePolicy, error) {
 	ns, _, _ := strings.Cut(repo, "/")
 	if sp, err := st.GetSecurityPolicy(ctx, repo); err == nil {
 		return EffectivePolicy{Policy: PolicyFromStore(sp), Override: true, Owner: "repository " + repo}, nil

@@ -34,7 +34,7 @@ type Collector interface {
 // store.
 type GarbageCollector struct {
 	Registry Collector
-	Store    *store.Store
+	Store    store.Store
 	Redis    redis.UniversalClient
 	Defaults registry.GCOptions // graces of scheduled runs, and of API and CLI runs that set none
 	Logger   *slog.Logger

@@ -25,7 +25,7 @@ type Content interface {
 // RegistryHooks connect the registry to Berth's metadata: repositories created on push, image versions
 // recorded, push events emitted.
 type RegistryHooks struct {
-	Store  *store.Store
+	Store  store.Store
 	Queue  Enqueuer
 	Logger *slog.Logger
 	// Blocked, when set, refuses pulls of blocked images (the security policy).

@@ -56,7 +56,7 @@ func EnqueueScan(ctx context.Context, q Enqueuer, t ScanTask, taskID string) err
 // Scans is the second half of the pipeline around the scanner: a push waits for its digest's scan, the gate
 // judges it, and its triggers fire (or record NOT_TRIGGERED with reason BLOCKED).
 type Scans struct {
-	Store *store.Store
+	Store store.Store
 	Queue Enqueuer
 	Gate  *Gate
 	// PollInterval is how often a build in SCANNING looks at its scan; default 250 ms.

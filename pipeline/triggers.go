@@ -79,7 +79,7 @@ type PushedVersion struct {
 // whose filter matches, a NOT_TRIGGERED record (with the reason) for the others, and for all of them when the
 // version is blocked. It is idempotent: repeated calls for the same version rewrite the same records and
 // enqueue nothing new.
-func FireTriggers(ctx context.Context, st *store.Store, q Enqueuer, v PushedVersion) error {
+func FireTriggers(ctx context.Context, st store.Store, q Enqueuer, v PushedVersion) error {
 	triggers, err := st.EnabledTriggers(ctx, v.Repository)
 	if err != nil {
 		return fmt.Errorf("list triggers of %s: %w", v.Repository, err)

@@ -73,7 +73,7 @@ func (f *fakeAuth) NewAccessKey(context.Context, string) (string, string, error)
 func (f *fakeAuth) Invalidate(string) {}
 
 // testStore opens a store on the MongoDB at BERTH_TEST_MONGO_URI, or on an embedded FerretDB.
-func testStore(t *testing.T) *store.Store {
+func testStore(t *testing.T) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	uri := os.Getenv("BERTH_TEST_MONGO_URI")

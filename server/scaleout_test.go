@@ -94,7 +94,7 @@ type scaleOut struct {
 	a, b          *apptest.Process
 	def, overseas *apptest.Process
 	lb            *balancer
-	db            *store.Store // the shared store, read directly for what the API does not show
+	db            store.Store // the shared store, read directly for what the API does not show
 	replicas      []*apptest.Instance
 	auth          remote.Option
 	// What starting a process again takes.

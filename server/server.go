@@ -56,7 +56,7 @@ type ReadinessCheck struct {
 
 // Deps are everything the API needs; the binary wires them.
 type Deps struct {
-	Store          *store.Store
+	Store          store.Store
 	Auth           Authenticator
 	Logger         *slog.Logger
 	Region         string

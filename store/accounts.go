@@ -40,7 +40,7 @@ type User struct {
 
 // EnsureInstance returns the main account, creating it with a fresh numeric id on first start.
 // created tells whether this call made it.
-func (s *Store) EnsureInstance(ctx context.Context) (inst *Instance, created bool, err error) {
+func (s *Mongo) EnsureInstance(ctx context.Context) (inst *Instance, created bool, err error) {
 	inst, err = findOne[Instance](ctx, s.c(colMeta), bson.M{"_id": "instance"})
 	if err == nil {
 		return inst, false, nil
@@ -84,7 +84,7 @@ func ValidateUserName(name string) error {
 }
 
 // CreateUser inserts u; ErrAlreadyExists when the name is taken.
-func (s *Store) CreateUser(ctx context.Context, u *User) error {
+func (s *Mongo) CreateUser(ctx context.Context, u *User) error {
 	u.CreatedAt, u.UpdatedAt = now(), now()
 	if u.Policies == nil {
 		u.Policies = []string{}
@@ -96,24 +96,24 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 }
 
 // GetUser returns the user called name.
-func (s *Store) GetUser(ctx context.Context, name string) (*User, error) {
+func (s *Mongo) GetUser(ctx context.Context, name string) (*User, error) {
 	return findOne[User](ctx, s.c(colUsers), bson.M{"_id": name})
 }
 
 // ListUsers pages through the users, by name.
-func (s *Store) ListUsers(ctx context.Context, p Page) ([]User, int64, error) {
+func (s *Mongo) ListUsers(ctx context.Context, p Page) ([]User, int64, error) {
 	return findPage[User](ctx, s.c(colUsers), bson.M{}, bson.D{{Key: "_id", Value: 1}}, p)
 }
 
-// UpdateUser sets the given fields of a user.
-func (s *Store) UpdateUser(ctx context.Context, name string, set bson.M) (*User, error) {
+// updateUser sets the given fields of a user.
+func (s *Mongo) updateUser(ctx context.Context, name string, set bson.M) (*User, error) {
 	set["updated_at"] = now()
 	return s.changeUser(ctx, name, bson.M{"$set": set})
 }
 
 // changeUser applies update to the user called name holding the user's lease: FerretDB rewrites the whole
 // document, and a policy attached at the same time as a password change, or as a disable, must not undo it.
-func (s *Store) changeUser(ctx context.Context, name string, update bson.M) (*User, error) {
+func (s *Mongo) changeUser(ctx context.Context, name string, update bson.M) (*User, error) {
 	ctx, unlock, err := s.lock(ctx, "user/"+name)
 	if err != nil {
 		return nil, err
@@ -138,7 +138,7 @@ type UserUpdate struct {
 }
 
 // ChangeUser applies u to the user called name and returns the user; ErrNotFound when there is none.
-func (s *Store) ChangeUser(ctx context.Context, name string, u UserUpdate) (*User, error) {
+func (s *Mongo) ChangeUser(ctx context.Context, name string, u UserUpdate) (*User, error) {
 	set := bson.M{}
 	if u.DisplayName != nil {
 		set["display_name"] = *u.DisplayName
@@ -152,33 +152,33 @@ func (s *Store) ChangeUser(ctx context.Context, name string, u UserUpdate) (*Use
 	if u.RevokeTokens {
 		set["tokens_not_before"] = now().Truncate(time.Second).Add(time.Second)
 	}
-	return s.UpdateUser(ctx, name, set)
+	return s.updateUser(ctx, name, set)
 }
 
 // AttachPolicy adds a policy name to a user's attachments (a no-op when it is already there) and returns the
 // user; ErrNotFound when the user does not exist.
-func (s *Store) AttachPolicy(ctx context.Context, user, policy string) (*User, error) {
+func (s *Mongo) AttachPolicy(ctx context.Context, user, policy string) (*User, error) {
 	return s.changePolicies(ctx, user, bson.M{"$addToSet": bson.M{"policies": policy}})
 }
 
 // DetachPolicy removes a policy name from a user's attachments and returns the user; ErrNotFound when the
 // user does not exist.
-func (s *Store) DetachPolicy(ctx context.Context, user, policy string) (*User, error) {
+func (s *Mongo) DetachPolicy(ctx context.Context, user, policy string) (*User, error) {
 	return s.changePolicies(ctx, user, bson.M{"$pull": bson.M{"policies": policy}})
 }
 
-func (s *Store) changePolicies(ctx context.Context, user string, update bson.M) (*User, error) {
+func (s *Mongo) changePolicies(ctx context.Context, user string, update bson.M) (*User, error) {
 	update["$set"] = bson.M{"updated_at": now()}
 	return s.changeUser(ctx, user, update)
 }
 
 // SetUserPolicies replaces the names of the policies attached to a user.
-func (s *Store) SetUserPolicies(ctx context.Context, name string, policies []string) (*User, error) {
-	return s.UpdateUser(ctx, name, bson.M{"policies": policies})
+func (s *Mongo) SetUserPolicies(ctx context.Context, name string, policies []string) (*User, error) {
+	return s.updateUser(ctx, name, bson.M{"policies": policies})
 }
 
 // DeleteUser removes a user and its access keys.
-func (s *Store) DeleteUser(ctx context.Context, name string) error {
+func (s *Mongo) DeleteUser(ctx context.Context, name string) error {
 	res, err := s.c(colUsers).DeleteOne(ctx, bson.M{"_id": name})
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ type pendingInsert struct {
 }
 
 // insertOne inserts doc into coll; ErrAlreadyExists when its _id (or another unique key) is taken.
-func (s *Store) insertOne(ctx context.Context, coll string, doc bson.Raw) error {
+func (s *Mongo) insertOne(ctx context.Context, coll string, doc bson.Raw) error {
 	s.insertersMu.Lock()
 	in := s.inserters[coll]
 	if in == nil {
@@ -61,7 +61,7 @@ func (s *Store) insertOne(ctx context.Context, coll string, doc bson.Raw) error 
 }
 
 // leadInserts inserts the queued documents of in, batch after batch, until none is left.
-func (s *Store) leadInserts(ctx context.Context, coll string, in *inserter) {
+func (s *Mongo) leadInserts(ctx context.Context, coll string, in *inserter) {
 	for {
 		in.mu.Lock()
 		n := min(len(in.queued), maxBatch)
@@ -80,7 +80,7 @@ func (s *Store) leadInserts(ctx context.Context, coll string, in *inserter) {
 	}
 }
 
-func (s *Store) insertBatch(ctx context.Context, coll string, batch []*pendingInsert) {
+func (s *Mongo) insertBatch(ctx context.Context, coll string, batch []*pendingInsert) {
 	defer func() {
 		for _, p := range batch {
 			close(p.done)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -114,30 +113,8 @@ func NewBuildID() string {
 	return fmt.Sprintf("%012x%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
 }
 
-// EnsureBuildIndexes creates the indexes the build queries use on a real MongoDB.
-func (s *Store) EnsureBuildIndexes(ctx context.Context) error {
-	idx := []struct {
-		col  string
-		keys bson.D
-	}{
-		{colBuildRules, bson.D{{Key: "repository", Value: 1}, {Key: "created_at", Value: 1}}},
-		{colBuilds, bson.D{{Key: "repository", Value: 1}, {Key: "_id", Value: -1}}},
-		{colBuilds, bson.D{{Key: "status", Value: 1}}},
-		{colBuildLogs, bson.D{{Key: "repository", Value: 1}}},
-		{colSourceHooks, bson.D{{Key: "repository", Value: 1}}},
-		{colHookDeliveries, bson.D{{Key: "repository", Value: 1}}},
-		{colHookDeliveries, bson.D{{Key: "at", Value: 1}}},
-	}
-	for _, i := range idx {
-		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
-			return fmt.Errorf("create index on %s: %w", i.col, err)
-		}
-	}
-	return nil
-}
-
 // CreateBuild inserts b (QUEUED unless its status is set), giving it an id when it has none.
-func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
+func (s *Mongo) CreateBuild(ctx context.Context, b *Build) error {
 	if b.ID == "" {
 		b.ID = NewBuildID()
 	}
@@ -156,7 +133,7 @@ func (s *Store) CreateBuild(ctx context.Context, b *Build) error {
 }
 
 // GetBuild returns build id of repo.
-func (s *Store) GetBuild(ctx context.Context, repo, id string) (*Build, error) {
+func (s *Mongo) GetBuild(ctx context.Context, repo, id string) (*Build, error) {
 	b, err := s.BuildByID(ctx, id)
 	if err != nil {
 		return nil, err
@@ -168,18 +145,18 @@ func (s *Store) GetBuild(ctx context.Context, repo, id string) (*Build, error) {
 }
 
 // BuildByID returns build id, whatever its repository (for workers).
-func (s *Store) BuildByID(ctx context.Context, id string) (*Build, error) {
+func (s *Mongo) BuildByID(ctx context.Context, id string) (*Build, error) {
 	return findOne[Build](ctx, s.c(colBuilds), bson.M{"_id": id})
 }
 
 // ListBuilds pages through the builds of repo, newest first.
-func (s *Store) ListBuilds(ctx context.Context, repo string, p Page) ([]Build, int64, error) {
+func (s *Mongo) ListBuilds(ctx context.Context, repo string, p Page) ([]Build, int64, error) {
 	return findPage[Build](ctx, s.c(colBuilds), bson.M{"repository": repo}, bson.D{{Key: "_id", Value: -1}}, p)
 }
 
 // BuildsInStatus returns up to limit builds in any of statuses with an id after `after` (all when ""), oldest
 // first: call it again with the last id for the next page.
-func (s *Store) BuildsInStatus(ctx context.Context, statuses []string, after string, limit int) ([]Build, error) {
+func (s *Mongo) BuildsInStatus(ctx context.Context, statuses []string, after string, limit int) ([]Build, error) {
 	filter := bson.M{"status": bson.M{"$in": statuses}}
 	if after != "" {
 		filter["_id"] = bson.M{"$gt": after}
@@ -188,11 +165,11 @@ func (s *Store) BuildsInStatus(ctx context.Context, statuses []string, after str
 }
 
 // UnqueuedBuilds returns up to limit QUEUED builds whose task could not be put on the queue.
-func (s *Store) UnqueuedBuilds(ctx context.Context, limit int) ([]Build, error) {
+func (s *Mongo) UnqueuedBuilds(ctx context.Context, limit int) ([]Build, error) {
 	return s.findBuilds(ctx, bson.M{"status": BuildQueued, "queue_error": bson.M{"$gt": ""}}, limit)
 }
 
-func (s *Store) findBuilds(ctx context.Context, filter bson.M, limit int) ([]Build, error) {
+func (s *Mongo) findBuilds(ctx context.Context, filter bson.M, limit int) ([]Build, error) {
 	cur, err := s.c(colBuilds).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, err
@@ -212,7 +189,7 @@ var ErrNoChange = errors.New("no change")
 // other process writes the build between the read and the write: change always sees the build as it is, and a
 // status it refuses to move backward (a worker's next stage after a cancel) stays refused. An error from change
 // is returned as is and nothing is stored.
-func (s *Store) UpdateBuild(ctx context.Context, id string, change func(*Build) error) (*Build, error) {
+func (s *Mongo) UpdateBuild(ctx context.Context, id string, change func(*Build) error) (*Build, error) {
 	ctx, unlock, err := s.lock(ctx, "build/"+id)
 	if err != nil {
 		return nil, err
@@ -309,7 +286,7 @@ type LogChunk struct {
 func LogChunkID(build string, seq int) string { return fmt.Sprintf("%s-%06d", build, seq) }
 
 // PutLogChunk writes c (replacing the same chunk).
-func (s *Store) PutLogChunk(ctx context.Context, c *LogChunk) error {
+func (s *Mongo) PutLogChunk(ctx context.Context, c *LogChunk) error {
 	if len(c.Data) > MaxLogChunk {
 		return fmt.Errorf("log chunk of %d bytes is larger than %d", len(c.Data), MaxLogChunk)
 	}
@@ -322,6 +299,6 @@ func (s *Store) PutLogChunk(ctx context.Context, c *LogChunk) error {
 }
 
 // GetLogChunk returns chunk seq of build, or ErrNotFound.
-func (s *Store) GetLogChunk(ctx context.Context, build string, seq int) (*LogChunk, error) {
+func (s *Mongo) GetLogChunk(ctx context.Context, build string, seq int) (*LogChunk, error) {
 	return findOne[LogChunk](ctx, s.c(colBuildLogs), bson.M{"_id": LogChunkID(build, seq)})
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/berth-dev/berth/store/storetest"
 )
 
-func buildRepo(t testing.TB, s *store.Store, ns, name string) string {
+func buildRepo(t testing.TB, s store.Store, ns, name string) string {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.CreateNamespace(ctx, &store.Namespace{Name: ns, AccountID: "100"}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {

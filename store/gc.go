@@ -34,14 +34,14 @@ func NewGCRunID(at time.Time) string {
 }
 
 // CreateGCRun records a run that has started.
-func (s *Store) CreateGCRun(ctx context.Context, r *GCRun) error {
+func (s *Mongo) CreateGCRun(ctx context.Context, r *GCRun) error {
 	r.StartedAt = r.StartedAt.UTC().Truncate(time.Millisecond)
 	_, err := s.c(colGCRuns).InsertOne(ctx, r)
 	return alreadyExists(err)
 }
 
 // FinishGCRun stores a run's outcome.
-func (s *Store) FinishGCRun(ctx context.Context, r *GCRun) error {
+func (s *Mongo) FinishGCRun(ctx context.Context, r *GCRun) error {
 	fin := now()
 	r.FinishedAt = &fin
 	res, err := s.c(colGCRuns).UpdateOne(ctx, bson.M{"_id": r.ID}, bson.M{"$set": bson.M{
@@ -58,17 +58,17 @@ func (s *Store) FinishGCRun(ctx context.Context, r *GCRun) error {
 }
 
 // GetGCRun returns one run.
-func (s *Store) GetGCRun(ctx context.Context, id string) (*GCRun, error) {
+func (s *Mongo) GetGCRun(ctx context.Context, id string) (*GCRun, error) {
 	return findOne[GCRun](ctx, s.c(colGCRuns), bson.M{"_id": id})
 }
 
 // ListGCRuns pages through the runs, newest first.
-func (s *Store) ListGCRuns(ctx context.Context, p Page) ([]GCRun, int64, error) {
+func (s *Mongo) ListGCRuns(ctx context.Context, p Page) ([]GCRun, int64, error) {
 	return findPage[GCRun](ctx, s.c(colGCRuns), bson.M{}, bson.D{{Key: "_id", Value: -1}}, p)
 }
 
 // LastGCRun returns the most recent run, or ErrNotFound.
-func (s *Store) LastGCRun(ctx context.Context) (*GCRun, error) {
+func (s *Mongo) LastGCRun(ctx context.Context) (*GCRun, error) {
 	runs, _, err := s.ListGCRuns(ctx, Page{Page: 1, PageSize: 1})
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (s *Store) LastGCRun(ctx context.Context) (*GCRun, error) {
 
 // EndUnfinishedGCRuns marks every run other than id that never finished as finished now with message as its
 // error. The caller holds the collection lease, so no such run is still going: its process stopped mid-run.
-func (s *Store) EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error) {
+func (s *Mongo) EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error) {
 	res, err := s.c(colGCRuns).UpdateMany(ctx,
 		bson.M{"_id": bson.M{"$ne": id}, "finished_at": bson.M{"$exists": false}},
 		bson.M{"$set": bson.M{"finished_at": now(), "error": message}})

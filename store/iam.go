@@ -19,7 +19,7 @@ type AccessKey struct {
 }
 
 // CreateAccessKey inserts k.
-func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
+func (s *Mongo) CreateAccessKey(ctx context.Context, k *AccessKey) error {
 	k.CreatedAt = now()
 	if _, err := s.c(colAccessKeys).InsertOne(ctx, k); err != nil {
 		return alreadyExists(err)
@@ -28,17 +28,17 @@ func (s *Store) CreateAccessKey(ctx context.Context, k *AccessKey) error {
 }
 
 // GetAccessKey returns the key with id.
-func (s *Store) GetAccessKey(ctx context.Context, id string) (*AccessKey, error) {
+func (s *Mongo) GetAccessKey(ctx context.Context, id string) (*AccessKey, error) {
 	return findOne[AccessKey](ctx, s.c(colAccessKeys), bson.M{"_id": id})
 }
 
 // ListAccessKeys pages through a user's keys.
-func (s *Store) ListAccessKeys(ctx context.Context, user string, p Page) ([]AccessKey, int64, error) {
+func (s *Mongo) ListAccessKeys(ctx context.Context, user string, p Page) ([]AccessKey, int64, error) {
 	return findPage[AccessKey](ctx, s.c(colAccessKeys), bson.M{"user": user}, bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, p)
 }
 
 // SetAccessKeyEnabled enables or disables a user's key.
-func (s *Store) SetAccessKeyEnabled(ctx context.Context, user, id string, enabled bool) error {
+func (s *Mongo) SetAccessKeyEnabled(ctx context.Context, user, id string, enabled bool) error {
 	res, err := s.c(colAccessKeys).UpdateOne(ctx, bson.M{"_id": id, "user": user}, bson.M{"$set": bson.M{"enabled": enabled}})
 	if err != nil {
 		return err
@@ -50,7 +50,7 @@ func (s *Store) SetAccessKeyEnabled(ctx context.Context, user, id string, enable
 }
 
 // DeleteAccessKey removes a user's key.
-func (s *Store) DeleteAccessKey(ctx context.Context, user, id string) error {
+func (s *Mongo) DeleteAccessKey(ctx context.Context, user, id string) error {
 	res, err := s.c(colAccessKeys).DeleteOne(ctx, bson.M{"_id": id, "user": user})
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ type Policy struct {
 }
 
 // CreatePolicy inserts p.
-func (s *Store) CreatePolicy(ctx context.Context, p *Policy) error {
+func (s *Mongo) CreatePolicy(ctx context.Context, p *Policy) error {
 	p.CreatedAt, p.UpdatedAt = now(), now()
 	if _, err := s.c(colPolicies).InsertOne(ctx, p); err != nil {
 		return alreadyExists(err)
@@ -80,18 +80,18 @@ func (s *Store) CreatePolicy(ctx context.Context, p *Policy) error {
 }
 
 // GetPolicy returns the custom policy called name.
-func (s *Store) GetPolicy(ctx context.Context, name string) (*Policy, error) {
+func (s *Mongo) GetPolicy(ctx context.Context, name string) (*Policy, error) {
 	return findOne[Policy](ctx, s.c(colPolicies), bson.M{"_id": name})
 }
 
 // ListPolicies pages through the custom policies by name.
-func (s *Store) ListPolicies(ctx context.Context, p Page) ([]Policy, int64, error) {
+func (s *Mongo) ListPolicies(ctx context.Context, p Page) ([]Policy, int64, error) {
 	return findPage[Policy](ctx, s.c(colPolicies), bson.M{}, bson.D{{Key: "_id", Value: 1}}, p)
 }
 
 // ListPoliciesFrom returns up to limit custom policies by name, skipping the first skip, and how many there are
 // (for lists that put the system policies first).
-func (s *Store) ListPoliciesFrom(ctx context.Context, skip, limit int) ([]Policy, int64, error) {
+func (s *Mongo) ListPoliciesFrom(ctx context.Context, skip, limit int) ([]Policy, int64, error) {
 	col := s.c(colPolicies)
 	total, err := col.CountDocuments(ctx, bson.M{})
 	if err != nil || limit <= 0 {
@@ -110,7 +110,7 @@ func (s *Store) ListPoliciesFrom(ctx context.Context, skip, limit int) ([]Policy
 }
 
 // UpdatePolicy replaces a custom policy's document and description.
-func (s *Store) UpdatePolicy(ctx context.Context, name, description, document string) (*Policy, error) {
+func (s *Mongo) UpdatePolicy(ctx context.Context, name, description, document string) (*Policy, error) {
 	res, err := s.c(colPolicies).UpdateOne(ctx, bson.M{"_id": name},
 		bson.M{"$set": bson.M{"description": description, "document": document, "updated_at": now()}})
 	if err != nil {
@@ -123,7 +123,7 @@ func (s *Store) UpdatePolicy(ctx context.Context, name, description, document st
 }
 
 // DeletePolicy removes a custom policy and detaches it from every user.
-func (s *Store) DeletePolicy(ctx context.Context, name string) error {
+func (s *Mongo) DeletePolicy(ctx context.Context, name string) error {
 	res, err := s.c(colPolicies).DeleteOne(ctx, bson.M{"_id": name})
 	if err != nil {
 		return err

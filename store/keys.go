@@ -29,7 +29,7 @@ type InstanceKey struct {
 
 // InsertInstanceKey stores a key under id unless one is there: the unique _id decides between processes
 // starting together, and the loser gets ErrAlreadyExists (and reads the winner's with GetInstanceKey).
-func (s *Store) InsertInstanceKey(ctx context.Context, id, sealed string) error {
+func (s *Mongo) InsertInstanceKey(ctx context.Context, id, sealed string) error {
 	doc, err := bson.Marshal(InstanceKey{ID: id, Sealed: sealed, CreatedAt: now()})
 	if err != nil {
 		return err
@@ -38,6 +38,6 @@ func (s *Store) InsertInstanceKey(ctx context.Context, id, sealed string) error 
 }
 
 // GetInstanceKey reads the key stored under id; ErrNotFound when there is none yet.
-func (s *Store) GetInstanceKey(ctx context.Context, id string) (*InstanceKey, error) {
+func (s *Mongo) GetInstanceKey(ctx context.Context, id string) (*InstanceKey, error) {
 	return findOne[InstanceKey](ctx, s.c(colKeys), bson.M{"_id": id})
 }

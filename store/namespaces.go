@@ -47,7 +47,7 @@ const maxSlotRounds = 200
 // fails when another creation took that slot first, and the creation looks again. Namespaces made while the
 // limit was off, or above a limit since lowered, have no slot below it: they are moved into free slots first,
 // so that every namespace of the account holds one and the unique index counts them all.
-func (s *Store) CreateNamespace(ctx context.Context, ns *Namespace, limit int) error {
+func (s *Mongo) CreateNamespace(ctx context.Context, ns *Namespace, limit int) error {
 	ns.CreatedAt, ns.UpdatedAt = now(), now()
 	ns.Slot, ns.Deleting = "", false
 	if _, err := s.GetNamespace(ctx, ns.Name); err == nil {
@@ -97,7 +97,7 @@ func (s *Store) CreateNamespace(ctx context.Context, ns *Namespace, limit int) e
 
 // namespaceSlots returns the slots below limit the account's namespaces hold, and the names of those that
 // hold none.
-func (s *Store) namespaceSlots(ctx context.Context, accountID string, limit int) (held map[string]bool, outside []string, err error) {
+func (s *Mongo) namespaceSlots(ctx context.Context, accountID string, limit int) (held map[string]bool, outside []string, err error) {
 	cur, err := s.c(colNamespaces).Find(ctx, bson.M{"account_id": accountID},
 		options.Find().SetProjection(bson.M{"slot": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
@@ -124,7 +124,7 @@ func (s *Store) namespaceSlots(ctx context.Context, accountID string, limit int)
 
 // moveIntoSlot gives namespace name a free slot below limit, if one is left. It holds the namespace's lease, so
 // no other change of the namespace (UpdateNamespace rewrites the whole document on FerretDB) undoes the move.
-func (s *Store) moveIntoSlot(ctx context.Context, accountID, name string, limit int) error {
+func (s *Mongo) moveIntoSlot(ctx context.Context, accountID, name string, limit int) error {
 	ctx, unlock, err := s.lock(ctx, "namespace/"+name)
 	if err != nil {
 		return err
@@ -152,12 +152,12 @@ func (s *Store) moveIntoSlot(ctx context.Context, accountID, name string, limit 
 }
 
 // GetNamespace returns the namespace called name.
-func (s *Store) GetNamespace(ctx context.Context, name string) (*Namespace, error) {
+func (s *Mongo) GetNamespace(ctx context.Context, name string) (*Namespace, error) {
 	return findOne[Namespace](ctx, s.c(colNamespaces), bson.M{"_id": name})
 }
 
 // ListNamespaces pages through an account's namespaces by name (all accounts when accountID is empty).
-func (s *Store) ListNamespaces(ctx context.Context, accountID string, p Page) ([]Namespace, int64, error) {
+func (s *Mongo) ListNamespaces(ctx context.Context, accountID string, p Page) ([]Namespace, int64, error) {
 	filter := bson.M{}
 	if accountID != "" {
 		filter["account_id"] = accountID
@@ -172,7 +172,7 @@ type NamespaceUpdate struct {
 }
 
 // UpdateNamespace applies u and returns the namespace as it now is.
-func (s *Store) UpdateNamespace(ctx context.Context, name string, u NamespaceUpdate) (*Namespace, error) {
+func (s *Mongo) UpdateNamespace(ctx context.Context, name string, u NamespaceUpdate) (*Namespace, error) {
 	ctx, unlock, err := s.lock(ctx, "namespace/"+name)
 	if err != nil {
 		return nil, err
@@ -201,7 +201,7 @@ func (s *Store) UpdateNamespace(ctx context.Context, name string, u NamespaceUpd
 // The namespace's lease (which CreateRepository holds too) keeps repositories from appearing between the check
 // and the delete. A forced delete marks the namespace Deleting under the lease, then removes the repositories
 // without it (that may take long), then the namespace; a delete interrupted half-way is finished by the next.
-func (s *Store) DeleteNamespace(ctx context.Context, name string, force bool) ([]string, error) {
+func (s *Mongo) DeleteNamespace(ctx context.Context, name string, force bool) ([]string, error) {
 	lctx, unlock, err := s.lock(ctx, "namespace/"+name)
 	if err != nil {
 		return nil, err
@@ -221,7 +221,7 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string, force bool) ([
 
 // checkNamespaceDelete, holding the namespace's lease, lists its repositories and either refuses the delete,
 // drops the empty namespace, or marks it Deleting.
-func (s *Store) checkNamespaceDelete(ctx context.Context, name string, force bool) ([]string, error) {
+func (s *Mongo) checkNamespaceDelete(ctx context.Context, name string, force bool) ([]string, error) {
 	if _, err := s.GetNamespace(ctx, name); err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func (s *Store) checkNamespaceDelete(ctx context.Context, name string, force boo
 }
 
 // dropNamespace deletes the namespace's document (freeing its slot) and its security policy.
-func (s *Store) dropNamespace(ctx context.Context, name string) error {
+func (s *Mongo) dropNamespace(ctx context.Context, name string) error {
 	if _, err := s.c(colNamespaces).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 // connections: two processes, as two berth serve or berth worker replicas would be) and race them.
 
 // pick spreads goroutine i over the two clients.
-func pick(i int, a, b *store.Store) *store.Store {
+func pick(i int, a, b store.Store) store.Store {
 	if i%2 == 1 {
 		return b
 	}
@@ -26,7 +26,7 @@ func pick(i int, a, b *store.Store) *store.Store {
 }
 
 // createNamespaces creates names for account 100 under limit from both clients at once and counts the answers.
-func createNamespaces(t *testing.T, a, b *store.Store, names []string, limit int) (created, limited, existed int32) {
+func createNamespaces(t *testing.T, a, b store.Store, names []string, limit int) (created, limited, existed int32) {
 	t.Helper()
 	ctx := context.Background()
 	var ok, lim, dup atomic.Int32
@@ -52,7 +52,7 @@ func createNamespaces(t *testing.T, a, b *store.Store, names []string, limit int
 	return ok.Load(), lim.Load(), dup.Load()
 }
 
-func namespaceCount(t *testing.T, s *store.Store, account string) int64 {
+func namespaceCount(t *testing.T, s store.Store, account string) int64 {
 	t.Helper()
 	_, total, err := s.ListNamespaces(context.Background(), account, store.Page{Page: 1, PageSize: 100})
 	if err != nil {
@@ -152,7 +152,7 @@ func TestBuildForwardOnlyTwoProcesses(t *testing.T) {
 		}
 		var writes atomic.Int32
 		var wg sync.WaitGroup
-		advance := func(s *store.Store) {
+		advance := func(s store.Store) {
 			defer wg.Done()
 			for {
 				_, err := s.UpdateBuild(ctx, bd.ID, func(cur *store.Build) error {
@@ -177,7 +177,7 @@ func TestBuildForwardOnlyTwoProcesses(t *testing.T) {
 				}
 			}
 		}
-		cancel := func(s *store.Store) {
+		cancel := func(s store.Store) {
 			defer wg.Done()
 			time.Sleep(time.Duration(round*round) * 3 * time.Millisecond)
 			_, err := s.UpdateBuild(ctx, bd.ID, func(cur *store.Build) error {

@@ -34,7 +34,7 @@ func (c *repoCache) invalidate() {
 }
 
 // allRepositories returns every repository sorted by full name, from memory when fresh.
-func (s *Store) allRepositories(ctx context.Context) ([]Repository, error) {
+func (s *Mongo) allRepositories(ctx context.Context) ([]Repository, error) {
 	c := &s.repos
 	c.mu.Lock()
 	if c.valid && time.Since(c.loaded) < RepositoryListTTL {
@@ -61,7 +61,7 @@ func (s *Store) allRepositories(ctx context.Context) ([]Repository, error) {
 }
 
 // searchCachedRepositories is SearchRepositories over allRepositories.
-func (s *Store) searchCachedRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
+func (s *Mongo) searchCachedRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
 	all, err := s.allRepositories(ctx)
 	if err != nil {
 		return nil, 0, err

@@ -34,7 +34,7 @@ type Repository struct {
 // CreateRepository inserts r. Errors: ErrNotFound when the namespace is missing (or being deleted),
 // ErrAlreadyExists. It holds the namespace's lease, so a DeleteNamespace that found the namespace empty does
 // not drop it under a new repository.
-func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
+func (s *Mongo) CreateRepository(ctx context.Context, r *Repository) error {
 	ctx, unlock, err := s.lock(ctx, "namespace/"+r.Namespace)
 	if err != nil {
 		return err
@@ -55,19 +55,19 @@ func (s *Store) CreateRepository(ctx context.Context, r *Repository) error {
 }
 
 // GetRepository returns namespace/name.
-func (s *Store) GetRepository(ctx context.Context, namespace, name string) (*Repository, error) {
+func (s *Mongo) GetRepository(ctx context.Context, namespace, name string) (*Repository, error) {
 	return findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": namespace + "/" + name})
 }
 
 // ListRepositories pages through repositories by full name: those of one namespace, or all when namespace is
 // empty (restricted to accountID when given).
-func (s *Store) ListRepositories(ctx context.Context, accountID, namespace string, p Page) ([]Repository, int64, error) {
+func (s *Mongo) ListRepositories(ctx context.Context, accountID, namespace string, p Page) ([]Repository, int64, error) {
 	return s.SearchRepositories(ctx, accountID, namespace, "", p)
 }
 
 // SearchRepositories lists repositories (of one namespace when namespace is not "") whose name contains
 // query ("" matches all), by full name.
-func (s *Store) SearchRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
+func (s *Mongo) SearchRepositories(ctx context.Context, accountID, namespace, query string, p Page) ([]Repository, int64, error) {
 	if s.ferret {
 		return s.searchCachedRepositories(ctx, accountID, namespace, query, p)
 	}
@@ -92,7 +92,7 @@ type RepositoryUpdate struct {
 }
 
 // UpdateRepository applies u and returns the repository as it now is.
-func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u RepositoryUpdate) (*Repository, error) {
+func (s *Mongo) UpdateRepository(ctx context.Context, namespace, name string, u RepositoryUpdate) (*Repository, error) {
 	// The lease keeps a concurrent change of other fields (FerretDB rewrites the whole document) from being lost.
 	ctx, unlock, err := s.lock(ctx, "repository/"+namespace+"/"+name)
 	if err != nil {
@@ -120,13 +120,13 @@ func (s *Store) UpdateRepository(ctx context.Context, namespace, name string, u 
 }
 
 // DeleteRepository removes a repository and its image versions.
-func (s *Store) DeleteRepository(ctx context.Context, namespace, name string) error {
+func (s *Mongo) DeleteRepository(ctx context.Context, namespace, name string) error {
 	return s.deleteRepository(ctx, namespace+"/"+name)
 }
 
 // deleteRepository removes the repository first, then what it owns: a child inserted after the sweep finds
 // the repository gone (repositoryGone) and removes itself.
-func (s *Store) deleteRepository(ctx context.Context, full string) error {
+func (s *Mongo) deleteRepository(ctx context.Context, full string) error {
 	defer s.repos.invalidate()
 	res, err := s.c(colRepositories).DeleteOne(ctx, bson.M{"_id": full})
 	if err != nil {
@@ -149,7 +149,7 @@ var repoOwnedCollections = []string{colTags, colTriggers, colTriggerRecords,
 
 // repositoryGone is the check a child of repository repo (a trigger, a rule, a source) makes after its insert:
 // true when the repository is gone, so that DeleteRepository's sweep may have missed the child.
-func (s *Store) repositoryGone(ctx context.Context, repo string) (bool, error) {
+func (s *Mongo) repositoryGone(ctx context.Context, repo string) (bool, error) {
 	_, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": repo})
 	if errors.Is(err, ErrNotFound) {
 		return true, nil
@@ -159,7 +159,7 @@ func (s *Store) repositoryGone(ctx context.Context, repo string) (bool, error) {
 
 // undoIfOrphan removes document id of col, just inserted for repository repo, when the repository went
 // meanwhile, and then answers ErrNotFound.
-func (s *Store) undoIfOrphan(ctx context.Context, repo, col, id string) error {
+func (s *Mongo) undoIfOrphan(ctx context.Context, repo, col, id string) error {
 	gone, err := s.repositoryGone(ctx, repo)
 	if err != nil || !gone {
 		return err
@@ -170,7 +170,7 @@ func (s *Store) undoIfOrphan(ctx context.Context, repo, col, id string) error {
 	return ErrNotFound
 }
 
-func (s *Store) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
+func (s *Mongo) repoNamesIn(ctx context.Context, namespace string) ([]string, error) {
 	cur, err := s.c(colRepositories).Find(ctx, bson.M{"namespace": namespace},
 		options.Find().SetProjection(bson.M{"_id": 1}).SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {

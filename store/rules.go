@@ -44,7 +44,7 @@ func NewRuleID() string {
 
 // CreateBuildRule inserts r with a new id. ErrNotFound when the repository does not exist, ErrLimitExceeded
 // when it has MaxBuildRules already. The repository's rules lease keeps the count and the insert together.
-func (s *Store) CreateBuildRule(ctx context.Context, r *BuildRule) error {
+func (s *Mongo) CreateBuildRule(ctx context.Context, r *BuildRule) error {
 	ctx, unlock, err := s.lock(ctx, "rules/"+r.Repository)
 	if err != nil {
 		return err
@@ -79,7 +79,7 @@ func (r *BuildRule) normalize() {
 }
 
 // GetBuildRule returns rule id of repo.
-func (s *Store) GetBuildRule(ctx context.Context, repo, id string) (*BuildRule, error) {
+func (s *Mongo) GetBuildRule(ctx context.Context, repo, id string) (*BuildRule, error) {
 	r, err := findOne[BuildRule](ctx, s.c(colBuildRules), bson.M{"_id": id})
 	if err != nil {
 		return nil, err
@@ -92,7 +92,7 @@ func (s *Store) GetBuildRule(ctx context.Context, repo, id string) (*BuildRule, 
 }
 
 // ListBuildRules pages through the rules of repo, oldest first.
-func (s *Store) ListBuildRules(ctx context.Context, repo string, p Page) ([]BuildRule, int64, error) {
+func (s *Mongo) ListBuildRules(ctx context.Context, repo string, p Page) ([]BuildRule, int64, error) {
 	items, total, err := findPage[BuildRule](ctx, s.c(colBuildRules), bson.M{"repository": repo},
 		bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, p)
 	for i := range items {
@@ -102,7 +102,7 @@ func (s *Store) ListBuildRules(ctx context.Context, repo string, p Page) ([]Buil
 }
 
 // AllBuildRules returns every rule of repo (at most MaxBuildRules), for matching a push.
-func (s *Store) AllBuildRules(ctx context.Context, repo string) ([]BuildRule, error) {
+func (s *Mongo) AllBuildRules(ctx context.Context, repo string) ([]BuildRule, error) {
 	cur, err := s.c(colBuildRules).Find(ctx, bson.M{"repository": repo},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(MaxBuildRules))
 	if err != nil {
@@ -120,7 +120,7 @@ func (s *Store) AllBuildRules(ctx context.Context, repo string) ([]BuildRule, er
 
 // UpdateBuildRule applies change to rule id of repo and stores the result, holding the rule's lease so that two
 // changes at once both apply. An error from change is returned as is and nothing is stored.
-func (s *Store) UpdateBuildRule(ctx context.Context, repo, id string, change func(*BuildRule) error) (*BuildRule, error) {
+func (s *Mongo) UpdateBuildRule(ctx context.Context, repo, id string, change func(*BuildRule) error) (*BuildRule, error) {
 	ctx, unlock, err := s.lock(ctx, "rule/"+id)
 	if err != nil {
 		return nil, err
@@ -151,7 +151,7 @@ func (s *Store) UpdateBuildRule(ctx context.Context, repo, id string, change fun
 }
 
 // DeleteBuildRule removes rule id of repo. Its builds stay: each keeps a copy of the rule it ran.
-func (s *Store) DeleteBuildRule(ctx context.Context, repo, id string) error {
+func (s *Mongo) DeleteBuildRule(ctx context.Context, repo, id string) error {
 	res, err := s.c(colBuildRules).DeleteOne(ctx, bson.M{"_id": id, "repository": repo})
 	if err != nil {
 		return err

@@ -85,6 +85,12 @@ type ScanWaiter struct {
 	BuildID    string    `bson:"build_id,omitempty"`
 }
 
+// Equal reports whether w and o are the same waiting push (times as the store keeps them, to the millisecond).
+func (w ScanWaiter) Equal(o ScanWaiter) bool {
+	return w.Repository == o.Repository && w.Tag == o.Tag && w.BuildID == o.BuildID &&
+		w.PushedAt.UnixMilli() == o.PushedAt.UnixMilli()
+}
+
 // ScanResult is what a finished scan writes.
 type ScanResult struct {
 	Status          string // DONE or FAILED
@@ -100,12 +106,12 @@ type ScanResult struct {
 }
 
 // GetScan returns the scan of digest; ErrNotFound when it was never scanned nor queued.
-func (s *Store) GetScan(ctx context.Context, digest string) (*Scan, error) {
+func (s *Mongo) GetScan(ctx context.Context, digest string) (*Scan, error) {
 	return findOne[Scan](ctx, s.c(colScans), bson.M{"_id": digest})
 }
 
 // ScansByDigest returns the scans of digests (those that exist) without their vulnerability lists.
-func (s *Store) ScansByDigest(ctx context.Context, digests []string) (map[string]*Scan, error) {
+func (s *Mongo) ScansByDigest(ctx context.Context, digests []string) (map[string]*Scan, error) {
 	out := map[string]*Scan{}
 	if len(digests) == 0 {
 		return out, nil
@@ -131,7 +137,7 @@ func (s *Store) ScansByDigest(ctx context.Context, digests []string) (map[string
 // The writes of a scan record (StartScan, FinishScan, AddScanWaiter, RemoveScanWaiter) hold the digest's lease:
 // FerretDB rewrites the whole document, so a waiter added while a scan finishes would otherwise be lost, and a
 // push must see the record as it is right after its waiter went in (pipeline's settle).
-func (s *Store) StartScan(ctx context.Context, digest, repo string, at time.Time) error {
+func (s *Mongo) StartScan(ctx context.Context, digest, repo string, at time.Time) error {
 	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
 	if err != nil {
 		return err
@@ -145,7 +151,7 @@ func (s *Store) StartScan(ctx context.Context, digest, repo string, at time.Time
 }
 
 // FinishScan records the result of digest's scan and returns the record as it is now (with its waiting pushes).
-func (s *Store) FinishScan(ctx context.Context, digest string, r ScanResult) (*Scan, error) {
+func (s *Mongo) FinishScan(ctx context.Context, digest string, r ScanResult) (*Scan, error) {
 	if r.Vulnerabilities == nil {
 		r.Vulnerabilities = []ScanVulnerability{}
 	}
@@ -178,7 +184,7 @@ func newResultID() string {
 
 // AddScanWaiter records that w waits for digest's scan, creating the record (NOT_SCANNED) if needed, and
 // returns the record as it is now.
-func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) (*Scan, error) {
+func (s *Mongo) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) (*Scan, error) {
 	w.PushedAt = w.PushedAt.UTC().Truncate(time.Millisecond)
 	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
 	if err != nil {
@@ -201,7 +207,7 @@ func (s *Store) AddScanWaiter(ctx context.Context, digest string, w ScanWaiter) 
 // UnfinishedScans returns up to limit scans that are queued or running (NOT_SCANNED with waiting pushes, or
 // SCANNING), or finished with pushes still waiting, without their findings: after a restart their tasks
 // may be gone with an in-memory queue.
-func (s *Store) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) {
+func (s *Mongo) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) {
 	cur, err := s.c(colScans).Find(ctx, bson.M{"$or": bson.A{
 		bson.M{"status": bson.M{"$in": []string{ScanNotScanned, ScanScanning}}},
 		bson.M{"status": bson.M{"$in": []string{ScanDone, ScanFailed}}, "waiting.0": bson.M{"$exists": true}},
@@ -216,7 +222,7 @@ func (s *Store) UnfinishedScans(ctx context.Context, limit int) ([]Scan, error) 
 }
 
 // RemoveScanWaiter drops w from digest's waiting pushes.
-func (s *Store) RemoveScanWaiter(ctx context.Context, digest string, w ScanWaiter) error {
+func (s *Mongo) RemoveScanWaiter(ctx context.Context, digest string, w ScanWaiter) error {
 	ctx, unlock, err := s.lock(ctx, "scan/"+digest)
 	if err != nil {
 		return err
@@ -246,12 +252,12 @@ type AllowEntry struct {
 }
 
 // GetSecurityPolicy returns the policy stored under id ("ns" or "ns/repo"); ErrNotFound when there is none.
-func (s *Store) GetSecurityPolicy(ctx context.Context, id string) (*SecurityPolicy, error) {
+func (s *Mongo) GetSecurityPolicy(ctx context.Context, id string) (*SecurityPolicy, error) {
 	return findOne[SecurityPolicy](ctx, s.c(colSecurityPolicies), bson.M{"_id": id})
 }
 
 // PutSecurityPolicy stores p, replacing the policy of the same namespace or repository.
-func (s *Store) PutSecurityPolicy(ctx context.Context, p *SecurityPolicy) error {
+func (s *Mongo) PutSecurityPolicy(ctx context.Context, p *SecurityPolicy) error {
 	p.ID = p.Namespace
 	if p.Repository != "" {
 		p.ID = p.Repository
@@ -267,7 +273,7 @@ func (s *Store) PutSecurityPolicy(ctx context.Context, p *SecurityPolicy) error 
 }
 
 // DeleteSecurityPolicy drops the policy stored under id; ErrNotFound when there was none.
-func (s *Store) DeleteSecurityPolicy(ctx context.Context, id string) error {
+func (s *Mongo) DeleteSecurityPolicy(ctx context.Context, id string) error {
 	res, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": id})
 	if err != nil {
 		return err
@@ -279,7 +285,7 @@ func (s *Store) DeleteSecurityPolicy(ctx context.Context, id string) error {
 }
 
 // RecentImageVersions returns up to limit image versions pushed at or after since, newest first.
-func (s *Store) RecentImageVersions(ctx context.Context, since time.Time, limit int) ([]ImageVersion, error) {
+func (s *Mongo) RecentImageVersions(ctx context.Context, since time.Time, limit int) ([]ImageVersion, error) {
 	cur, err := s.c(colTags).Find(ctx, bson.M{"pushed_at": bson.M{"$gte": since.UTC()}},
 		options.Find().SetSort(bson.D{{Key: "pushed_at", Value: -1}}).SetLimit(int64(limit)))
 	if err != nil {
@@ -291,7 +297,7 @@ func (s *Store) RecentImageVersions(ctx context.Context, since time.Time, limit 
 }
 
 // ScanDBVersion returns the vulnerability DB version recorded by SetScanDBVersion ("" when none).
-func (s *Store) ScanDBVersion(ctx context.Context) (string, error) {
+func (s *Mongo) ScanDBVersion(ctx context.Context) (string, error) {
 	var doc struct {
 		Version string `bson:"version"`
 	}
@@ -303,7 +309,7 @@ func (s *Store) ScanDBVersion(ctx context.Context) (string, error) {
 }
 
 // SetScanDBVersion records the vulnerability DB version images were last rescanned for.
-func (s *Store) SetScanDBVersion(ctx context.Context, version string) error {
+func (s *Mongo) SetScanDBVersion(ctx context.Context, version string) error {
 	return upsert(func() error {
 		_, err := s.c(colMeta).UpdateOne(ctx, bson.M{"_id": scanDBMetaID},
 			bson.M{"$set": bson.M{"version": version, "updated_at": now()}}, options.UpdateOne().SetUpsert(true))

@@ -25,24 +25,24 @@ type Session struct {
 }
 
 // CreateSession stores a new session.
-func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+func (s *Mongo) CreateSession(ctx context.Context, sess *Session) error {
 	_, err := s.c(colSessions).InsertOne(ctx, sess)
 	return alreadyExists(err)
 }
 
 // GetSession returns the session with id.
-func (s *Store) GetSession(ctx context.Context, id string) (*Session, error) {
+func (s *Mongo) GetSession(ctx context.Context, id string) (*Session, error) {
 	return findOne[Session](ctx, s.c(colSessions), bson.M{"_id": id})
 }
 
 // TouchSession records that the session was used at t.
-func (s *Store) TouchSession(ctx context.Context, id string, t time.Time) error {
+func (s *Mongo) TouchSession(ctx context.Context, id string, t time.Time) error {
 	_, err := s.c(colSessions).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"seen_at": t}})
 	return err
 }
 
 // DeleteSession ends a session; ending one that is gone already is no error.
-func (s *Store) DeleteSession(ctx context.Context, id string) error {
+func (s *Mongo) DeleteSession(ctx context.Context, id string) error {
 	_, err := s.c(colSessions).DeleteOne(ctx, bson.M{"_id": id})
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil
@@ -51,7 +51,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 }
 
 // DeleteExpiredSessions removes the sessions idle since before idleBefore or made before createdBefore.
-func (s *Store) DeleteExpiredSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error) {
+func (s *Mongo) DeleteExpiredSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error) {
 	res, err := s.c(colSessions).DeleteMany(ctx, bson.M{"$or": bson.A{
 		bson.M{"seen_at": bson.M{"$lt": idleBefore}},
 		bson.M{"created_at": bson.M{"$lt": createdBefore}},

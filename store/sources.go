@@ -70,7 +70,7 @@ func NewHookID() string {
 // PutSource creates or replaces the source of src.Repository. A new source gets a hook id unless one is set;
 // a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist. It holds
 // the source's lease, so two puts at once agree on the hook id.
-func (s *Store) PutSource(ctx context.Context, src *Source) (created bool, err error) {
+func (s *Mongo) PutSource(ctx context.Context, src *Source) (created bool, err error) {
 	ctx, unlock, err := s.lock(ctx, "source/"+src.Repository)
 	if err != nil {
 		return false, err
@@ -109,12 +109,12 @@ func (s *Store) PutSource(ctx context.Context, src *Source) (created bool, err e
 }
 
 // GetSource returns the source of repo (namespace/name).
-func (s *Store) GetSource(ctx context.Context, repo string) (*Source, error) {
+func (s *Mongo) GetSource(ctx context.Context, repo string) (*Source, error) {
 	return findOne[Source](ctx, s.c(colSources), bson.M{"_id": repo})
 }
 
 // SourceByHook returns the source whose webhook id is hookID.
-func (s *Store) SourceByHook(ctx context.Context, hookID string) (*Source, error) {
+func (s *Mongo) SourceByHook(ctx context.Context, hookID string) (*Source, error) {
 	h, err := findOne[sourceHook](ctx, s.c(colSourceHooks), bson.M{"_id": hookID})
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func (s *Store) SourceByHook(ctx context.Context, hookID string) (*Source, error
 }
 
 // DeleteSource disconnects repo from its Git repository; its webhook URL stops working. Build rules stay.
-func (s *Store) DeleteSource(ctx context.Context, repo string) error {
+func (s *Mongo) DeleteSource(ctx context.Context, repo string) error {
 	ctx, unlock, err := s.lock(ctx, "source/"+repo)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func (s *Store) DeleteSource(ctx context.Context, repo string) error {
 
 // RecordDelivery remembers a webhook delivery of repo by key (the provider's delivery id, with the ref when one
 // delivery carries several). It returns ErrAlreadyExists when the delivery was recorded before: a redelivery.
-func (s *Store) RecordDelivery(ctx context.Context, repo, key string) error {
+func (s *Mongo) RecordDelivery(ctx context.Context, repo, key string) error {
 	if len(key) > maxHookDeliveryKey {
 		return fmt.Errorf("delivery key is longer than %d bytes", maxHookDeliveryKey)
 	}
@@ -174,7 +174,7 @@ const deliveryTakeover = "\ntakeover\n"
 // builds existed. Then one caller, whichever inserts the takeover record of that claim first, takes it over
 // and renews the claim. A recent delivery, or one with builds, is a redelivery: false. (A push that matched no
 // rule has no builds: taking it over starts none again.)
-func (s *Store) TakeOverDelivery(ctx context.Context, repo, key string, staleAfter time.Duration) (bool, error) {
+func (s *Mongo) TakeOverDelivery(ctx context.Context, repo, key string, staleAfter time.Duration) (bool, error) {
 	id := repo + "\n" + key
 	rec, err := findOne[hookDelivery](ctx, s.c(colHookDeliveries), bson.M{"_id": id})
 	if errors.Is(err, ErrNotFound) {
@@ -210,13 +210,13 @@ func (s *Store) TakeOverDelivery(ctx context.Context, repo, key string, staleAft
 }
 
 // ForgetDelivery drops the claim of a delivery whose handler failed, so that the Git host's retry handles it.
-func (s *Store) ForgetDelivery(ctx context.Context, repo, key string) error {
+func (s *Mongo) ForgetDelivery(ctx context.Context, repo, key string) error {
 	_, err := s.c(colHookDeliveries).DeleteOne(ctx, bson.M{"_id": repo + "\n" + key})
 	return err
 }
 
 // DeleteDeliveriesBefore forgets deliveries recorded before t (FerretDB has no TTL indexes).
-func (s *Store) DeleteDeliveriesBefore(ctx context.Context, t time.Time) (int64, error) {
+func (s *Mongo) DeleteDeliveriesBefore(ctx context.Context, t time.Time) (int64, error) {
 	res, err := s.c(colHookDeliveries).DeleteMany(ctx, bson.M{"at": bson.M{"$lt": t}})
 	if err != nil {
 		return 0, err

@@ -69,7 +69,7 @@ const (
 // before its lease can expire and go to another process. Should it expire anyway (a process paused for longer
 // than lockTTL), two holders can interleave and the later write wins: an update may be lost, never half
 // applied. Waiting for the lease may take up to lockTTL (the lease of a holder that died).
-func (s *Store) lock(ctx context.Context, key string) (context.Context, func(), error) {
+func (s *Mongo) lock(ctx context.Context, key string) (context.Context, func(), error) {
 	wctx, cancel := context.WithTimeout(ctx, lockTTL+5*time.Second)
 	unlock, err := s.opts.Locker.Lock(wctx, "berth:lock:"+s.opts.Database+":"+key, lockTTL)
 	cancel()
@@ -80,8 +80,8 @@ func (s *Store) lock(ctx context.Context, key string) (context.Context, func(), 
 	return ctx, func() { cancel(); unlock() }, nil
 }
 
-// Store is Berth's state. It is safe for concurrent use.
-type Store struct {
+// Mongo is the Store on MongoDB (or FerretDB). It is safe for concurrent use.
+type Mongo struct {
 	client *mongo.Client
 	db     *mongo.Database
 	opts   Options
@@ -96,7 +96,7 @@ type Store struct {
 }
 
 // Open connects to uri, checks the connection and makes sure every index exists.
-func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
+func Open(ctx context.Context, uri string, opts Options) (*Mongo, error) {
 	if opts.Database == "" {
 		opts.Database = "berth"
 	}
@@ -107,7 +107,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to MongoDB: %w", err)
 	}
-	s := &Store{client: client, db: client.Database(opts.Database), opts: opts}
+	s := &Mongo{client: client, db: client.Database(opts.Database), opts: opts}
 	if err := s.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("reach MongoDB at the configured URI (check --mongo-uri): %w", err)
@@ -124,18 +124,18 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 }
 
 // Database is the name of the database s keeps its collections in.
-func (s *Store) Database() string { return s.opts.Database }
+func (s *Mongo) Database() string { return s.opts.Database }
 
 // Close disconnects from the database.
-func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
+func (s *Mongo) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
+func (s *Mongo) Ping(ctx context.Context) error {
 	return s.db.RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err()
 }
 
 // DropDatabase removes every collection; used by tests that share one server.
-func (s *Store) DropDatabase(ctx context.Context) error { return s.db.Drop(ctx) }
+func (s *Mongo) DropDatabase(ctx context.Context) error { return s.db.Drop(ctx) }
 
 // upsert runs op, an upsert, once more when it fails on a duplicate key: two processes upserting a missing
 // document at once may both try to insert it (FerretDB always reads first, MongoDB may too), and the second
@@ -148,7 +148,7 @@ func upsert(op func() error) error {
 	return err
 }
 
-func (s *Store) c(name string) *mongo.Collection { return s.db.Collection(name) }
+func (s *Mongo) c(name string) *mongo.Collection { return s.db.Collection(name) }
 
 const (
 	colMeta         = "meta"
@@ -160,15 +160,37 @@ const (
 	colTags         = "tags"
 )
 
-func (s *Store) ensureIndexes(ctx context.Context) error {
+// ensureIndexes declares an index for every query of the store (on MongoDB; FerretDB v1 keeps them but filters
+// in Go, which is why the embedded default is SQLite).
+func (s *Mongo) ensureIndexes(ctx context.Context) error {
 	idx := []struct {
 		col  string
 		keys bson.D
 	}{
 		{colNamespaces, bson.D{{Key: "account_id", Value: 1}}},
 		{colRepositories, bson.D{{Key: "namespace", Value: 1}, {Key: "name", Value: 1}}},
-		{colTags, bson.D{{Key: "repository", Value: 1}, {Key: "pushed_at", Value: -1}}},
-		{colAccessKeys, bson.D{{Key: "user", Value: 1}}},
+		{colTags, bson.D{{Key: "repository", Value: 1}, {Key: "pushed_at", Value: -1}, {Key: "_id", Value: 1}}},
+		{colTags, bson.D{{Key: "repository", Value: 1}, {Key: "digest", Value: 1}}},
+		{colTags, bson.D{{Key: "pushed_at", Value: -1}}},
+		{colAccessKeys, bson.D{{Key: "user", Value: 1}, {Key: "created_at", Value: 1}}},
+		{colUsers, bson.D{{Key: "policies", Value: 1}}},
+		{colSessions, bson.D{{Key: "user", Value: 1}}},
+		{colSessions, bson.D{{Key: "seen_at", Value: 1}}},
+		{colSessions, bson.D{{Key: "created_at", Value: 1}}},
+		{colScans, bson.D{{Key: "status", Value: 1}}},
+		{colBuildRules, bson.D{{Key: "repository", Value: 1}, {Key: "created_at", Value: 1}}},
+		{colBuilds, bson.D{{Key: "repository", Value: 1}, {Key: "_id", Value: -1}}},
+		{colBuilds, bson.D{{Key: "repository", Value: 1}, {Key: "deliveries", Value: 1}}},
+		{colBuilds, bson.D{{Key: "status", Value: 1}, {Key: "_id", Value: 1}}},
+		{colBuildLogs, bson.D{{Key: "repository", Value: 1}}},
+		{colSourceHooks, bson.D{{Key: "repository", Value: 1}}},
+		{colHookDeliveries, bson.D{{Key: "repository", Value: 1}}},
+		{colHookDeliveries, bson.D{{Key: "at", Value: 1}}},
+		{colTriggers, bson.D{{Key: "repository", Value: 1}, {Key: "created_at", Value: 1}}},
+		{colTriggerRecords, bson.D{{Key: "trigger_id", Value: 1}, {Key: "_id", Value: -1}}},
+		{colTriggerRecords, bson.D{{Key: "repository", Value: 1}}},
+		{colTriggerRecords, bson.D{{Key: "time", Value: 1}}},
+		{colGCRuns, bson.D{{Key: "finished_at", Value: 1}}},
 	}
 	for _, i := range idx {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {

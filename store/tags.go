@@ -24,7 +24,7 @@ type ImageVersion struct {
 func tagID(repo, tag string) string { return repo + ":" + tag }
 
 // PutImageVersion records (or replaces) the version v.Repository:v.Tag.
-func (s *Store) PutImageVersion(ctx context.Context, v *ImageVersion) error {
+func (s *Mongo) PutImageVersion(ctx context.Context, v *ImageVersion) error {
 	v.ID = tagID(v.Repository, v.Tag)
 	if v.Platforms == nil {
 		v.Platforms = []string{}
@@ -36,18 +36,18 @@ func (s *Store) PutImageVersion(ctx context.Context, v *ImageVersion) error {
 }
 
 // GetImageVersion returns repo:tag.
-func (s *Store) GetImageVersion(ctx context.Context, repo, tag string) (*ImageVersion, error) {
+func (s *Mongo) GetImageVersion(ctx context.Context, repo, tag string) (*ImageVersion, error) {
 	return findOne[ImageVersion](ctx, s.c(colTags), bson.M{"_id": tagID(repo, tag)})
 }
 
 // ListImageVersions pages through a repository's versions, newest push first.
-func (s *Store) ListImageVersions(ctx context.Context, repo string, p Page) ([]ImageVersion, int64, error) {
+func (s *Mongo) ListImageVersions(ctx context.Context, repo string, p Page) ([]ImageVersion, int64, error) {
 	return findPage[ImageVersion](ctx, s.c(colTags), bson.M{"repository": repo},
 		bson.D{{Key: "pushed_at", Value: -1}, {Key: "_id", Value: 1}}, p)
 }
 
 // DeleteImageVersion forgets repo:tag.
-func (s *Store) DeleteImageVersion(ctx context.Context, repo, tag string) error {
+func (s *Mongo) DeleteImageVersion(ctx context.Context, repo, tag string) error {
 	res, err := s.c(colTags).DeleteOne(ctx, bson.M{"_id": tagID(repo, tag)})
 	if err != nil {
 		return err
@@ -59,7 +59,7 @@ func (s *Store) DeleteImageVersion(ctx context.Context, repo, tag string) error 
 }
 
 // DeleteImageVersionsByDigest forgets every tag of repo that points at digest (a manifest deleted by digest).
-func (s *Store) DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error {
+func (s *Mongo) DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error {
 	_, err := s.c(colTags).DeleteMany(ctx, bson.M{"repository": repo, "digest": digest})
 	return err
 }

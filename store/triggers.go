@@ -6,11 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
@@ -78,27 +76,8 @@ func TriggerRecordID(triggerID string, at time.Time, key string) string {
 	return triggerID + "-" + at.UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(sum[:4])
 }
 
-// EnsureTriggerIndexes creates the indexes the trigger queries use on a real MongoDB.
-func (s *Store) EnsureTriggerIndexes(ctx context.Context) error {
-	idx := []struct {
-		col  string
-		keys bson.D
-	}{
-		{colTriggers, bson.D{{Key: "repository", Value: 1}, {Key: "created_at", Value: 1}}},
-		{colTriggerRecords, bson.D{{Key: "trigger_id", Value: 1}, {Key: "_id", Value: -1}}},
-		{colTriggerRecords, bson.D{{Key: "repository", Value: 1}}},
-		{colTriggerRecords, bson.D{{Key: "time", Value: 1}}},
-	}
-	for _, i := range idx {
-		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
-			return fmt.Errorf("create index on %s: %w", i.col, err)
-		}
-	}
-	return nil
-}
-
 // CreateTrigger inserts t, giving it an id and times. ErrNotFound when its repository does not exist.
-func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
+func (s *Mongo) CreateTrigger(ctx context.Context, t *Trigger) error {
 	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": t.Repository}); err != nil {
 		return err
 	}
@@ -116,7 +95,7 @@ func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
 }
 
 // GetTrigger returns trigger id of repo.
-func (s *Store) GetTrigger(ctx context.Context, repo, id string) (*Trigger, error) {
+func (s *Mongo) GetTrigger(ctx context.Context, repo, id string) (*Trigger, error) {
 	t, err := findOne[Trigger](ctx, s.c(colTriggers), bson.M{"_id": id})
 	if err != nil {
 		return nil, err
@@ -128,13 +107,13 @@ func (s *Store) GetTrigger(ctx context.Context, repo, id string) (*Trigger, erro
 }
 
 // ListTriggers pages through repo's triggers, oldest first.
-func (s *Store) ListTriggers(ctx context.Context, repo string, p Page) ([]Trigger, int64, error) {
+func (s *Mongo) ListTriggers(ctx context.Context, repo string, p Page) ([]Trigger, int64, error) {
 	return findPage[Trigger](ctx, s.c(colTriggers), bson.M{"repository": repo},
 		bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}, p)
 }
 
 // EnabledTriggers returns every enabled trigger of repo.
-func (s *Store) EnabledTriggers(ctx context.Context, repo string) ([]Trigger, error) {
+func (s *Mongo) EnabledTriggers(ctx context.Context, repo string) ([]Trigger, error) {
 	cur, err := s.c(colTriggers).Find(ctx, bson.M{"repository": repo, "enabled": true},
 		options.Find().SetSort(bson.D{{Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
@@ -149,7 +128,7 @@ func (s *Store) EnabledTriggers(ctx context.Context, repo string) ([]Trigger, er
 
 // UpdateTrigger reads trigger id of repo, lets change modify it (an error from change aborts the update and is
 // returned as is) and writes it back, holding the trigger's lease so that two changes at once both apply.
-func (s *Store) UpdateTrigger(ctx context.Context, repo, id string, change func(*Trigger) error) (*Trigger, error) {
+func (s *Mongo) UpdateTrigger(ctx context.Context, repo, id string, change func(*Trigger) error) (*Trigger, error) {
 	ctx, unlock, err := s.lock(ctx, "trigger/"+id)
 	if err != nil {
 		return nil, err
@@ -181,7 +160,7 @@ func (s *Store) UpdateTrigger(ctx context.Context, repo, id string, change func(
 }
 
 // DeleteTrigger removes trigger id of repo and its records.
-func (s *Store) DeleteTrigger(ctx context.Context, repo, id string) error {
+func (s *Mongo) DeleteTrigger(ctx context.Context, repo, id string) error {
 	res, err := s.c(colTriggers).DeleteOne(ctx, bson.M{"_id": id, "repository": repo})
 	if err != nil {
 		return err
@@ -194,7 +173,7 @@ func (s *Store) DeleteTrigger(ctx context.Context, repo, id string) error {
 }
 
 // PutTriggerRecord writes r, replacing the record with the same id (a later attempt of the same delivery).
-func (s *Store) PutTriggerRecord(ctx context.Context, r *TriggerRecord) error {
+func (s *Mongo) PutTriggerRecord(ctx context.Context, r *TriggerRecord) error {
 	if r.ID == "" || r.TriggerID == "" {
 		return errors.New("trigger record needs an id and a trigger id")
 	}
@@ -208,19 +187,19 @@ func (s *Store) PutTriggerRecord(ctx context.Context, r *TriggerRecord) error {
 }
 
 // GetTriggerRecord returns one record by id.
-func (s *Store) GetTriggerRecord(ctx context.Context, id string) (*TriggerRecord, error) {
+func (s *Mongo) GetTriggerRecord(ctx context.Context, id string) (*TriggerRecord, error) {
 	return findOne[TriggerRecord](ctx, s.c(colTriggerRecords), bson.M{"_id": id})
 }
 
 // ListTriggerRecords pages through a trigger's records, newest first.
-func (s *Store) ListTriggerRecords(ctx context.Context, triggerID string, p Page) ([]TriggerRecord, int64, error) {
+func (s *Mongo) ListTriggerRecords(ctx context.Context, triggerID string, p Page) ([]TriggerRecord, int64, error) {
 	return findPage[TriggerRecord](ctx, s.c(colTriggerRecords), bson.M{"trigger_id": triggerID},
 		bson.D{{Key: "_id", Value: -1}}, p)
 }
 
 // DeleteTriggerRecordsBefore removes every record last written before cutoff (the retention cleanup; FerretDB
 // has no TTL indexes) and says how many went.
-func (s *Store) DeleteTriggerRecordsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
+func (s *Mongo) DeleteTriggerRecordsBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := s.c(colTriggerRecords).DeleteMany(ctx, bson.M{"time": bson.M{"$lt": cutoff.UTC()}})
 	if err != nil {
 		return 0, err

@@ -11,13 +11,10 @@ import (
 	"github.com/berth-dev/berth/store/storetest"
 )
 
-func triggerFixture(t *testing.T) (*store.Store, context.Context) {
+func triggerFixture(t *testing.T) (store.Store, context.Context) {
 	t.Helper()
 	ctx := context.Background()
 	s := storetest.New(t)
-	if err := s.EnsureTriggerIndexes(ctx); err != nil {
-		t.Fatal(err)
-	}
 	if err := s.CreateNamespace(ctx, &store.Namespace{Name: "team", AccountID: "1"}, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ import (
 // and starts it over from the clone (every stage is idempotent: a fresh checkout, a build pushed by tag).
 // A canceled build's task is dropped, or finds the build CANCELED and does nothing.
 type BuildRunner struct {
-	Store *store.Store
+	Store store.Store
 	// Box opens the source's sealed credentials.
 	Box *secretbox.Box
 	// Builder returns the BuildKit client of this worker's region; its error (e.g. one matching

@@ -22,7 +22,7 @@ import (
 // Triggers sends trigger deliveries (SPEC §8) and keeps their access records. One value serves both the
 // trigger:deliver tasks and the API's test deliveries.
 type Triggers struct {
-	Store *store.Store
+	Store store.Store
 	// Box opens the sealed trigger secrets.
 	Box *secretbox.Box
 	// Deliverer sends with the SSRF guard; its AllowCIDRs come from --trigger-allow-cidr.

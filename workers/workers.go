@@ -17,7 +17,7 @@ import (
 
 // Deps are what the handlers need.
 type Deps struct {
-	Store  *store.Store
+	Store  store.Store
 	Queue  pipeline.Enqueuer
 	Logger *slog.Logger
 	Region string

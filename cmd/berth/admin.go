@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
+	"github.com/berth-dev/berth/store"
 
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/server/app"
@@ -110,10 +110,11 @@ func resetPassword(ctx context.Context, args []string) error {
 		pw = access.RandomPassword()
 	}
 	hash, err := access.HashPassword(pw)
+	enabled := true
 	if err != nil {
 		return err
 	}
-	if _, err := a.Store.UpdateUser(ctx, user, bson.M{"password_hash": hash, "enabled": true}); err != nil {
+	if _, err := a.Store.ChangeUser(ctx, user, store.UserUpdate{PasswordHash: &hash, Enabled: &enabled}); err != nil {
 		return fmt.Errorf("user %s: %w", user, err)
 	}
 	fmt.Printf("password of %s set to: %s\n", user, pw)

@@ -67,7 +67,7 @@ const (
 
 // Service is the identity and authorization service.
 type Service struct {
-	store     *store.Store
+	store     store.Store
 	accountID string
 	tokenKey  []byte
 	logger    *slog.Logger
@@ -98,7 +98,7 @@ type cachedUser struct {
 }
 
 // New makes the service. tokenKey signs temporary tokens (derive it from the master key).
-func New(s *store.Store, accountID string, tokenKey []byte, logger *slog.Logger) *Service {
+func New(s store.Store, accountID string, tokenKey []byte, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.Default()
 	}

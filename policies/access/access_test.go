@@ -16,13 +16,13 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
 
-func newService(t *testing.T) (*Service, *store.Store) {
+func newService(t *testing.T) (*Service, store.Store) {
 	t.Helper()
 	st := storetest.New(t)
 	return New(st, "1234567890123456", []byte("test-key"), nil), st
 }
 
-func addUser(t *testing.T, st *store.Store, name, pw string, policies ...string) {
+func addUser(t *testing.T, st store.Store, name, pw string, policies ...string) {
 	t.Helper()
 	u := &store.User{Name: name, AccountID: "1234567890123456", Enabled: true, Policies: policies}
 	if pw != "" {

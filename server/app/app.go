@@ -34,7 +34,7 @@ import (
 type App struct {
 	Cfg    *Config
 	Logger *slog.Logger
-	Store  *store.Store
+	Store  store.Store
 	Redis  asynq.RedisConnOpt
 	Queue  *asynq.Client
 	// Enqueue queues tasks on Queue and wakes the workers waiting for them (pipeline.WakingQueue).

@@ -16,7 +16,7 @@ import (
 type internalAuthorizer struct {
 	*access.RegistryAuthorizer
 	logins    []*pipeline.InternalLogins
-	store     *store.Store
+	store     store.Store
 	accountID string
 }
 

@@ -43,11 +43,6 @@ type buildPipeline struct {
 }
 
 func (a *App) newBuildPipeline() (*buildPipeline, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Store.EnsureBuildIndexes(ctx); err != nil {
-		return nil, err
-	}
 	u, err := url.Parse(a.Cfg.PublicURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("--public-url %q: builds push to this host, so it must be a URL like http://registry.example:5000", a.Cfg.PublicURL)

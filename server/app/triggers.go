@@ -31,11 +31,6 @@ func (a *App) buildTriggers() (*workers.Triggers, error) {
 	if c.TriggerRetryBase <= 0 {
 		return nil, fmt.Errorf("--trigger-retry-base must be positive, like 10s; got %s", c.TriggerRetryBase)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Store.EnsureTriggerIndexes(ctx); err != nil {
-		return nil, err
-	}
 	return &workers.Triggers{Store: a.Store, Box: a.Box, Deliverer: &outbound.Deliverer{AllowCIDRs: allow},
 		Region: c.Region, Location: loc, Logger: a.Logger.With("component", "triggers")}, nil
 }

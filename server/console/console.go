@@ -49,7 +49,7 @@ type Deps struct {
 	API       http.Handler // the REST API (server.New): every read and change goes through it
 	Authz     server.Authorization
 	Auth      Sessions
-	Store     *store.Store // sessions only
+	Store     store.Store // sessions only
 	PublicURL string
 	Logger    *slog.Logger
 	// IdleTimeout and AbsoluteTimeout end sessions (0: the defaults).

@@ -1,8 +1,9 @@
-// Package storetest gives tests a fresh store on a real backend: the MongoDB at BERTH_TEST_MONGO_URI when it is
-// set; FerretDB on a throwaway PostgreSQL when BERTH_TEST_STORE=ferretdb-postgresql (the test command runs the
-// store tests that way too, as a second backend); else an embedded FerretDB (SQLite) started once per package.
-// The stores' leases are in a redis-server child (miniredis when redis-server is not installed), also started
-// once per package.
+// Package storetest gives tests a fresh store on a real backend, chosen by BERTH_TEST_STORE: the embedded
+// default's SQLite ("" or "sqlite"); the MongoDB backend on FerretDB over a throwaway PostgreSQL
+// ("ferretdb-postgresql", several replicas' shape) or on the embedded FerretDB ("ferretdb-sqlite"); or the
+// MongoDB at BERTH_TEST_MONGO_URI when that is set. The test command runs the store's suite on each, so one body
+// of cases holds every backend to the same behaviour. The MongoDB backend's leases are in a redis-server child
+// (miniredis when redis-server is not installed), started once per package.
 package storetest
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/embedded"
 	"github.com/berth-dev/berth/store/lease"
+	"github.com/berth-dev/berth/store/sqlite"
 )
 
 var (
@@ -27,10 +30,29 @@ var (
 	seq           atomic.Int64
 )
 
+// Backend names the backend the tests run on: sqlite, ferretdb-postgresql, ferretdb-sqlite or mongodb.
+func Backend() string {
+	switch {
+	case os.Getenv("BERTH_TEST_MONGO_URI") != "":
+		return "mongodb"
+	case os.Getenv("BERTH_TEST_STORE") == "":
+		return "sqlite"
+	}
+	return os.Getenv("BERTH_TEST_STORE")
+}
+
 // Main starts the backend for a package's tests; call it from TestMain.
 func Main(m *testing.M) int {
+	switch Backend() {
+	case "sqlite":
+		return m.Run()
+	case "mongodb", "ferretdb-postgresql", "ferretdb-sqlite":
+	default:
+		fmt.Fprintf(os.Stderr, "storetest: BERTH_TEST_STORE=%s: use sqlite, ferretdb-postgresql or ferretdb-sqlite\n", Backend())
+		return 2
+	}
 	uri = os.Getenv("BERTH_TEST_MONGO_URI")
-	if uri == "" && os.Getenv("BERTH_TEST_STORE") == "ferretdb-postgresql" {
+	if uri == "" && Backend() == "ferretdb-postgresql" {
 		dir, err := os.MkdirTemp("", "berth-pg-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -111,10 +133,21 @@ func Locker(t testing.TB) store.Locker {
 	return lease.Redis{Client: rc}
 }
 
-// New opens a store on a database of its own, dropped when the test ends.
-func New(t testing.TB) *store.Store {
+// New opens a store of its own (a database, or an SQLite file), gone when the test ends.
+func New(t testing.TB) store.Store {
 	t.Helper()
 	ctx := context.Background()
+	if Backend() == "sqlite" {
+		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), sqlite.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close(ctx) })
+		return db
+	}
+	if uri == "" {
+		t.Fatal("storetest: call storetest.Main from the package's TestMain")
+	}
 	s, err := store.Open(ctx, uri, store.Options{Database: fmt.Sprintf("test%d_%d", os.Getpid(), seq.Add(1)), Locker: Locker(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -131,15 +164,27 @@ func New(t testing.TB) *store.Store {
 	return s
 }
 
-// Second opens another store on s's database, with connections of its own to the database and to Redis: a
-// second process sharing both, for tests of what holds between replicas.
-func Second(t testing.TB, s *store.Store) *store.Store {
+// Second opens another store on s's data, with connections of its own (to the database and to Redis, or to the
+// SQLite file): a second process sharing it, for tests of what holds between replicas.
+func Second(t testing.TB, s store.Store) store.Store {
 	t.Helper()
 	ctx := context.Background()
-	s2, err := store.Open(ctx, uri, store.Options{Database: s.Database(), Locker: Locker(t)})
-	if err != nil {
-		t.Fatal(err)
+	switch s := s.(type) {
+	case *sqlite.DB:
+		db, err := sqlite.Open(ctx, s.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close(ctx) })
+		return db
+	case *store.Mongo:
+		s2, err := store.Open(ctx, uri, store.Options{Database: s.Database(), Locker: Locker(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s2.Close(ctx) })
+		return s2
 	}
-	t.Cleanup(func() { _ = s2.Close(ctx) })
-	return s2
+	t.Fatalf("storetest: a store of type %T", s)
+	return nil
 }
