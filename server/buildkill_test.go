@@ -49,9 +49,12 @@ func TestBuildWorkerKilled(t *testing.T) {
 		t.Fatalf("rule: %s", r.Body)
 	}
 
-	args := []string{"worker", "--queues", "overseas", "--mongo-uri", in.App.MongoURI, "--mongo-database", in.App.Cfg.MongoDatabase,
+	args := []string{"worker", "--queues", "overseas", "--data-dir", in.DataDir, "--mongo-database", in.App.Cfg.MongoDatabase,
 		"--redis-addr", redis, "--buildkit-addr", bk, "--public-url", in.URL,
 		"--master-key-file", filepath.Join(in.DataDir, "keys", "master.key"), "--log-level", "info"}
+	if in.App.MongoURI != "" {
+		args = append(args, "--mongo-uri", in.App.MongoURI)
+	}
 	first := apptest.StartProcess(t, bin, nil, args...)
 	_, ans := sendHook(t, hookURL, secret, "push", "kill-1", githubPush("refs/heads/main", strings.Repeat("0", 40), head))
 	ids := hookBuilds(t, ans)

@@ -19,7 +19,8 @@ import (
 )
 
 // twoReplicas starts two instances as replicas behind a load balancer run: one store (the first one's embedded
-// FerretDB), one queue (its Redis), one data dir (blobs and keys on a shared filesystem). configure, when
+// SQLite file, or the MongoDB of BERTH_TEST_MONGO_URI), one queue (its Redis), one data dir (blobs and keys on a
+// shared filesystem). configure, when
 // given, adjusts both (e.g. blobs in one S3 bucket).
 func twoReplicas(t *testing.T, configure ...func(*app.Config)) (a, b *apptest.Instance) {
 	t.Helper()

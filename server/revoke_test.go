@@ -2,12 +2,10 @@ package server_test
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/policies/access"
-	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -100,11 +98,7 @@ func issueToken2(t *testing.T, in *apptest.Instance, id, secret string) (string,
 // TestCredentialRevocationOtherReplica: a second replica on the same store refuses a temporary token within
 // the stated bound (access.CacheTTL, 2 s) of a password change made on the first.
 func TestCredentialRevocationOtherReplica(t *testing.T) {
-	one := apptest.Start(t, apptest.Options{})
-	two := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
-		c.MongoURI, c.MongoDatabase = one.MongoURI, one.Cfg.MongoDatabase
-		c.MasterKeyFile = filepath.Join(one.DataDir, "keys", "master.key") // temporary tokens are signed with it
-	}})
+	one, two := twoReplicas(t)
 	pass := newUser(t, one, "ci", nil, "AliyunContainerRegistryFullAccess")
 	tmp, _ := issueToken(t, one, "ci", pass, nil)
 	if s, b := send(t, "GET", two.URL+"/api/v1/namespaces", "Bearer "+tmp); s != 200 {

@@ -92,7 +92,9 @@ func TestBuildSandbox(t *testing.T) {
 			blocked = append(blocked, fmt.Sprintf("sock %s %s", name, addr))
 		}
 	}
-	endpoint("store", storeEndpoint(t, in.MongoURI))
+	if in.MongoURI != "" { // the embedded store is a file of the data dir, mode 0600, no endpoint
+		endpoint("store", storeEndpoint(t, in.MongoURI))
+	}
 	endpoint("queue", queueEndpoint(t, in.Redis))
 	blocked = append(blocked, "web metadata "+metadata.String(), "web lan "+lan.String())
 	reached := []string{"web internet " + fake.Addr.String(), "web allowed " + allowed.String()}

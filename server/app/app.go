@@ -47,9 +47,10 @@ type App struct {
 	GC      *pipeline.GarbageCollector
 	Handler http.Handler // the API and the registry on one mux
 	Metrics *prometheus.Registry
-	// MongoURI is the store's URI: --mongo-uri, or the embedded FerretDB's Unix socket (mongodb://%2F…sock),
-	// which a `berth worker` on this machine, as the same user, may share.
-	MongoURI string
+	// MongoURI is --mongo-uri; empty on the embedded store, whose file is StorePath (a `berth worker` on this
+	// machine given the same --data-dir shares it).
+	MongoURI  string
+	StorePath string
 
 	workers  *wokenServer
 	triggers *workers.Triggers
@@ -97,18 +98,16 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		return nil, err
 	}
 
-	uri := c.MongoURI
-	var embeddedStore *embedded.Mongo
-	if uri == "" {
-		m, err := embedded.StartMongo(ctx, filepath.Join(c.DataDir, "db"), logger)
+	a.MongoURI = c.MongoURI
+	if c.MongoURI == "" {
+		db, err := openEmbeddedStore(ctx, c.DataDir, c.MongoDatabase, logger)
 		if err != nil {
 			return nil, err
 		}
-		a.stops = append(a.stops, m.Stop)
-		uri, embeddedStore = m.URI, m
-		logger.Info("embedded store started (FerretDB on SQLite)", "dir", filepath.Join(c.DataDir, "db"))
+		a.Store, a.StorePath = db, db.Path()
+		a.stops = append(a.stops, func() { _ = db.Close(context.Background()) })
+		logger.Info("embedded store opened (SQLite)", "file", db.Path())
 	}
-	a.MongoURI = uri
 
 	switch {
 	case c.RedisCluster != "":
@@ -148,15 +147,19 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 		return nil, fmt.Errorf("reach Redis (check --redis-addr): %w", err)
 	}
 
-	// The store's guarded writes hold leases in the queue's Redis, which every replica shares.
-	if a.Store, err = store.Open(ctx, uri, store.Options{Database: c.MongoDatabase, Locker: lease.Redis{Client: rc}}); err != nil {
-		return nil, err
+	if a.Store == nil {
+		// The MongoDB store's guarded writes hold leases in the queue's Redis, which every replica shares.
+		m, err := store.Open(ctx, c.MongoURI, store.Options{Database: c.MongoDatabase, Locker: lease.Redis{Client: rc}})
+		if err != nil {
+			return nil, err
+		}
+		a.Store = m
+		a.stops = append(a.stops, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = m.Close(ctx)
+		})
 	}
-	a.stops = append(a.stops, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Store.Close(ctx)
-	})
 	if err := a.checkMasterKey(ctx, keySource); err != nil {
 		return nil, err
 	}
@@ -174,15 +177,6 @@ func Open(ctx context.Context, c *Config) (_ *App, err error) {
 	}
 	if err := a.build(); err != nil {
 		return nil, err
-	}
-	if embeddedStore != nil {
-		// Every collection exists now (their indexes were ensured): index _id lookups, which FerretDB's SQLite
-		// handler would answer by reading whole collections.
-		if n, err := embeddedStore.IndexIDs(ctx, c.MongoDatabase); err != nil {
-			logger.Warn("index _id in the embedded store; lookups read whole collections", "err", err)
-		} else if n > 0 {
-			logger.Info("embedded store: _id lookups indexed", "collections", n)
-		}
 	}
 	return a, nil
 }

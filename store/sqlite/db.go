@@ -165,6 +165,11 @@ func put(ctx context.Context, tx querier, t *table, doc any) (inserted bool, err
 	if err != nil {
 		return false, err
 	}
+	return putRow(ctx, tx, t, id, vals, raw)
+}
+
+// putRow is put of a document already encoded.
+func putRow(ctx context.Context, tx querier, t *table, id string, vals []any, raw []byte) (inserted bool, err error) {
 	ci := t.countIndex()
 	if ci >= 0 {
 		var old any
@@ -187,17 +192,15 @@ func put(ctx context.Context, tx querier, t *table, doc any) (inserted bool, err
 		set = append(set, c+" = excluded."+c)
 	}
 	set = append(set, "doc = excluded.doc")
-	res, err := tx.ExecContext(ctx, "INSERT INTO "+t.name+"("+t.columns()+") VALUES("+
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+t.name+"("+t.columns()+") VALUES("+
 		placeholders(len(t.cols)+2)+") ON CONFLICT(id) DO UPDATE SET "+strings.Join(set, ", "),
-		append(append([]any{id}, vals...), []byte(raw))...)
+		append(append([]any{id}, vals...), raw)...)
 	if err != nil {
-		return false, err
+		return false, alreadyExists(err)
 	}
 	if ci >= 0 && inserted {
-		if n, _ := res.RowsAffected(); n > 0 {
-			if err := bump(ctx, tx, counterKey(t, vals[ci]), 1); err != nil {
-				return false, err
-			}
+		if err := bump(ctx, tx, counterKey(t, vals[ci]), 1); err != nil {
+			return false, err
 		}
 	}
 	return inserted, nil
