@@ -26,3 +26,9 @@ func FerretOnPostgres(t testing.TB) string {
 	t.Cleanup(stop)
 	return uri
 }
+
+// StartFerretOnPostgres starts FerretDB on a PostgreSQL cluster kept in dir (which PostgreSQL's own user must
+// reach), for programs that are not tests (benchmarks); stop ends both.
+func StartFerretOnPostgres(dir string) (uri string, stop func(), err error) {
+	return startFerretOnPostgres(dir)
+}
