@@ -85,14 +85,17 @@ func checkPage(t *testing.T, s store.Store, repo string, want []store.ImageVersi
 func TestVersionsPagingAtScale(t *testing.T) {
 	ctx := context.Background()
 	s := storetest.New(t)
-	const n = 20000
+	n := 20000
+	if strings.HasPrefix(storetest.Backend(), "ferretdb") {
+		n = 4000 // FerretDB v1 reads the whole collection for each page: 20,000 takes minutes there
+	}
 	all := putVersions(t, s, "team/busy", n)
 	small := putVersions(t, s, "team/quiet", 3)
 
 	for _, p := range []struct{ page, size int }{
-		{1, 20}, {2, 20}, {500, 20}, {501, 20}, {999, 20}, {1000, 20}, {1001, 20}, // first, middle, last, past the end
-		{1, 100}, {100, 100}, {101, 100}, {200, 100},
-		{667, 30}, {666, 30}, {334, 30}, // a short last page; the pages either side of the middle
+		{1, 20}, {2, 20}, {n / 40, 20}, {n/40 + 1, 20}, {n/20 - 1, 20}, {n / 20, 20}, {n/20 + 1, 20}, // first, middle, last, past the end
+		{1, 100}, {n / 200, 100}, {n/200 + 1, 100}, {n / 100, 100},
+		{(n + 29) / 30, 30}, {n / 30, 30}, {n / 60, 30}, // a short last page; the pages either side of the middle
 	} {
 		checkPage(t, s, "team/busy", all, p.page, p.size)
 	}

@@ -26,6 +26,9 @@ func legacyStoreDir(dataDir string) string { return filepath.Join(dataDir, "db")
 // embedded FerretDB in DATA/db, is migrated at the first start: every document is copied in one transaction,
 // the log says so with the counts, and the old directory is renamed DATA/db.migrated (kept, for a way back).
 func openEmbeddedStore(ctx context.Context, dataDir, database string, logger *slog.Logger) (*sqlite.DB, error) {
+	if !embedded.Available { // production builds keep their state in MongoDB only
+		return nil, embedded.ErrUnavailable
+	}
 	path := StorePath(dataDir)
 	db, err := sqlite.Open(ctx, path)
 	if err != nil {

@@ -4,14 +4,13 @@ package embedded
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 )
 
 // Available reports whether this build carries the embedded services.
 const Available = false
 
-var errNoEmbed = errors.New("this build of Berth has no embedded services (built with -tags noembed): set --mongo-uri and --redis-addr")
+var errNoEmbed = ErrUnavailable
 
 type Mongo struct{ URI string }
 
