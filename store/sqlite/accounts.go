@@ -59,7 +59,7 @@ func pageAll[T any](ctx context.Context, q querier, t *table, p store.Page) ([]T
 	if err := q.QueryRowContext(ctx, "SELECT count(*) FROM "+t.name).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	items, err := page[T](ctx, q, t, "", nil, order{"id", "id DESC"}, p, total)
+	items, err := page[T](ctx, q, t, "", nil, byID, p, total)
 	return items, total, err
 }
 
@@ -151,7 +151,7 @@ func (db *DB) ListAccessKeys(ctx context.Context, user string, p store.Page) ([]
 		return nil, 0, err
 	}
 	items, err := page[store.AccessKey](ctx, db.r, tAccessKeys, "user = ?", []any{user},
-		order{"created_at, id", "created_at DESC, id DESC"}, p, total)
+		byCreated, p, total)
 	return items, total, err
 }
 

@@ -198,7 +198,7 @@ func (db *DB) ListBuildRules(ctx context.Context, repo string, p store.Page) ([]
 		return nil, 0, err
 	}
 	items, err := page[store.BuildRule](ctx, db.r, tBuildRules, "repository = ?", []any{repo},
-		order{"created_at, id", "created_at DESC, id DESC"}, p, total)
+		byCreated, p, total)
 	for i := range items {
 		normalizeRule(&items[i])
 	}
@@ -304,7 +304,7 @@ func (db *DB) BuildByID(ctx context.Context, id string) (*store.Build, error) {
 
 // ListBuilds pages through the builds of repo, newest first.
 func (db *DB) ListBuilds(ctx context.Context, repo string, p store.Page) ([]store.Build, int64, error) {
-	return countedPage[store.Build](ctx, db.r, tBuilds, "repository = ?", repo, order{"id DESC", "id"}, p)
+	return countedPage[store.Build](ctx, db.r, tBuilds, "repository = ?", repo, byIDDesc, p)
 }
 
 // BuildsInStatus returns up to limit builds in any of statuses with an id after `after`, oldest first.

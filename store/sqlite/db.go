@@ -226,29 +226,26 @@ func insert(ctx context.Context, tx querier, t *table, doc any) error {
 // remove deletes the rows of t that match where, keeping its counters, and returns how many went.
 func remove(ctx context.Context, tx querier, t *table, where string, args ...any) (int64, error) {
 	if t.countBy != "" {
-		rows, err := tx.QueryContext(ctx, "SELECT "+t.countBy+", count(*) FROM "+t.name+" WHERE "+where+
-			" GROUP BY "+t.countBy, args...)
+		// The counters of the rows going, added up here: a GROUP BY would lead SQLite to walk the counted
+		// column's index instead of the one that finds the rows.
+		rows, err := tx.QueryContext(ctx, "SELECT "+t.countBy+" FROM "+t.name+" WHERE "+where, args...)
 		if err != nil {
 			return 0, err
 		}
-		type group struct {
-			v any
-			n int64
-		}
-		var groups []group
+		gone := map[string]int64{}
 		for rows.Next() {
-			var g group
-			if err := rows.Scan(&g.v, &g.n); err != nil {
+			var v any
+			if err := rows.Scan(&v); err != nil {
 				rows.Close()
 				return 0, err
 			}
-			groups = append(groups, g)
+			gone[counterKey(t, v)]++
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return 0, err
 		}
-		for _, g := range groups {
-			if err := bump(ctx, tx, counterKey(t, g.v), -g.n); err != nil {
+		for key, n := range gone {
+			if err := bump(ctx, tx, key, -n); err != nil {
 				return 0, err
 			}
 		}
@@ -311,6 +308,14 @@ func docs[T any](ctx context.Context, q querier, query string, args ...any) ([]T
 // order is a list's sort on an index, and the same sort reversed.
 type order struct{ fwd, rev string }
 
+// The lists' sorts.
+var (
+	byID      = order{"id", "id DESC"}
+	byIDDesc  = order{"id DESC", "id"} // builds and trigger records: ids sort by creation
+	byCreated = order{"created_at, id", "created_at DESC, id DESC"}
+	byPush    = order{"pushed_at DESC, id", "pushed_at, id DESC"} // versions, newest push first
+)
+
 // page reads page p of the rows of t matching where, of which there are total. A page past the middle is read
 // from the other end of the index (the sort reversed), so the last page skips as few rows as the first.
 func page[T any](ctx context.Context, q querier, t *table, where string, args []any, o order, p store.Page, total int64) ([]T, error) {
@@ -318,22 +323,25 @@ func page[T any](ctx context.Context, q querier, t *table, where string, args []
 	if skip >= total || size <= 0 {
 		return []T{}, nil
 	}
-	if where != "" {
-		where = " WHERE " + where
-	}
 	if skip+size/2 <= total/2 {
-		return docs[T](ctx, q, "SELECT doc FROM "+t.name+where+" ORDER BY "+o.fwd+" LIMIT ? OFFSET ?",
-			append(args, size, skip)...)
+		return docs[T](ctx, q, pageSQL(t, where, o.fwd), append(args, size, skip)...)
 	}
 	// From the end: the rows [skip, skip+size) are [total-skip-size, total-skip) counted backwards.
 	end := total - skip // rows from the page's first row to the last
 	n := min(size, end)
-	items, err := docs[T](ctx, q, "SELECT doc FROM "+t.name+where+" ORDER BY "+o.rev+" LIMIT ? OFFSET ?",
-		append(args, n, end-n)...)
+	items, err := docs[T](ctx, q, pageSQL(t, where, o.rev), append(args, n, end-n)...)
 	for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
 		items[i], items[j] = items[j], items[i]
 	}
 	return items, err
+}
+
+// pageSQL selects a page of t's documents matching where in sort order by.
+func pageSQL(t *table, where, by string) string {
+	if where != "" {
+		where = " WHERE " + where
+	}
+	return "SELECT doc FROM " + t.name + where + " ORDER BY " + by + " LIMIT ? OFFSET ?"
 }
 
 func placeholders(n int) string {

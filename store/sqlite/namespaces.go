@@ -45,7 +45,7 @@ func (db *DB) ListNamespaces(ctx context.Context, accountID string, p store.Page
 		return nil, 0, err
 	}
 	items, err := page[store.Namespace](ctx, db.r, tNamespaces, "account_id = ?", []any{accountID},
-		order{"id", "id DESC"}, p, total)
+		byID, p, total)
 	return items, total, err
 }
 
@@ -162,7 +162,7 @@ func (db *DB) SearchRepositories(ctx context.Context, accountID, namespace, quer
 	if err := db.r.QueryRowContext(ctx, q, args...).Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	items, err := page[store.Repository](ctx, db.r, tRepositories, w, args, order{"id", "id DESC"}, p, total)
+	items, err := page[store.Repository](ctx, db.r, tRepositories, w, args, byID, p, total)
 	return items, total, err
 }
 

@@ -35,7 +35,7 @@ func (db *DB) GetImageVersion(ctx context.Context, repo, tag string) (*store.Ima
 // ListImageVersions pages through a repository's versions, newest push first.
 func (db *DB) ListImageVersions(ctx context.Context, repo string, p store.Page) ([]store.ImageVersion, int64, error) {
 	return countedPage[store.ImageVersion](ctx, db.r, tTags, "repository = ?", repo,
-		order{"pushed_at DESC, id", "pushed_at, id DESC"}, p)
+		byPush, p)
 }
 
 // countedPage pages through the rows of a counted table whose countBy column is v.

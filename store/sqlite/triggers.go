@@ -51,7 +51,7 @@ func (db *DB) ListTriggers(ctx context.Context, repo string, p store.Page) ([]st
 		return nil, 0, err
 	}
 	items, err := page[store.Trigger](ctx, db.r, tTriggers, "repository = ?", []any{repo},
-		order{"created_at, id", "created_at DESC, id DESC"}, p, total)
+		byCreated, p, total)
 	return items, total, err
 }
 
@@ -121,7 +121,7 @@ func (db *DB) GetTriggerRecord(ctx context.Context, id string) (*store.TriggerRe
 // ListTriggerRecords pages through a trigger's records, newest first.
 func (db *DB) ListTriggerRecords(ctx context.Context, triggerID string, p store.Page) ([]store.TriggerRecord, int64, error) {
 	return countedPage[store.TriggerRecord](ctx, db.r, tTriggerRecords, "trigger_id = ?", triggerID,
-		order{"id DESC", "id"}, p)
+		byIDDesc, p)
 }
 
 // DeleteTriggerRecordsBefore removes the records last written before cutoff.
@@ -166,7 +166,7 @@ func (db *DB) ListGCRuns(ctx context.Context, p store.Page) ([]store.GCRun, int6
 	if err := db.r.QueryRowContext(ctx, "SELECT count(*) FROM gc_runs").Scan(&total); err != nil {
 		return nil, 0, err
 	}
-	items, err := page[store.GCRun](ctx, db.r, tGCRuns, "", nil, order{"id DESC", "id"}, p, total)
+	items, err := page[store.GCRun](ctx, db.r, tGCRuns, "", nil, byIDDesc, p, total)
 	return items, total, err
 }
 
