@@ -34,6 +34,11 @@ func TestSmokeBuilds(t *testing.T) {
 	smoke(t, "..", []string{"./bench/builds", "-smoke"}, "webhook → QUEUED", "no cache:", "registry cache, new commit:")
 }
 
+func TestSmokeHistory(t *testing.T) {
+	smoke(t, "..", []string{"./bench/history", "-smoke"}, "push through the registry", "builds through signed push webhooks",
+		"| API tags page, last |", "| console versions page |", "400 versions, 400 builds")
+}
+
 // bench/registry is its own module (it links distribution v3).
 func TestSmokeRegistry(t *testing.T) {
 	smoke(t, "registry", []string{".", "-smoke"}, "limit: Go sha256 of one stream", "manifest GET by tag", "The product: berth serve vs distribution",
