@@ -142,7 +142,10 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 			return nil, err
 		}
 	}
-	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile, AllowCIDRs: p.allow}
+	// buildkitd reaches Berth's registry (FROM its images, the push, the registry cache) through the one path
+	// its sandbox opens to it.
+	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile, AllowCIDRs: p.allow,
+		Registries: []string{p.runner.Registry}}
 	if p.runner.Insecure {
 		cfg.InsecureRegistries = []string{p.runner.Registry}
 	}

@@ -19,7 +19,8 @@ func TestSandboxRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sandboxPool.Contains(s.subnet.Addr()) || s.subnet.Bits() != 24 || len(s.bridge) > 15 || s.gateway != s.subnet.Addr().Next() {
+	if !sandboxPool.Contains(s.subnet.Addr()) || s.subnet.Bits() != 25 || len(s.bridge) > 15 || len(s.vethHost) > 15 ||
+		s.gateway != s.subnet.Addr().Next() || s.link.Overlaps(s.subnet) || !s.link.Contains(s.nsAddr) || !s.link.Contains(s.hostAddr) {
 		t.Fatalf("sandbox %+v", s)
 	}
 	if err := s.writeConfig(); err != nil {
@@ -43,24 +44,33 @@ func TestSandboxRules(t *testing.T) {
 	if err := json.Unmarshal(data, &conf); err != nil {
 		t.Fatal(err)
 	}
-	if len(conf.Plugins) != 2 || conf.Plugins[0].Type != "bridge" || conf.Plugins[0].Bridge != s.bridge ||
+	if len(conf.Plugins) != 3 || conf.Plugins[0].Type != "bridge" || conf.Plugins[0].Bridge != s.bridge ||
 		conf.Plugins[0].IPAM.Ranges[0][0].Subnet != s.subnet.String() || !strings.HasPrefix(conf.Plugins[0].IPAM.DataDir, root) ||
-		conf.Plugins[1].Type != "firewall" {
+		conf.Plugins[1].Type != "tuning" || conf.Plugins[2].Type != "firewall" {
 		t.Fatalf("CNI config:\n%s", data)
 	}
-	rules := s.ruleset()
-	for _, want := range []string{"iifname \"" + s.bridge + "\" goto refuse", "10.20.0.0/16", "169.254.0.0/16", "ip daddr " + s.subnet.String() + " drop"} {
+	rules, host := s.ruleset(), s.hostRuleset()
+	for _, want := range []string{"iifname \"" + s.bridge + "\" goto refuse", "10.20.0.0/16", "169.254.0.0/16", "168.63.129.16",
+		"ip daddr " + s.subnet.String() + " drop", "ether type != { ip, arp } drop", "arp saddr ip " + s.gateway.String() + " drop"} {
 		if !strings.Contains(rules, want) {
 			t.Errorf("rules lack %q:\n%s", want, rules)
+		}
+	}
+	for _, want := range []string{"iifname \"" + s.vethHost + "\" goto refuse", "10.20.0.0/16", "100.64.0.0/10", "168.63.129.16",
+		"ip saddr " + s.link.String() + " oifname != \"" + s.vethHost + "\" masquerade"} {
+		if !strings.Contains(host, want) {
+			t.Errorf("host rules lack %q:\n%s", want, host)
 		}
 	}
 	if _, err := exec.LookPath("nft"); err != nil || os.Geteuid() != 0 {
 		t.Skip("nft and root are needed to check the rules")
 	}
-	cmd := exec.Command("nft", "-c", "-f", "-")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nft -c: %v\n%s\n%s", err, out, rules)
+	for _, script := range []string{rules, host} {
+		cmd := exec.Command("nft", "-c", "-f", "-")
+		cmd.Stdin = strings.NewReader(script)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft -c: %v\n%s\n%s", err, out, script)
+		}
 	}
 
 	if _, err := newSandbox(root, "/usr/lib/cni", []netip.Prefix{netip.MustParsePrefix("fd00::/8")}); err == nil {
