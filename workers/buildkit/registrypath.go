@@ -69,7 +69,8 @@ func registryAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
 	if err != nil {
-		return nil, fmt.Errorf("registry %s: resolve: %w", host, err)
+		return nil, fmt.Errorf("build sandbox: Berth's registry %s does not resolve here, so builds could not reach it (%w); "+
+			"make the host of --public-url resolvable on this machine", host, err)
 	}
 	return ips, nil
 }

@@ -57,8 +57,8 @@ var BlockedRanges = []netip.Prefix{
 var sandboxPool = netip.MustParsePrefix("10.213.0.0/16")
 
 // CheckSandbox reports whether builds can run in a network of their own here: root, the CNI plugins
-// (bridge, host-local, loopback, firewall), nft and iptables. It returns the CNI plugin directory, or an
-// error matching ErrNoSandbox that says what is missing and how to install it.
+// (bridge, host-local, loopback, firewall, tuning), nft, iptables, ip, nsenter and unshare. It returns the CNI
+// plugin directory, or an error matching ErrNoSandbox that says what is missing and how to install it.
 func CheckSandbox() (cniBinDir string, err error) {
 	var missing []string
 	if os.Geteuid() != 0 {
@@ -80,9 +80,10 @@ func CheckSandbox() (cniBinDir string, err error) {
 		missing = append(missing, fmt.Sprintf("the CNI plugins %s in %s (apt-get install containernetworking-plugins)",
 			strings.Join(cniPlugins, ", "), strings.Join(CNIBinaryDirs, " or ")))
 	}
-	for _, tool := range []string{"nft", "iptables"} {
+	for _, tool := range []string{"nft", "iptables", "ip", "nsenter", "unshare"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			pkg := map[string]string{"nft": "nftables", "iptables": "iptables"}[tool]
+			pkg := map[string]string{"nft": "nftables", "iptables": "iptables", "ip": "iproute2", "nsenter": "util-linux",
+				"unshare": "util-linux"}[tool]
 			missing = append(missing, fmt.Sprintf("%s (apt-get install %s)", tool, pkg))
 		}
 	}
