@@ -92,3 +92,51 @@ func TestNoSandboxRefuses(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSandboxCommandResolvConf: where the host's resolv.conf names a loopback resolver, buildkitd's command
+// runs in the namespace with the sandbox's resolv.conf in place of the host's, which stays as it is.
+func TestSandboxCommandResolvConf(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace")
+	}
+	root := t.TempDir()
+	s, err := newSandbox(root, "/usr/lib/cni", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.netns = "berth-cmd-" + s.id
+	if out, err := exec.Command("ip", "netns", "add", s.netns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", s.netns).Run() })
+	if err := os.MkdirAll(filepath.Dir(s.resolvConf()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const conf = "nameserver 192.0.2.53\n"
+	if err := os.WriteFile(s.resolvConf(), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range []bool{false, true} {
+		s.ownResolv = own
+		out, err := s.command("/bin/sh", "-c", "cat /etc/resolv.conf; readlink /proc/self/ns/net").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ownResolv %v: %v: %s", own, err, out)
+		}
+		want := string(host)
+		if own {
+			want = conf
+		}
+		hostNS, _ := os.Readlink("/proc/self/ns/net")
+		got, ns, _ := strings.Cut(strings.TrimSuffix(string(out), "\n"), "net:")
+		if got != want || "net:"+ns == hostNS {
+			t.Errorf("ownResolv %v: resolv.conf %q, namespace net:%s (the host's is %s); want %q in another namespace", own, got, ns, hostNS, want)
+		}
+	}
+	if now, _ := os.ReadFile("/etc/resolv.conf"); string(now) != string(host) {
+		t.Errorf("the host's resolv.conf changed: %q", now)
+	}
+}
