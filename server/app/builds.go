@@ -113,6 +113,8 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 		select {
 		case <-p.daemon.Done():
 			p.app.Logger.Warn("buildkitd exited; starting it again")
+			// Stop removes its sandbox (namespace, firewall tables, the paths to the registry).
+			_ = p.daemon.Stop()
 			p.builder.Close()
 			p.builder, p.daemon = nil, nil
 		default:
