@@ -471,8 +471,8 @@ func (s *sandbox) up(ctx context.Context) error {
 			return fail(err)
 		}
 	}
-	// The host forwards the namespace's traffic (as CNI's bridge plugin on the host did before).
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+s.vethHost+"/disable_ipv6", []byte("1"), 0o644)
+	// The host forwards the namespace's traffic (as CNI's bridge plugin on the host did before).
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		return fail(fmt.Errorf("enable IPv4 forwarding: %w", err))
 	}
