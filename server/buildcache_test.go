@@ -53,6 +53,7 @@ func TestReservedBuildArgs(t *testing.T) {
 func TestBuildCacheMountsPerRepository(t *testing.T) {
 	bk := buildkitAddr(t)
 	in := apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}

@@ -91,6 +91,18 @@ func buildkitAddr(t *testing.T) string {
 	return sharedBK.daemon.Addr()
 }
 
+// allowBuilds opens the shared buildkitd's path to the registry at host (host:port, an instance's public URL):
+// buildkitd runs in a network namespace of its own and reaches Berth's registry only through such a path,
+// which `berth serve` opens itself for the buildkitd it starts.
+func allowBuilds(t *testing.T, host string) {
+	t.Helper()
+	remove, err := sharedBK.daemon.AllowRegistry(t.Context(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(remove)
+}
+
 // gitRepo is a Git repository served by `git http-backend` on loopback (what go-git clones from), with a
 // working copy that commits and pushes into it.
 type gitRepo struct {

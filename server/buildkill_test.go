@@ -24,6 +24,7 @@ func TestBuildWorkerKilled(t *testing.T) {
 		c.RedisAddr = redis
 		c.BuildkitAddr = bk
 	}})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}

@@ -22,6 +22,7 @@ const buildTimeout = 2 * time.Minute
 func TestGitDrivenBuilds(t *testing.T) {
 	bk := buildkitAddr(t)
 	in := apptest.Start(t, apptest.Options{NamespaceLimit: 10, Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}
@@ -408,6 +409,7 @@ func TestQueuedBuildSurvivesRestart(t *testing.T) {
 	bk := buildkitAddr(t)
 	dir := t.TempDir()
 	in := apptest.Start(t, apptest.Options{DataDir: dir, NamespaceLimit: 10, Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
 	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
 	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
 	g := newGitRepo(t)
@@ -429,6 +431,7 @@ func TestQueuedBuildSurvivesRestart(t *testing.T) {
 		c.BuildkitAddr = bk
 		c.Queues = "default,overseas"
 	}})
+	allowBuilds(t, in.Host)
 	b := waitBuild(t, in, "team/app", ids[0], buildTimeout)
 	requireSuccess(t, in, "team/app", b)
 	if files := pulledFiles(t, in.Host+"/team/app:latest"); files["r.txt"] != "restarted\n" {

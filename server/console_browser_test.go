@@ -195,6 +195,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		c.ScannerBin = scanner
 		c.TriggerAllow = []string{"127.0.0.0/8"}
 	}})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}

@@ -43,6 +43,7 @@ func TestDockerEngine(t *testing.T) {
 	docker := dockerEngine(t)
 	bk := buildkitAddr(t)
 	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}

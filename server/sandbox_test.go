@@ -33,7 +33,8 @@ sock() { if [ -e "$2" ]; then say "$1 $2" 0; else say "$1 $2" 1 "no such file"; 
 // TestBuildSandbox: a build's RUN steps reach a web server standing for the internet (and a private address
 // --build-allow-cidr allows), but none of the Berth host's services, whether by 127.0.0.1, the bridge's
 // gateway (the host) or the host's own address, nor cloud metadata at 169.254.169.254, nor a private LAN.
-// The host itself reaches every one of them, so each "blocked" is the sandbox's doing.
+// The host itself reaches every one of them, so each "blocked" is the sandbox's doing. An ADD of Berth's own
+// /readyz (what buildkitd fetches itself) is refused as well.
 func TestBuildSandbox(t *testing.T) {
 	_, err := buildkit.FindBinary()
 	need(t, "buildkitd (scripts/install-buildkit.sh), runc or root", err)
@@ -133,8 +134,9 @@ func TestBuildSandbox(t *testing.T) {
 	if r.Status != 201 {
 		t.Fatalf("rule: %d %s", r.Status, r.Body)
 	}
+	ruleID := r.JSON["id"].(string)
 	start := time.Now()
-	r = in.Admin(t, "POST", "/api/v1/repositories/"+repo+"/build-rules/"+r.JSON["id"].(string)+"/builds", nil)
+	r = in.Admin(t, "POST", "/api/v1/repositories/"+repo+"/build-rules/"+ruleID+"/builds", nil)
 	if r.Status != 202 {
 		t.Fatalf("build now: %d %s", r.Status, r.Body)
 	}
@@ -187,6 +189,19 @@ func TestBuildSandbox(t *testing.T) {
 	bk := in.BuildkitAddr()
 	if !strings.HasPrefix(bk, "unix://") {
 		t.Fatalf("Berth's buildkitd listens on %q, want a unix socket", bk)
+	}
+
+	// What buildkitd fetches itself goes through the sandbox too: ADD of Berth's own /readyz (its listener is
+	// the registry's) is refused by the registry path, while FROM of Berth's registry works.
+	g.commit(t, map[string]string{"Dockerfile": "FROM " + base + "\nADD http://" + in.Host + "/readyz /readyz\n"}, "add readyz")
+	r = in.Admin(t, "POST", "/api/v1/repositories/"+repo+"/build-rules/"+ruleID+"/builds", nil)
+	if r.Status != 202 {
+		t.Fatalf("build now: %d %s", r.Status, r.Body)
+	}
+	b = waitBuild(t, in, repo, r.JSON["id"].(string), buildTimeout)
+	log = buildLog(t, in, repo, r.JSON["id"].(string))
+	if b["status"] != "FAILED" || !strings.Contains(log, "invalid response status 403") || !strings.Contains(log, "FROM "+base) {
+		t.Errorf("ADD of Berth's /readyz: build %v (%v), want FAILED by the sandbox's 403; log:\n%s", b["status"], b["error"], log)
 	}
 }
 

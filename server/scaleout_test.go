@@ -122,6 +122,7 @@ func startScaleOut(t *testing.T) *scaleOut {
 		"--s3-path-style", "--public-url", lb.URL, "--master-key-file", keyFile, "--buildkit-addr", bk,
 		"--trigger-allow-cidr", "127.0.0.0/8", "--trigger-retry-base", "200ms", "--scan-db-repository", "",
 		"--namespace-limit", "3", "--log-level", "info"}
+	allowBuilds(t, strings.TrimPrefix(lb.URL, "http://"))
 	s := &scaleOut{lb: lb, auth: remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword}),
 		bin: bin, env: env, common: common}
 	start := time.Now()

@@ -85,6 +85,7 @@ func TestTwentyBuildsOfOneCommit(t *testing.T) {
 		c.TriggerAllow = []string{"127.0.0.0/8"}
 		c.TriggerRetryBase = 100 * time.Millisecond
 	}})
+	allowBuilds(t, in.Host)
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
 	}

@@ -669,6 +669,7 @@ func TestSecurityPolicyAPI(t *testing.T) {
 func TestScanBlocksBuild(t *testing.T) {
 	bk := buildkitAddr(t)
 	in := scanInstance(t, scanDB(t), func(c *app.Config) { c.BuildkitAddr = bk })
+	allowBuilds(t, in.Host)
 	putPolicy(t, in, "/api/v1/namespaces/demo/security-policy", map[string]any{"block_severity": "HIGH"})
 	createRepo(t, in, "demo", "built", "PRIVATE")
 	const repo = "demo/built"

@@ -103,6 +103,7 @@ func run() error {
 	// BuildKit first: Berth's builds and buildctl share it.
 	addr := *bkAddr
 	var buildctl string
+	var daemon *buildkit.Daemon
 	if addr == "" {
 		bin, err := buildkit.FindBinary()
 		if err != nil {
@@ -113,7 +114,7 @@ func run() error {
 				return err
 			}
 			defer d.Stop()
-			addr = d.Addr()
+			addr, daemon = d.Addr(), d
 			buildctl = filepath.Join(filepath.Dir(bin), "buildctl")
 		}
 	} else if p, err := exec.LookPath("buildctl"); err == nil {
@@ -129,6 +130,12 @@ func run() error {
 		return err
 	}
 	cfg.Addr, cfg.DataDir, cfg.NamespaceLimit = ln.Addr().String(), filepath.Join(tmp, "data"), 0
+	if daemon != nil {
+		// buildkitd reaches Berth's registry through the one path its sandbox opens to it.
+		if _, err := daemon.AllowRegistry(ctx, cfg.Addr); err != nil {
+			return err
+		}
+	}
 	cfg.BuildkitAddr, cfg.RedisAddr = addr, *redisAddr
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	os.Setenv("BERTH_ADMIN_PASSWORD", adminPassword)

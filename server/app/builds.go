@@ -108,6 +108,8 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 		select {
 		case <-p.daemon.Done():
 			p.app.Logger.Warn("buildkitd exited; starting it again")
+			// Stop removes its sandbox (namespace, firewall tables, the paths to the registry).
+			_ = p.daemon.Stop()
 			p.builder.Close()
 			p.builder, p.daemon = nil, nil
 		default:
@@ -137,7 +139,10 @@ func (p *buildPipeline) builderFor(context.Context) (*buildkit.Builder, error) {
 			return nil, err
 		}
 	}
-	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile, AllowCIDRs: p.allow}
+	// buildkitd reaches Berth's registry (FROM its images, the push, the registry cache) through the one path
+	// its sandbox opens to it.
+	cfg := buildkit.DaemonConfig{Binary: bin, RootDir: root, LogWriter: p.logFile, AllowCIDRs: p.allow,
+		Registries: []string{p.runner.Registry}}
 	if p.runner.Insecure {
 		cfg.InsecureRegistries = []string{p.runner.Registry}
 	}

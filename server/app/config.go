@@ -94,7 +94,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.Var(&c.TriggerAllow, "trigger-allow-cidr", "CIDR that trigger deliveries may reach although private (repeatable)")
 	fs.Var(&c.SourceAllow, "source-allow-cidr", "CIDR that non-administrators' code sources (self-hosted Git) may reach although private (repeatable)")
-	fs.Var(&c.BuildAllow, "build-allow-cidr", "IPv4 CIDR that builds (RUN steps) may reach although private (repeatable); the Berth host itself stays out of reach")
+	fs.Var(&c.BuildAllow, "build-allow-cidr", "IPv4 CIDR that builds (RUN steps and what BuildKit fetches: ADD, Git, FROM) may reach although private (repeatable); the Berth host itself stays out of reach")
 	fs.StringVar(&c.ScanDBDir, "scan-db-dir", "", "Trivy vulnerability DB directory (default DATA/trivy)")
 	fs.StringVar(&c.ScannerBin, "scanner-bin", "", "path of the berth-scanner binary (default: beside berth, then PATH)")
 	fs.StringVar(&c.ScannerAddr, "scanner-addr", "", "address of a running berth-scanner (instead of starting one)")

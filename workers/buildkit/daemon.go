@@ -49,6 +49,11 @@ type DaemonConfig struct {
 	// AllowCIDRs are IPv4 ranges builds may reach although private (--build-allow-cidr). Builds run in a
 	// network namespace of their own (see CheckSandbox) and never reach the host itself.
 	AllowCIDRs []netip.Prefix
+	// Registries are Berth's own registries (host:port, as builds name them in FROM and as the push target):
+	// buildkitd runs in a network namespace of its own, and reaches each of these, for the registry API only,
+	// through a path Berth opens into that namespace (AllowRegistry adds one later). Every other address that
+	// a refused range holds stays out of reach of everything BuildKit fetches.
+	Registries []string
 }
 
 // Daemon is a running buildkitd child process.
@@ -134,6 +139,12 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 		_ = d.sandbox.down()
 		return nil, err
 	}
+	for _, r := range cfg.Registries {
+		if err := d.sandbox.allowRegistry(ctx, r); err != nil {
+			_ = d.sandbox.down()
+			return nil, err
+		}
+	}
 
 	confPath := filepath.Join(root, "buildkitd.toml")
 	if err := os.WriteFile(confPath, []byte(daemonConfigTOML(cfg, root, d.addr, d.sandbox)), 0o600); err != nil {
@@ -145,7 +156,8 @@ func Start(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 	if cfg.Debug {
 		args = append(args, "--debug")
 	}
-	cmd := exec.Command(cfg.Binary, args...)
+	// buildkitd runs in the sandbox's namespace.
+	cmd := d.sandbox.command(cfg.Binary, args...)
 	var logw io.Writer = d.tail
 	if cfg.LogWriter != nil {
 		logw = io.MultiWriter(d.tail, cfg.LogWriter)
@@ -228,6 +240,15 @@ func defaultSocketPath(root string) (sock, dir string) {
 	sum := sha256.Sum256([]byte(root))
 	dir = filepath.Join(os.TempDir(), "berth-bk-"+hex.EncodeToString(sum[:6]))
 	return filepath.Join(dir, "buildkitd.sock"), dir
+}
+
+// AllowRegistry opens a path from buildkitd's namespace to another registry of Berth's (host:port), as
+// DaemonConfig.Registries does at start; the returned func closes it.
+func (d *Daemon) AllowRegistry(ctx context.Context, hostport string) (func(), error) {
+	if err := d.sandbox.allowRegistry(ctx, hostport); err != nil {
+		return nil, err
+	}
+	return func() { d.sandbox.dropRegistry(hostport) }, nil
 }
 
 // Done is closed when the daemon process has exited, whether by Stop or

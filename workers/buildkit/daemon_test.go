@@ -3,8 +3,10 @@ package buildkit
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -182,5 +184,44 @@ func TestUnmountUnder(t *testing.T) {
 	unmountUnder(filepath.Join(root, "net"))
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatalf("after unmountUnder: %v", err)
+	}
+}
+
+// TestDaemonKilledSandboxRemoved: a buildkitd that dies leaves its sandbox (namespace, veth pair, firewall
+// tables, registry paths) until Stop, which removes all of it; a daemon started again on the same root finds
+// nothing in its way.
+func TestDaemonKilledSandboxRemoved(t *testing.T) {
+	bin := requireBuildkit(t)
+	root := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for round := range 2 {
+		d, err := Start(ctx, DaemonConfig{Binary: bin, RootDir: root, Registries: []string{"127.0.0.1:5999"}})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		sb := d.sandbox
+		present := func() []string {
+			var left []string
+			if _, err := os.Stat(sb.nsPath()); err == nil {
+				left = append(left, "namespace "+sb.netns)
+			}
+			if _, err := net.InterfaceByName(sb.vethHost); err == nil {
+				left = append(left, "interface "+sb.vethHost)
+			}
+			if exec.Command("nft", "list", "table", "inet", sb.table).Run() == nil {
+				left = append(left, "nft table "+sb.table)
+			}
+			return left
+		}
+		if got := present(); len(got) != 3 {
+			t.Fatalf("round %d: a running daemon's sandbox has only %v", round, got)
+		}
+		_ = d.cmd.Process.Kill()
+		<-d.Done()
+		_ = d.Stop()
+		if left := present(); len(left) > 0 {
+			t.Errorf("round %d: after Stop of a killed daemon, left behind: %v", round, left)
+		}
 	}
 }

@@ -95,6 +95,20 @@ func testBuilder(t *testing.T) *Builder {
 	return shared.builder
 }
 
+// allowRegistry opens the shared daemon's path to registry host (buildkitd's namespace reaches nothing of the
+// host's but through such a path) until the test ends.
+func allowRegistry(t *testing.T, host string) {
+	t.Helper()
+	if shared.daemon == nil {
+		return
+	}
+	remove, err := shared.daemon.AllowRegistry(t.Context(), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(remove)
+}
+
 func logFile(path string) io.Writer {
 	f, err := os.Create(path)
 	if err != nil {
@@ -147,6 +161,7 @@ func startRegistry(t *testing.T, authz registry.Authorizer) (string, *atomic.Int
 	})
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); reg.Close() })
+	allowRegistry(t, host)
 	return host, &tokenRequests
 }
 

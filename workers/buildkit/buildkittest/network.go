@@ -6,11 +6,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/berth-dev/berth/workers/buildkit/netns"
 )
 
 // NetworkBody is what a Network's web server answers.
@@ -27,12 +30,17 @@ type Network struct {
 	veth string
 	dir  string
 	cmd  *exec.Cmd
+	srv  *http.Server
 	addr []netip.Addr
 }
 
 // StartNetwork creates the namespace, a veth pair to it on a random /30 of 198.18.0.0/15, host routes for
 // extra (each a /32), and busybox httpd in it. It needs root, ip (iproute2) and busybox; Close removes all.
-func StartNetwork(extra ...netip.Addr) (*Network, error) {
+func StartNetwork(extra ...netip.Addr) (*Network, error) { return StartNetworkServing(nil, extra...) }
+
+// StartNetworkServing is StartNetwork with h answering on port 80 in the namespace instead of busybox httpd
+// (h runs in this process; its listener is the namespace's).
+func StartNetworkServing(h http.Handler, extra ...netip.Addr) (*Network, error) {
 	var rnd [6]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
@@ -72,6 +80,16 @@ func StartNetwork(extra ...netip.Addr) (*Network, error) {
 			return nil, fmt.Errorf("ip %v: %v: %s", s, err, bytes.TrimSpace(out))
 		}
 	}
+	if h != nil {
+		ln, err := netns.Listen(filepath.Join("/run/netns", n.name), "tcp4", ":80")
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.srv = &http.Server{Handler: h}
+		go n.srv.Serve(ln)
+		return n, nil
+	}
 	n.cmd = exec.Command("ip", "netns", "exec", n.name, BusyboxBinary, "httpd", "-f", "-p", "80", "-h", n.dir)
 	if err := n.cmd.Start(); err != nil {
 		n.Close()
@@ -90,6 +108,9 @@ func u32Addr(v uint32) netip.Addr {
 
 // Close stops the web server and removes the routes, the veth pair and the namespace.
 func (n *Network) Close() {
+	if n.srv != nil {
+		n.srv.Close()
+	}
 	if n.cmd != nil && n.cmd.Process != nil {
 		_ = n.cmd.Process.Kill()
 		_ = n.cmd.Wait()
