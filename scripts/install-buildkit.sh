@@ -54,6 +54,9 @@ command -v runc >/dev/null 2>&1 || pkgs+=(runc)
 	pkgs+=(containernetworking-plugins)
 command -v nft >/dev/null 2>&1 || pkgs+=(nftables)
 command -v iptables >/dev/null 2>&1 || pkgs+=(iptables)
+command -v ip >/dev/null 2>&1 || pkgs+=(iproute2)                                   # buildkitd's own network namespace
+command -v nsenter >/dev/null 2>&1 && command -v unshare >/dev/null 2>&1 || pkgs+=(util-linux)
+[[ -x /usr/lib/cni/tuning ]] || pkgs+=(containernetworking-plugins)                # IPv6 off in build namespaces
 if ((${#pkgs[@]} > 0)); then
 	if [[ $(id -u) -eq 0 ]]; then
 		echo "install-buildkit: installing ${pkgs[*]}"
