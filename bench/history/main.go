@@ -109,7 +109,11 @@ func run() error {
 	switch *backend {
 	case "embedded":
 	case "ferretdb-postgresql":
-		uri, stop, err := storetest.StartFerretOnPostgres(filepath.Join(tmp, "pg"))
+		pg := filepath.Join(tmp, "pg")
+		if err := os.MkdirAll(pg, 0o755); err != nil {
+			return err
+		}
+		uri, stop, err := storetest.StartFerretOnPostgres(pg)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,14 +39,18 @@ type Process struct {
 	Exited chan struct{}
 }
 
-// StartProcess runs bin with args ("serve" or "worker" first, then flags; --data-dir is added, and --addr for
-// serve) and env added to the test's environment. A serve process is returned once /readyz answers 200.
+// StartProcess runs bin with args ("serve" or "worker" first, then flags; --data-dir is added unless args
+// name one, and --addr for serve) and env added to the test's environment. A serve process is returned once /readyz answers 200.
 func StartProcess(t testing.TB, bin string, env []string, args ...string) *Process {
 	t.Helper()
 	dir := t.TempDir()
 	p := &Process{Instance: &Instance{DataDir: filepath.Join(dir, "data")}, Log: filepath.Join(dir, args[0]+".log"),
 		Exited: make(chan struct{})}
-	args = append(args, "--data-dir", p.DataDir)
+	if i := slices.Index(args, "--data-dir"); i >= 0 && i+1 < len(args) {
+		p.DataDir = args[i+1] // a process sharing another's data dir (its embedded store)
+	} else {
+		args = append(args, "--data-dir", p.DataDir)
+	}
 	if args[0] == "serve" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
