@@ -179,9 +179,41 @@ func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	x.render("login", "Sign in", map[string]any{"Token": tok, "Next": next, "User": r.PostFormValue("username")})
 }
 
-// localPath reports whether p is a path on this host (no scheme, no //host).
+// localPath reports whether p, as a redirect's Location, keeps a browser on this site: an absolute path of
+// printable ASCII without backslashes, which does not begin like a //host reference, not even decoded once or
+// twice more (%2F, %5C, %09) by whatever reads it next. Browsers drop tabs and newlines from URLs and read a
+// backslash as a slash, so "/\t/evil" and "/\evil" would leave the site.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
+	if !strings.HasPrefix(p, "/") || len(p) > 4096 ||
+		strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '\\' }) {
+		return false
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return false
+	}
+	for range 3 {
+		lead := strings.Map(func(r rune) rune {
+			switch r {
+			case '\t', '\n', '\r':
+				return -1
+			case '\\':
+				return '/'
+			}
+			return r
+		}, p)
+		if strings.HasPrefix(lead, "//") {
+			return false
+		}
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return false
+		}
+		if d == p {
+			return true
+		}
+		p = d
+	}
+	return false // encoded three times over: no console link is
 }
 
 // login signs a user in with the API's own authenticator (and so its failed-login limits).
