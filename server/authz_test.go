@@ -158,7 +158,7 @@ func newAuthzAPI(t *testing.T) (*fakeAuth, http.Handler) {
 	t.Helper()
 	auth := &fakeAuth{principals: map[string]*Principal{}}
 	h := New(Deps{Store: testStore(t), Auth: auth, Region: authzRegion, AccountID: authzAccount,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicURL: "http://127.0.0.1:1"})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return auth, h
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/server/forwarded"
 )
 
 // resourceKind says which RAM resource a route's action is checked on (SPEC §9).
@@ -277,7 +278,7 @@ func (a *api) openapi(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"openapi": "3.0.3",
 		"info":    gin.H{"title": "Berth API", "version": "1"},
-		"servers": []gin.H{{"url": a.PublicURL}},
+		"servers": []gin.H{{"url": forwarded.PublicURL(c.Request)}},
 		"paths":   paths,
 		"components": gin.H{
 			"securitySchemes": gin.H{"basic": gin.H{"type": "http", "scheme": "basic"}, "bearer": gin.H{"type": "http", "scheme": "bearer"}},

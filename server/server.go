@@ -61,8 +61,7 @@ type Deps struct {
 	Logger         *slog.Logger
 	Region         string
 	AccountID      string
-	NamespaceLimit int // 0 = unlimited
-	PublicURL      string
+	NamespaceLimit int      // 0 = unlimited
 	Registry       Registry // may be nil in tests of metadata-only routes
 	Ready          []ReadinessCheck
 	Metrics        *prometheus.Registry // may be nil

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/webhooks/inbound"
 	"github.com/berth-dev/berth/webhooks/outbound"
@@ -63,9 +64,9 @@ type sourceView struct {
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
-func (a *api) viewSource(s *store.Source) sourceView {
+func viewSource(c *gin.Context, s *store.Source) sourceView {
 	return sourceView{Provider: s.Provider, URL: s.URL, Username: s.Username, AutoBuild: s.AutoBuild,
-		OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: a.PublicURL + "/hooks/" + s.HookID}
+		OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: forwarded.PublicURL(c.Request) + "/hooks/" + s.HookID}
 }
 
 func (a *api) buildsOr503(c *gin.Context) bool {
@@ -183,7 +184,7 @@ func (a *api) putSource(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	v := a.viewSource(src)
+	v := viewSource(c, src)
 	// The secret to configure on the Git host; GET never shows it.
 	if v.WebhookSecret, err = a.Builds.OpenSecret(src.WebhookSecret); err != nil {
 		fail(c, err)
@@ -210,7 +211,7 @@ func (a *api) getSource(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, a.viewSource(src))
+	c.JSON(http.StatusOK, viewSource(c, src))
 }
 
 func (a *api) deleteSource(c *gin.Context) {
