@@ -153,7 +153,7 @@ func (s *Service) Login(ctx context.Context, username, secret, client string) (*
 		return nil, ErrNoCredentials
 	}
 	h := fnv.New32a()
-	h.Write([]byte(username + "\x00" + client))
+	h.Write([]byte(username + "\x00" + clientKey(client)))
 	lock := &s.logins[h.Sum32()%uint32(len(s.logins))]
 	lock.Lock()
 	defer lock.Unlock()
