@@ -169,6 +169,9 @@ func call(h http.Handler, user, method, path string) *httptest.ResponseRecorder 
 	}
 	req := httptest.NewRequest(method, path, body)
 	req.RemoteAddr = "127.0.0.1:1234"
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if user != "" {
 		req.SetBasicAuth(user, "x")
 	}

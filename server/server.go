@@ -112,7 +112,7 @@ func New(d Deps) http.Handler {
 	r.POST(hookPath, a.receiveHook)
 	for _, rt := range routes {
 		rt := rt
-		r.Handle(rt.Method, rt.Path, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
+		r.Handle(rt.Method, rt.Path, refuseCrossSite, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
 	}
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, notFound("no route %s %s; the API is described at /api/v1/openapi.json", c.Request.Method, c.Request.URL.Path))
