@@ -61,7 +61,8 @@ var routes = []route{
 	{"PUT", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Set the repository's own security policy, replacing its namespace's whole", (*api).putRepositoryPolicy},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Drop the repository's own security policy (its namespace's applies again)", (*api).deleteRepositoryPolicy},
 	// Code source, build rules and builds (SPEC §4, §5); the inbound webhook, POST /hooks/:hook_id, is mounted in New.
-	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer alone carries webhook_secret", (*api).putSource},
+	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer that connects it alone carries webhook_secret", (*api).putSource},
+	{"POST", "/api/v1/repositories/:ns/:repo/source/rotate-secret", policies.ActionUpdateRepositorySource, resRepository, "Replace the webhook secret; the answer alone carries the new webhook_secret (configure it on the Git host)", (*api).rotateSourceSecret},
 	{"GET", "/api/v1/repositories/:ns/:repo/source", policies.ActionGetRepositorySource, resRepository, "The connected Git repository and its webhook_url (never its credentials)", (*api).getSource},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/source", policies.ActionDeleteRepositorySource, resRepository, "Disconnect the Git repository (its webhook URL stops working; rules stay)", (*api).deleteSource},
 	{"POST", "/api/v1/repositories/:ns/:repo/build-rules", policies.ActionCreateBuildRule, resRepository, "Create a build rule", (*api).createRule},
