@@ -103,6 +103,9 @@ func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// gin's own c.ClientIP would believe X-Forwarded-For from anyone; ClientIP (package forwarded) is the one
+	// that knows the trusted proxies.
+	r.ForwardedByClientIP = false
 	r.Use(a.requestID, a.recover, a.observe, limitBody)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
@@ -170,7 +173,7 @@ func (a *api) observe(c *gin.Context) {
 	a.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
 	if route != "/healthz" && route != "/readyz" && route != "/metrics" {
 		logger(c).Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-			"duration_ms", time.Since(start).Milliseconds(), "user", c.GetString("user"))
+			"duration_ms", time.Since(start).Milliseconds(), "user", c.GetString("user"), "client", ClientIP(c))
 	}
 }
 
