@@ -55,3 +55,17 @@ func TestWildcardAddrFollowsHost(t *testing.T) {
 		t.Fatalf("the OpenAPI document names the wildcard address")
 	}
 }
+
+// TestWildcardAddrScans: with a wildcard --addr and no --public-url, the scanner pulls what it scans from the
+// listener on loopback (no request Host to follow there) and finds the vulnerability.
+func TestWildcardAddrScans(t *testing.T) {
+	in := scanInstance(t, scanDB(t), func(c *app.Config) {
+		_, port, _ := net.SplitHostPort(c.Addr)
+		c.Addr = "0.0.0.0:" + port
+	})
+	pushImg(t, in, "demo/alpine:1", fileImage(t, "amd64", alpineFiles("1.2.5-r8")))
+	scan := waitScan(t, in, "demo/alpine", "1")
+	if vulns := vulnsOf(t, scan); scan["status"] != "DONE" || len(vulns) != 1 || vulns[0].id != "CVE-2025-26519" {
+		t.Fatalf("scan: %v", scan)
+	}
+}
