@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/berth-dev/berth/workers/buildkit/buildkittest"
 	"github.com/berth-dev/berth/workers/scandb"
 )
 
@@ -102,35 +103,36 @@ func vulnerableImage(t *testing.T) v1.Image {
 	return img
 }
 
-// TestImage builds deployments/Dockerfile with the real engine (FROM scratch: nothing pulled), runs it, waits
-// for /readyz, mirrors a vulnerability DB in Trivy's artifact format into the running Berth itself (named by
-// BERTH_SCAN_DB_REPOSITORY), pushes a vulnerable image into it and sees the scan find the advisory's CVE.
-func TestImage(t *testing.T) {
+// buildImage stages the image's files and builds deployments/Dockerfile with the real engine (FROM scratch:
+// nothing pulled), as `task image` does; the image is removed when the test ends.
+func buildImage(t *testing.T) (root, image string) {
+	t.Helper()
 	needDocker(t)
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sh(t, root, "scripts/image-rootfs.sh")
-	image := fmt.Sprintf("berth-image-test:%d", time.Now().UnixNano())
+	image = fmt.Sprintf("berth-image-test:%d", time.Now().UnixNano())
 	start := time.Now()
 	sh(t, root, "docker", "build", "-q", "-f", "deployments/Dockerfile", "-t", image, ".")
 	t.Logf("docker build: %v", time.Since(start))
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() })
+	return root, image
+}
 
+func freePort(t *testing.T) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	host := fmt.Sprintf("127.0.0.1:%d", port)
-	dbRepo := host + "/mirror/trivy-db:2"
-	container := strings.TrimSpace(sh(t, root, "docker", "run", "-d", "-p", fmt.Sprintf("%s:%d", host, port),
-		"-e", "BERTH_ADMIN_PASSWORD="+password, "-e", "BERTH_SCAN_DB_REPOSITORY="+dbRepo,
-		"-e", "BERTH_SCAN_DB_USERNAME=admin", "-e", "BERTH_SCAN_DB_PASSWORD="+password,
-		"-e", "BERTH_SCAN_DB_CHECK_INTERVAL=500ms", image,
-		"serve", "--addr", fmt.Sprintf("0.0.0.0:%d", port), "--data-dir", "/var/lib/berth", "--public-url", "http://"+host))
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// removeOnCleanup removes the container when the test ends, logging its last lines if the test failed.
+func removeOnCleanup(t *testing.T, container string) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := exec.Command("docker", "logs", "--tail", "60", container).CombinedOutput()
@@ -138,6 +140,23 @@ func TestImage(t *testing.T) {
 		}
 		_ = exec.Command("docker", "rm", "-f", "-v", container).Run()
 	})
+}
+
+// TestImage builds deployments/Dockerfile with the real engine (FROM scratch: nothing pulled), runs it, waits
+// for /readyz, mirrors a vulnerability DB in Trivy's artifact format into the running Berth itself (named by
+// BERTH_SCAN_DB_REPOSITORY), pushes a vulnerable image into it and sees the scan find the advisory's CVE.
+func TestImage(t *testing.T) {
+	root, image := buildImage(t)
+	start := time.Now()
+	port := freePort(t)
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	dbRepo := host + "/mirror/trivy-db:2"
+	container := strings.TrimSpace(sh(t, root, "docker", "run", "-d", "-p", fmt.Sprintf("%s:%d", host, port),
+		"-e", "BERTH_ADMIN_PASSWORD="+password, "-e", "BERTH_SCAN_DB_REPOSITORY="+dbRepo,
+		"-e", "BERTH_SCAN_DB_USERNAME=admin", "-e", "BERTH_SCAN_DB_PASSWORD="+password,
+		"-e", "BERTH_SCAN_DB_CHECK_INTERVAL=500ms", image,
+		"serve", "--addr", fmt.Sprintf("0.0.0.0:%d", port), "--data-dir", "/var/lib/berth", "--public-url", "http://"+host))
+	removeOnCleanup(t, container)
 
 	call := func(method, path string, body any) (int, map[string]any) {
 		t.Helper()
@@ -228,5 +247,80 @@ func TestImage(t *testing.T) {
 			t.Fatalf("scan never finished: %d %v", code, scan)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestImageLoginAsDocumented runs the image as the README says, with nothing but BERTH_ADMIN_PASSWORD and a
+// published port (its own --addr 0.0.0.0:5000, no --public-url), and uses it with the real Docker CLI and
+// Engine: the challenge names the address the client used, not [::]:5000 or 0.0.0.0:5000; `docker login`,
+// `docker push` of a local busybox image and `docker pull` of it work.
+func TestImageLoginAsDocumented(t *testing.T) {
+	_, image := buildImage(t)
+	host := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	out, err := exec.Command("docker", "run", "-d", "-p", host+":5000", "-e", "BERTH_ADMIN_PASSWORD="+password, image).CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v\n%s", err, out)
+	}
+	removeOnCleanup(t, strings.TrimSpace(string(out)))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + host + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			want := `Bearer realm="http://` + host + `/token",service="` + host + `"`
+			if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode == 401 && got != want {
+				t.Fatalf("GET /v2/: challenge %q, want %q", got, want)
+			} else if resp.StatusCode == 401 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry never answered: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("POST", "http://"+host+"/api/v1/namespaces", strings.NewReader(`{"name":"demo","auto_create_repo":true}`))
+	req.SetBasicAuth("admin", password)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("namespace: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	// A local image, made here (nothing can be pulled): busybox-static in one layer, loaded into the engine.
+	img, err := buildkittest.BusyboxImage()
+	if err != nil {
+		t.Fatalf("no local image to push: %v", err)
+	}
+	ref := host + "/demo/busybox:1"
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := tarball.WriteToFile(tarPath, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	dockerCfg := t.TempDir()
+	docker := func(stdin string, args ...string) string {
+		t.Helper()
+		c := exec.Command("docker", args...)
+		c.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerCfg)
+		c.Stdin = strings.NewReader(stdin)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	docker("", "load", "-i", tarPath)
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", ref).Run() })
+	docker(password, "login", host, "-u", "admin", "--password-stdin")
+	docker("", "push", ref)
+	docker("", "rmi", ref)
+	docker("", "pull", ref)
+	if out := docker("", "run", "--rm", ref, "echo", "pulled from berth"); !strings.Contains(out, "pulled from berth") {
+		t.Fatalf("docker run of the pulled image: %s", out)
 	}
 }

@@ -551,6 +551,13 @@ type composeFile struct {
 	Secrets map[string]struct {
 		File string `yaml:"file"`
 	} `yaml:"secrets"`
+	Networks map[string]struct {
+		IPAM struct {
+			Config []struct {
+				Subnet string `yaml:"subnet"`
+			} `yaml:"config"`
+		} `yaml:"ipam"`
+	} `yaml:"networks"`
 }
 
 // interpolate expands ${VAR}, ${VAR:-default} and ${VAR:?message} as compose does, from vars.
@@ -618,8 +625,12 @@ func TestComposeScaled(t *testing.T) {
 				AccessKey: "s3-access", SecretKey: "s3-secret"}) {
 			t.Errorf("%s: shared settings %+v", name, cfg)
 		}
-		if !slices.Equal(svc.Networks, []string{"backend", "builds"}) {
-			t.Errorf("%s: networks %v", name, svc.Networks)
+		wantNets := []string{"backend", "builds"}
+		if svc.Command[0] == "serve" {
+			wantNets = append(wantNets, "edge") // behind the load balancer
+		}
+		if !slices.Equal(svc.Networks, wantNets) {
+			t.Errorf("%s: networks %v, want %v", name, svc.Networks, wantNets)
 		}
 		bk := strings.TrimPrefix(cfg.BuildkitAddr, "tcp://")
 		host, port, _ := strings.Cut(bk, ":")
@@ -644,10 +655,27 @@ func TestComposeScaled(t *testing.T) {
 		t.Errorf("secret berth-master-key: %+v", c.Secrets["berth-master-key"])
 	}
 
-	// The load balancer publishes the one port and sends everything to the serve replicas.
+	// The load balancer publishes the one port and sends everything to the serve replicas, which trust the edge
+	// network it shares with them alone to name the client (X-Forwarded-For); workers trust nobody.
 	lb := c.Services["lb"]
-	if !slices.Equal(lb.Ports, []string{"5000:5000"}) || !slices.Equal(lb.Volumes, []string{"./nginx.scaled.conf:/etc/nginx/nginx.conf:ro"}) {
+	if !slices.Equal(lb.Ports, []string{"5000:5000"}) || !slices.Equal(lb.Volumes, []string{"./nginx.scaled.conf:/etc/nginx/nginx.conf:ro"}) ||
+		!slices.Equal(lb.Networks, []string{"edge"}) {
 		t.Errorf("lb: %+v", lb)
+	}
+	edge := c.Networks["edge"].IPAM.Config
+	if _, serve := berth("berth"); len(edge) != 1 || interpolate(edge[0].Subnet, vars) != "172.31.254.0/24" ||
+		!slices.Equal(serve.TrustedProxy, []string{"172.31.254.0/24"}) {
+		t.Errorf("berth serve trusts %v; the edge network is %+v", serve.TrustedProxy, edge)
+	}
+	for name, svc := range c.Services {
+		if slices.Contains(svc.Networks, "edge") && name != "lb" && name != "berth" {
+			t.Errorf("%s is on the edge network, whose addresses berth serve trusts", name)
+		}
+	}
+	for _, r := range regions {
+		if _, w := berth("worker-" + r); len(w.TrustedProxy) != 0 {
+			t.Errorf("worker-%s trusts proxies %v", r, w.TrustedProxy)
+		}
 	}
 	conf, err := os.ReadFile("nginx.scaled.conf")
 	if err != nil {

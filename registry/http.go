@@ -331,7 +331,8 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, ext
 
 func (r *Registry) writeChallenge(w http.ResponseWriter, req *http.Request, scope []Access, errParam, msg string) {
 	var b strings.Builder
-	b.WriteString(r.challenge)
+	challenge, _ := r.challengeFor(req)
+	b.WriteString(challenge)
 	if len(scope) > 0 {
 		b.WriteString(`,scope="`)
 		b.WriteString(scopeString(scope))

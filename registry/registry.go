@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -60,6 +61,9 @@ type Config struct {
 	CacheTTL time.Duration
 	// Metrics, when set, receives the registry's Prometheus collectors.
 	Metrics prometheus.Registerer
+	// URLFor, when set, gives the external URL of each request (e.g. from its own Host): the token realm and
+	// service of its challenges follow it. PublicURL and Service then only name the tokens' audience.
+	URLFor func(*http.Request) string
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op
@@ -213,6 +217,20 @@ func trimSlash(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// challengeFor is the `Bearer realm="…",service="…"` challenge of req, and the token realm in it.
+func (r *Registry) challengeFor(req *http.Request) (challenge, realm string) {
+	if r.cfg.URLFor == nil {
+		return r.challenge, r.realm
+	}
+	base := trimSlash(r.cfg.URLFor(req))
+	service := r.cfg.Service
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		service = u.Host
+	}
+	realm = base + "/token"
+	return fmt.Sprintf(`Bearer realm=%q,service=%q`, realm, service), realm
 }
 
 // Close stops background work. In-flight requests are the caller's server's

@@ -3,6 +3,7 @@ package registry
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -61,7 +62,8 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		s, err := r.authz.Authenticate(ctx, user, pass)
 		if err != nil {
 			if errors.Is(err, ErrUnauthorized) {
-				w.Header().Set("WWW-Authenticate", `Basic realm="`+r.realm+`"`)
+				_, realm := r.challengeFor(req)
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm=%q`, realm))
 				writeError(w, req, &Error{Code: CodeUnauthorized, Message: "invalid username or password", Status: http.StatusUnauthorized})
 				return
 			}

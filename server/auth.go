@@ -3,9 +3,13 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/berth-dev/berth/policies/access"
+	"github.com/berth-dev/berth/server/forwarded"
 )
 
 // Principal is the authenticated caller of a request.
@@ -27,3 +31,16 @@ var (
 	ErrBadCredentials = access.ErrBadCredentials
 	ErrRateLimited    = access.ErrRateLimited
 )
+
+// ClientIP is the address of the request's client: the peer's, or, behind a trusted proxy (--trusted-proxy),
+// the one it forwarded. Login limits, logs and audit entries use it.
+func ClientIP(c *gin.Context) string { return forwarded.ClientIP(c.Request) }
+
+// RegistryHost is the registry's host[:port] in the docker commands shown to the request's client.
+func RegistryHost(r *http.Request) string {
+	u := forwarded.PublicURL(r)
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	return u
+}

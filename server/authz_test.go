@@ -158,7 +158,7 @@ func newAuthzAPI(t *testing.T) (*fakeAuth, http.Handler) {
 	t.Helper()
 	auth := &fakeAuth{principals: map[string]*Principal{}}
 	h := New(Deps{Store: testStore(t), Auth: auth, Region: authzRegion, AccountID: authzAccount,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), PublicURL: "http://127.0.0.1:1"})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	return auth, h
 }
 
@@ -169,6 +169,9 @@ func call(h http.Handler, user, method, path string) *httptest.ResponseRecorder 
 	}
 	req := httptest.NewRequest(method, path, body)
 	req.RemoteAddr = "127.0.0.1:1234"
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if user != "" {
 		req.SetBasicAuth(user, "x")
 	}

@@ -22,6 +22,7 @@ const (
 	CodeUnauthorized           = "UNAUTHORIZED"
 	CodeForbidden              = "FORBIDDEN"
 	CodeBodyTooLarge           = "BODY_TOO_LARGE"
+	CodeUnsupportedMediaType   = "UNSUPPORTED_MEDIA_TYPE"
 	CodeTooManyRequests        = "TOO_MANY_REQUESTS"
 	CodeConflict               = "CONFLICT"
 	CodeUnavailable            = "UNAVAILABLE"

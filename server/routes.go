@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/server/forwarded"
 )
 
 // resourceKind says which RAM resource a route's action is checked on (SPEC §9).
@@ -60,7 +61,8 @@ var routes = []route{
 	{"PUT", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Set the repository's own security policy, replacing its namespace's whole", (*api).putRepositoryPolicy},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/security-policy", policies.ActionUpdateRepositorySecurityPolicy, resRepository, "Drop the repository's own security policy (its namespace's applies again)", (*api).deleteRepositoryPolicy},
 	// Code source, build rules and builds (SPEC §4, §5); the inbound webhook, POST /hooks/:hook_id, is mounted in New.
-	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer alone carries webhook_secret", (*api).putSource},
+	{"PUT", "/api/v1/repositories/:ns/:repo/source", policies.ActionUpdateRepositorySource, resRepository, "Connect a Git repository, or change its settings; the answer that connects it alone carries webhook_secret", (*api).putSource},
+	{"POST", "/api/v1/repositories/:ns/:repo/source/rotate-secret", policies.ActionUpdateRepositorySource, resRepository, "Replace the webhook secret; the answer alone carries the new webhook_secret (configure it on the Git host)", (*api).rotateSourceSecret},
 	{"GET", "/api/v1/repositories/:ns/:repo/source", policies.ActionGetRepositorySource, resRepository, "The connected Git repository and its webhook_url (never its credentials)", (*api).getSource},
 	{"DELETE", "/api/v1/repositories/:ns/:repo/source", policies.ActionDeleteRepositorySource, resRepository, "Disconnect the Git repository (its webhook URL stops working; rules stay)", (*api).deleteSource},
 	{"POST", "/api/v1/repositories/:ns/:repo/build-rules", policies.ActionCreateBuildRule, resRepository, "Create a build rule", (*api).createRule},
@@ -277,7 +279,7 @@ func (a *api) openapi(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"openapi": "3.0.3",
 		"info":    gin.H{"title": "Berth API", "version": "1"},
-		"servers": []gin.H{{"url": a.PublicURL}},
+		"servers": []gin.H{{"url": forwarded.PublicURL(c.Request)}},
 		"paths":   paths,
 		"components": gin.H{
 			"securitySchemes": gin.H{"basic": gin.H{"type": "http", "scheme": "basic"}, "bearer": gin.H{"type": "http", "scheme": "bearer"}},

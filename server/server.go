@@ -61,8 +61,7 @@ type Deps struct {
 	Logger         *slog.Logger
 	Region         string
 	AccountID      string
-	NamespaceLimit int // 0 = unlimited
-	PublicURL      string
+	NamespaceLimit int      // 0 = unlimited
 	Registry       Registry // may be nil in tests of metadata-only routes
 	Ready          []ReadinessCheck
 	Metrics        *prometheus.Registry // may be nil
@@ -104,6 +103,9 @@ func New(d Deps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// gin's own c.ClientIP would believe X-Forwarded-For from anyone; ClientIP (package forwarded) is the one
+	// that knows the trusted proxies.
+	r.ForwardedByClientIP = false
 	r.Use(a.requestID, a.recover, a.observe, limitBody)
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
@@ -113,7 +115,7 @@ func New(d Deps) http.Handler {
 	r.POST(hookPath, a.receiveHook)
 	for _, rt := range routes {
 		rt := rt
-		r.Handle(rt.Method, rt.Path, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
+		r.Handle(rt.Method, rt.Path, refuseCrossSite, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
 	}
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, notFound("no route %s %s; the API is described at /api/v1/openapi.json", c.Request.Method, c.Request.URL.Path))
@@ -171,7 +173,7 @@ func (a *api) observe(c *gin.Context) {
 	a.latency.WithLabelValues(c.Request.Method, route).Observe(time.Since(start).Seconds())
 	if route != "/healthz" && route != "/readyz" && route != "/metrics" {
 		logger(c).Info("request", "method", c.Request.Method, "route", route, "status", c.Writer.Status(),
-			"duration_ms", time.Since(start).Milliseconds(), "user", c.GetString("user"))
+			"duration_ms", time.Since(start).Milliseconds(), "user", c.GetString("user"), "client", ClientIP(c))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/webhooks/inbound"
 	"github.com/berth-dev/berth/webhooks/outbound"
@@ -50,8 +51,8 @@ const (
 	webhookSecret = 32 // random bytes, hex-encoded
 )
 
-// sourceView is a code source as the API shows it (SPEC §11): never its credentials; the webhook secret only
-// in the answer to PUT.
+// sourceView is a code source as the API shows it (SPEC §11, §13): never its credentials; the webhook secret
+// only in the answer that made it (the PUT that connected the source, or rotate-secret).
 type sourceView struct {
 	Provider      string `json:"provider"`
 	URL           string `json:"url"`
@@ -63,9 +64,9 @@ type sourceView struct {
 	WebhookSecret string `json:"webhook_secret,omitempty"`
 }
 
-func (a *api) viewSource(s *store.Source) sourceView {
+func viewSource(c *gin.Context, s *store.Source) sourceView {
 	return sourceView{Provider: s.Provider, URL: s.URL, Username: s.Username, AutoBuild: s.AutoBuild,
-		OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: a.PublicURL + "/hooks/" + s.HookID}
+		OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: forwarded.PublicURL(c.Request) + "/hooks/" + s.HookID}
 }
 
 func (a *api) buildsOr503(c *gin.Context) bool {
@@ -100,6 +101,7 @@ func (a *api) putSource(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
+	var secret string // set when this request makes the webhook secret: then, and only then, it is shown
 	src, err := a.Store.GetSource(ctx, r.FullName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -108,9 +110,7 @@ func (a *api) putSource(c *gin.Context) {
 			return
 		}
 		src = &store.Source{Repository: r.FullName, AutoBuild: true}
-		var b [webhookSecret]byte
-		_, _ = rand.Read(b[:])
-		src.WebhookSecret = a.Builds.SealSecret(hex.EncodeToString(b[:]))
+		src.WebhookSecret, secret = a.newWebhookSecret()
 	case err != nil:
 		fail(c, err)
 		return
@@ -183,12 +183,9 @@ func (a *api) putSource(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	v := a.viewSource(src)
-	// The secret to configure on the Git host; GET never shows it.
-	if v.WebhookSecret, err = a.Builds.OpenSecret(src.WebhookSecret); err != nil {
-		fail(c, err)
-		return
-	}
+	// The secret to configure on the Git host, shown once; a later PUT or GET never shows it.
+	v := viewSource(c, src)
+	v.WebhookSecret = secret
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -196,21 +193,59 @@ func (a *api) putSource(c *gin.Context) {
 	c.JSON(status, v)
 }
 
-func (a *api) getSource(c *gin.Context) {
+// newWebhookSecret makes a webhook secret: sealed for the store, and in the clear to show once.
+func (a *api) newWebhookSecret() (sealed, secret string) {
+	var b [webhookSecret]byte
+	_, _ = rand.Read(b[:])
+	secret = hex.EncodeToString(b[:])
+	return a.Builds.SealSecret(secret), secret
+}
+
+// sourceOr404 is the code source of the route's repository; else the answer is written.
+func (a *api) sourceOr404(c *gin.Context) (*store.Source, bool) {
 	r, ok := a.repositoryOr404(c)
 	if !ok {
-		return
+		return nil, false
 	}
 	src, err := a.Store.GetSource(c.Request.Context(), r.FullName)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("%s has no code source; connect one with PUT …/source", r.FullName))
+		return nil, false
+	}
+	if err != nil {
+		fail(c, err)
+		return nil, false
+	}
+	return src, true
+}
+
+func (a *api) getSource(c *gin.Context) {
+	if src, ok := a.sourceOr404(c); ok {
+		c.JSON(http.StatusOK, viewSource(c, src))
+	}
+}
+
+// rotateSourceSecret replaces the webhook secret and answers the new one, this once (SPEC §13, §16). Deliveries
+// signed with the old secret are refused from now on.
+func (a *api) rotateSourceSecret(c *gin.Context) {
+	if !a.buildsOr503(c) {
 		return
 	}
+	src, ok := a.sourceOr404(c)
+	if !ok {
+		return
+	}
+	var secret string
+	src.WebhookSecret, secret = a.newWebhookSecret()
+	_, err := a.Store.PutSource(c.Request.Context(), src)
+	a.Builds.Forget(src.Repository)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, a.viewSource(src))
+	v := viewSource(c, src)
+	v.WebhookSecret = secret
+	c.JSON(http.StatusOK, v)
 }
 
 func (a *api) deleteSource(c *gin.Context) {

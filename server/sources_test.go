@@ -53,7 +53,7 @@ func TestSourceRuleAndBuildAPI(t *testing.T) {
 	})
 
 	var hookURL, secret string
-	t.Run("credentials are write-only; the secret is shown by PUT alone", func(t *testing.T) {
+	t.Run("credentials are write-only; the secret is shown once, by the PUT that connects", func(t *testing.T) {
 		r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "gitlab", "url": "https://git.example.com/team/app.git",
 			"username": "ci", "token": "glpat-very-secret-token"})
 		if r.Status != 201 {
@@ -76,11 +76,19 @@ func TestSourceRuleAndBuildAPI(t *testing.T) {
 		if err != nil || src.Password == "" || strings.Contains(src.Password, "glpat") || strings.Contains(src.WebhookSecret, secret) {
 			t.Fatalf("stored in the clear: %+v %v", src, err)
 		}
-		// A second PUT changes settings and keeps the hook, its secret and the credentials.
+		// A second PUT changes settings and keeps the hook, its secret and the credentials; it does not show the
+		// secret again, nor does one with an empty body.
 		r = in.Admin(t, "PUT", api+"/source", map[string]any{"auto_build": false, "no_cache": true})
-		if r.Status != 200 || r.JSON["webhook_url"] != hookURL || r.JSON["webhook_secret"] != secret ||
+		if r.Status != 200 || r.JSON["webhook_url"] != hookURL || r.JSON["webhook_secret"] != nil ||
 			r.JSON["auto_build"] != false || r.JSON["no_cache"] != true || r.JSON["provider"] != "gitlab" {
 			t.Fatalf("second put: %d %s", r.Status, r.Body)
+		}
+		if r := in.Admin(t, "PUT", api+"/source", map[string]any{}); r.Status != 200 || strings.Contains(string(r.Body), secret) ||
+			r.JSON["webhook_secret"] != nil {
+			t.Fatalf("empty put shows the secret: %d %s", r.Status, r.Body)
+		}
+		if again, _ := in.Store.GetSource(context.Background(), "team/app"); again.WebhookSecret != src.WebhookSecret {
+			t.Fatal("a PUT changed the webhook secret")
 		}
 		if again, _ := in.Store.GetSource(context.Background(), "team/app"); again.Password != src.Password {
 			t.Fatal("the token was dropped by a PUT that did not mention it")
@@ -252,7 +260,8 @@ func TestHookSeesChangesAtOnce(t *testing.T) {
 		if r.Status != 200 && r.Status != 201 {
 			t.Fatalf("put source: %d %s", r.Status, r.Body)
 		}
-		return r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+		secret, _ := r.JSON["webhook_secret"].(string) // only when the PUT connects the source
+		return r.JSON["webhook_url"].(string), secret
 	}
 	hookURL, secret := put(true)
 	n := 0
@@ -305,5 +314,59 @@ func TestHookSeesChangesAtOnce(t *testing.T) {
 	}
 	if status, _ := sendHook(t, lastURL, lastSecret, "push", "ns-deleted", githubPush("refs/heads/dev", "", strings.Repeat("a", 40))); status != 404 {
 		t.Fatalf("webhook of a repository deleted with its namespace: %d", status)
+	}
+}
+
+// TestRotateWebhookSecret: POST …/source/rotate-secret answers a new secret once; from then on deliveries
+// signed with the old one are refused and those signed with the new one build; nothing shows it again.
+func TestRotateWebhookSecret(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "bare"})
+	api := "/api/v1/repositories/team/app"
+	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": "https://git.example.com/team/app.git"})
+	hookURL, old := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	if r.Status != 201 || len(old) != 64 {
+		t.Fatalf("connect: %d %s", r.Status, r.Body)
+	}
+	in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"})
+	n := 0
+	push := func(secret string) int {
+		t.Helper()
+		n++
+		st, _ := sendHook(t, hookURL, secret, "push", fmt.Sprintf("rot-%d", n), githubPush("refs/heads/main", "", fmt.Sprintf("%040x", n)))
+		return st
+	}
+	if st := push(old); st != 202 {
+		t.Fatalf("push with the first secret: %d", st)
+	}
+
+	r = in.Admin(t, "POST", api+"/source/rotate-secret", nil)
+	rotated, _ := r.JSON["webhook_secret"].(string)
+	if r.Status != 200 || len(rotated) != 64 || rotated == old || r.JSON["webhook_url"] != hookURL || r.JSON["provider"] != "github" {
+		t.Fatalf("rotate: %d %s", r.Status, r.Body)
+	}
+	for _, method := range []string{"GET", "PUT"} {
+		var body any
+		if method == "PUT" {
+			body = map[string]any{}
+		}
+		if g := in.Admin(t, method, api+"/source", body); g.Status != 200 || g.JSON["webhook_secret"] != nil ||
+			strings.Contains(string(g.Body), rotated) {
+			t.Fatalf("%s after rotating shows the secret: %d %s", method, g.Status, g.Body)
+		}
+	}
+	if st := push(old); st != 401 {
+		t.Fatalf("push with the old secret after rotating: %d, want 401", st)
+	}
+	if st := push(rotated); st != 202 {
+		t.Fatalf("push with the new secret: %d, want 202", st)
+	}
+	if r := in.Admin(t, "POST", "/api/v1/repositories/team/bare/source/rotate-secret", nil); r.Status != 404 || r.Code() != "NOT_FOUND" {
+		t.Fatalf("rotate without a source: %d %s", r.Status, r.Body)
+	}
+	if r := in.Call(t, "", "", "POST", api+"/source/rotate-secret", nil); r.Status != 401 {
+		t.Fatalf("anonymous rotate: %d %s", r.Status, r.Body)
 	}
 }

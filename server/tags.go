@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -36,15 +35,20 @@ type tagView struct {
 	PullCommand     string     `json:"pull_command"`
 }
 
-func (a *api) viewTag(v *store.ImageVersion) tagView {
-	host := strings.TrimPrefix(strings.TrimPrefix(a.PublicURL, "https://"), "http://")
+// tagViewer views the versions of one request: their pull commands name the registry as its client reaches it.
+func tagViewer(c *gin.Context) func(v *store.ImageVersion) tagView {
+	host := RegistryHost(c.Request)
+	return func(v *store.ImageVersion) tagView { return viewTag(host, v) }
+}
+
+func viewTag(host string, v *store.ImageVersion) tagView {
 	return tagView{Tag: v.Tag, Digest: v.Digest, MediaType: v.MediaType, ImageID: v.ImageID, Size: v.Size,
 		Platforms: v.Platforms, PushedAt: v.PushedAt, ScanStatus: "NOT_SCANNED",
 		PullCommand: "docker pull " + host + "/" + v.Repository + ":" + v.Tag}
 }
 
 func (a *api) listTags(c *gin.Context) {
-	resp, repo, ok := pageOfRepository(a, c, a.Store.ListImageVersions, a.viewTag)
+	resp, repo, ok := pageOfRepository(a, c, a.Store.ListImageVersions, tagViewer(c))
 	if !ok {
 		return
 	}
@@ -58,7 +62,7 @@ func (a *api) tagOr404(c *gin.Context) (*store.ImageVersion, bool) {
 
 func (a *api) getTag(c *gin.Context) {
 	if v, ok := a.tagOr404(c); ok {
-		views := []tagView{a.viewTag(v)}
+		views := []tagView{tagViewer(c)(v)}
 		a.fillScans(c, views, v.Repository)
 		c.JSON(http.StatusOK, views[0])
 	}

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -133,13 +134,13 @@ func (s *Service) Invalidate(user string) {
 // + temporary token) or Bearer (temporary token).
 func (s *Service) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
 	if user, pass, ok := r.BasicAuth(); ok {
-		return s.Login(ctx, user, pass, clientIP(r))
+		return s.Login(ctx, user, pass, forwarded.ClientIP(r))
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		tok := strings.TrimSpace(h[7:])
 		p, err := s.verifyTempToken(ctx, "", tok)
 		if err != nil {
-			return nil, s.failed(ctx, "", clientIP(r), err)
+			return nil, s.failed(ctx, "", forwarded.ClientIP(r), err)
 		}
 		return p, nil
 	}
@@ -152,7 +153,7 @@ func (s *Service) Login(ctx context.Context, username, secret, client string) (*
 		return nil, ErrNoCredentials
 	}
 	h := fnv.New32a()
-	h.Write([]byte(username + "\x00" + client))
+	h.Write([]byte(username + "\x00" + clientKey(client)))
 	lock := &s.logins[h.Sum32()%uint32(len(s.logins))]
 	lock.Lock()
 	defer lock.Unlock()
@@ -475,5 +476,3 @@ func randomString(n int) string {
 
 // RandomPassword makes a strong random password.
 func RandomPassword() string { return randomString(20) }
-
-func clientIP(r *http.Request) string { return hostOf(r.RemoteAddr) }

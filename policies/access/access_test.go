@@ -97,6 +97,32 @@ func TestLimiterUnderAttack(t *testing.T) {
 	}
 }
 
+// TestLimiterGroupsIPv6By64: an IPv6 client is its /64 (a host picks any address in its /64), an IPv4 client
+// its own address.
+func TestLimiterGroupsIPv6By64(t *testing.T) {
+	l := NewLimiter()
+	for i := range MaxPairFails {
+		l.Fail("admin", fmt.Sprintf("2001:db8:aa:bb::%x", i+1))
+		l.Fail("admin", fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	for _, c := range []struct {
+		client  string
+		blocked bool
+	}{
+		{"2001:db8:aa:bb::ffff", true},
+		{"2001:db8:aa:bb:1234:5678:9abc:def0", true},
+		{"2001:db8:aa:bb::1%eth0", true},
+		{"2001:db8:aa:bc::1", false},
+		{"2001:db8:aa::1", false},
+		{"192.0.2.11", false},
+		{"::ffff:192.0.2.11", false},
+	} {
+		if got := l.Blocked("admin", c.client); got != c.blocked {
+			t.Errorf("%s: blocked %v, want %v", c.client, got, c.blocked)
+		}
+	}
+}
+
 // TestPasswordlessUserCostsABcrypt: a user without a password (access keys only) is refused after a bcrypt
 // comparison like anyone else, and never logs in with an empty password.
 func TestPasswordlessUserCostsABcrypt(t *testing.T) {

@@ -1,11 +1,13 @@
 package access
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
 
-// Failed-login limits. Every count is per instance, in memory, over a sliding window of failWindow. None of
+// Failed-login limits. Every count is per instance, in memory, over a sliding window of failWindow. A client
+// address is an IPv4 address, or an IPv6 /64 (clientKey). None of
 // them ever refuses a client that has not failed: a correct password from elsewhere always gets through, so
 // nobody can lock a user (the administrator included) out by guessing wrong.
 //   - A client address that failed MaxPairFails times for one user name is refused for that name.
@@ -44,8 +46,22 @@ func recent(ts []time.Time, now time.Time) []time.Time {
 	return ts[i:]
 }
 
+// clientKey is what the limits count a client address as: an IPv4 address alone, an IPv6 address with its
+// whole /64 (one host commonly holds a /64, and picks any address in it at will).
+func clientKey(client string) string {
+	a, err := netip.ParseAddr(client)
+	if err != nil {
+		return client
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+}
+
 // Blocked reports whether client (an address) may not try user's secret now.
 func (l *Limiter) Blocked(user, client string) bool {
+	client = clientKey(client)
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -58,6 +74,7 @@ func (l *Limiter) Blocked(user, client string) bool {
 
 // Fail records a wrong secret for user from client.
 func (l *Limiter) Fail(user, client string) {
+	client = clientKey(client)
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

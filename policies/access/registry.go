@@ -3,12 +3,12 @@ package access
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -23,7 +23,7 @@ var _ registry.Authorizer = (*RegistryAuthorizer)(nil)
 
 // Authenticate checks `docker login` credentials.
 func (a *RegistryAuthorizer) Authenticate(ctx context.Context, username, password string) (registry.Subject, error) {
-	p, err := a.Service.Login(ctx, username, password, hostOf(registry.ClientAddr(ctx)))
+	p, err := a.Service.Login(ctx, username, password, forwarded.ClientIPFrom(ctx, registry.ClientAddr(ctx)))
 	if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrNoCredentials) {
 		return registry.Subject{}, registry.ErrUnauthorized
 	}
@@ -111,11 +111,4 @@ func (a *RegistryAuthorizer) Grant(ctx context.Context, subj registry.Subject, r
 func (a *RegistryAuthorizer) public(ctx context.Context, ns, repo string) bool {
 	r, err := a.Service.store.GetRepository(ctx, ns, repo)
 	return err == nil && r.Visibility == store.VisibilityPublic
-}
-
-func hostOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }

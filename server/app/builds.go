@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,9 +42,9 @@ type buildPipeline struct {
 }
 
 func (a *App) newBuildPipeline() (*buildPipeline, error) {
-	u, err := url.Parse(a.Cfg.PublicURL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--public-url %q: builds push to this host, so it must be a URL like http://registry.example:5000", a.Cfg.PublicURL)
+	u, err := a.Cfg.internalURL()
+	if err != nil {
+		return nil, err
 	}
 	allow, err := outbound.ParseAllowFlag(gitclone.SourceAllowFlag, a.Cfg.SourceAllow)
 	if err != nil {

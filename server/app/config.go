@@ -4,6 +4,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -36,6 +38,7 @@ type Config struct {
 	TriggerAllow   listFlag
 	SourceAllow    listFlag
 	BuildAllow     listFlag
+	TrustedProxy   listFlag
 	ScanDBDir      string
 	ScannerBin     string
 	ScannerAddr    string
@@ -64,6 +67,44 @@ type Config struct {
 
 type listFlag []string
 
+// wildcardHost reports whether the host of addr (HOST:PORT) listens on every address: 0.0.0.0, [::] or empty.
+func wildcardHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// publicURL is --public-url, else http://ADDR, else "" when --addr is a wildcard: then every request's own
+// URL (forwarded.PublicURL), since a wildcard address is no address a client can use.
+func (c *Config) publicURL() string {
+	switch {
+	case c.PublicURL != "":
+		return strings.TrimRight(c.PublicURL, "/")
+	case wildcardHost(c.Addr):
+		return ""
+	default:
+		return "http://" + c.Addr
+	}
+}
+
+// internalURL is where this process's builds push and its scanner pulls: --public-url, else the listener
+// itself (on loopback when --addr is a wildcard).
+func (c *Config) internalURL() (*url.URL, error) {
+	raw := c.publicURL()
+	if raw == "" {
+		_, port, _ := net.SplitHostPort(c.Addr)
+		raw = "http://" + net.JoinHostPort("127.0.0.1", port)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("--public-url %q: builds push to and the scanner pulls from this host, so it must be a URL like http://registry.example:5000", raw)
+	}
+	return u, nil
+}
+
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
@@ -79,7 +120,8 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file whose keys are these flags' names")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "where the embedded store, blobs, keys and scan DB live")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:5000", "listen address of the API and the registry")
-	fs.StringVar(&c.PublicURL, "public-url", "", "external URL used in tokens and pull commands (default http://ADDR)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "external URL used in tokens, pull commands and webhook URLs (default http://ADDR; with a wildcard --addr such as 0.0.0.0:5000, the URL each client used)")
+	fs.Var(&c.TrustedProxy, "trusted-proxy", "CIDR or address of a load balancer in front of Berth (repeatable): requests from it name their client in X-Forwarded-For (and their URL in X-Forwarded-Host/-Proto); without it those headers are ignored")
 	fs.StringVar(&c.Region, "region", "local", "this instance's region, used in RAM resource names and trigger payloads")
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI (default: embedded FerretDB in the data dir)")
 	fs.StringVar(&c.MongoDatabase, "mongo-database", "berth", "database name inside --mongo-uri")

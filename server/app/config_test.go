@@ -83,3 +83,30 @@ func TestCheckQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicAndInternalURL: --trusted-proxy is repeatable and comma-separated in BERTH_TRUSTED_PROXY; with a
+// wildcard --addr and no --public-url, the public URL is each request's own and builds and the scanner use
+// the listener on loopback; --public-url wins over both.
+func TestPublicAndInternalURL(t *testing.T) {
+	t.Setenv("BERTH_TRUSTED_PROXY", "10.0.0.0/8, 192.0.2.7")
+	c, err := ParseConfig("serve", nil)
+	if err != nil || c.TrustedProxy.String() != "10.0.0.0/8,192.0.2.7" {
+		t.Fatalf("BERTH_TRUSTED_PROXY: %v %v", c.TrustedProxy, err)
+	}
+	if c, _ := ParseConfig("serve", []string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "fd00::/64"}); c.TrustedProxy.String() != "10.0.0.0/8,fd00::/64" {
+		t.Fatalf("repeated --trusted-proxy: %v", c.TrustedProxy)
+	}
+	for _, c := range []struct{ addr, public, wantPublic, wantInternal string }{
+		{"127.0.0.1:5000", "", "http://127.0.0.1:5000", "http://127.0.0.1:5000"},
+		{"0.0.0.0:5000", "", "", "http://127.0.0.1:5000"},
+		{"[::]:5000", "", "", "http://127.0.0.1:5000"},
+		{":5000", "", "", "http://127.0.0.1:5000"},
+		{"0.0.0.0:5000", "https://registry.example.com/", "https://registry.example.com", "https://registry.example.com"},
+	} {
+		cfg := &Config{Addr: c.addr, PublicURL: c.public}
+		u, err := cfg.internalURL()
+		if got := cfg.publicURL(); got != c.wantPublic || err != nil || u.String() != c.wantInternal {
+			t.Errorf("--addr %s --public-url %q: public %q, internal %v %v; want %q, %q", c.addr, c.public, got, u, err, c.wantPublic, c.wantInternal)
+		}
+	}
+}

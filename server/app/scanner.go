@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +56,9 @@ func (a *App) newScanning() (*scanning, error) {
 	}
 	s.fetch = &dbFetcher{dir: s.dbDir, remote: scandb.Remote{Repository: c.ScanDBRepository, Username: c.ScanDBUsername,
 		Password: os.Getenv("BERTH_SCAN_DB_PASSWORD"), Insecure: c.ScanDBInsecure}}
-	u, err := url.Parse(c.PublicURL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("--public-url %q: the scanner pulls images from this host, so it must be a URL like http://registry.example:5000", c.PublicURL)
+	u, err := c.internalURL()
+	if err != nil {
+		return nil, err
 	}
 	if c.ScannerAddr == "" {
 		bin, err := findScanner(c.ScannerBin)

@@ -1,13 +1,13 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,16 +19,17 @@ import (
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/console"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/workers"
 )
 
 // build makes the registry, the API and the workers over the opened store and queue.
 func (a *App) build() error {
 	c := a.Cfg
-	if c.PublicURL == "" {
-		c.PublicURL = "http://" + c.Addr
+	urls, err := forwarded.New(c.TrustedProxy, c.publicURL())
+	if err != nil {
+		return err
 	}
-	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -60,7 +61,8 @@ func (a *App) build() error {
 		BlobRedirect: c.S3.Redirect,
 		CacheTTL:     sharedCacheTTL,
 		RootDir:      filepath.Join(c.DataDir, "registry"),
-		PublicURL:    c.PublicURL,
+		PublicURL:    cmp.Or(c.publicURL(), "http://"+c.Addr), // names the tokens' audience
+		URLFor:       forwarded.PublicURL,
 		SigningKey:   signingKey,
 		Logger:       a.Logger.With("component", "registry"),
 		Metrics:      a.Metrics,
@@ -78,7 +80,7 @@ func (a *App) build() error {
 
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
-		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
+		NamespaceLimit: c.NamespaceLimit, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
 		Workers: workerService(a.workerRegistry()), GC: a.GC,
 		Scanner: a.scan,
@@ -89,7 +91,7 @@ func (a *App) build() error {
 			{Name: "scans", Check: a.scan.scansReady, Optional: true},
 		},
 	})
-	cons, err := console.New(console.Deps{API: api, Auth: a.Access, Store: a.Store, PublicURL: c.PublicURL,
+	cons, err := console.New(console.Deps{API: api, Auth: a.Access, Store: a.Store,
 		Authz:  server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID},
 		Logger: a.Logger.With("component", "console")})
 	if err != nil {
@@ -103,7 +105,7 @@ func (a *App) build() error {
 		mux.Handle(p, api)
 	}
 	mux.Handle("/", cons)
-	a.Handler = mux
+	a.Handler = urls.Handler(mux)
 
 	// A short wait for wake-ups keeps retries, which are queued without one, prompt.
 	a.workers = newWokenServer(a.Redis, a.tuneQueue(asynq.Config{
@@ -141,7 +143,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: a.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.Logger.Info("berth is serving", "addr", ln.Addr().String(), "public_url", a.Cfg.PublicURL, "region", a.Cfg.Region,
+	public := a.Cfg.publicURL()
+	if public == "" {
+		public = "the URL each client uses (--addr is a wildcard and --public-url is not set)"
+	}
+	a.Logger.Info("berth is serving", "addr", ln.Addr().String(), "public_url", public, "region", a.Cfg.Region,
 		"account_id", a.Instance.AccountID)
 	select {
 	case err := <-errc:

@@ -46,12 +46,11 @@ type Sessions interface {
 
 // Deps are what the console stands on; the binary wires them.
 type Deps struct {
-	API       http.Handler // the REST API (server.New): every read and change goes through it
-	Authz     server.Authorization
-	Auth      Sessions
-	Store     store.Store // sessions only
-	PublicURL string
-	Logger    *slog.Logger
+	API    http.Handler // the REST API (server.New): every read and change goes through it
+	Authz  server.Authorization
+	Auth   Sessions
+	Store  store.Store // sessions only
+	Logger *slog.Logger
 	// IdleTimeout and AbsoluteTimeout end sessions (0: the defaults).
 	IdleTimeout, AbsoluteTimeout time.Duration
 }
@@ -61,9 +60,6 @@ type Console struct {
 	Deps
 	mux       *http.ServeMux
 	pages     map[string]*template.Template
-	secure    bool   // cookies are Secure: the public URL is https
-	origin    string // the public URL's origin
-	registry  string // host[:port] of the registry in docker commands
 	staticTag string
 }
 
@@ -78,11 +74,8 @@ func New(d Deps) (*Console, error) {
 	if d.AbsoluteTimeout <= 0 {
 		d.AbsoluteTimeout = DefaultAbsoluteTimeout
 	}
-	u, err := url.Parse(d.PublicURL)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("console: public URL %q is not an absolute URL", d.PublicURL)
-	}
-	c := &Console{Deps: d, secure: u.Scheme == "https", origin: u.Scheme + "://" + u.Host, registry: u.Host}
+	c := &Console{Deps: d}
+	var err error
 	if c.pages, err = parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -198,3 +191,6 @@ func staticVersion() string {
 	})
 	return fmt.Sprintf("%x", uint32(n))
 }
+
+// registry is the registry's host[:port] in the docker commands the page shows, as its client reaches it.
+func (x *reqCtx) registry() string { return server.RegistryHost(x.r) }

@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -188,5 +189,44 @@ func TestConsoleSessionsAndCSRF(t *testing.T) {
 	}
 	if st, _ := b.get("/namespaces"); st != http.StatusSeeOther {
 		t.Fatalf("session after a password change: %d", st)
+	}
+}
+
+// TestLoginRedirectStaysOnSite: whatever next a sign-in link carries, the redirect after signing in leaves the
+// browser on this site, read as browsers read a Location (tabs and newlines dropped, backslashes as slashes).
+func TestLoginRedirectStaysOnSite(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	base, _ := url.Parse(in.URL + "/login")
+	for _, next := range []string{
+		"/\t/evil.example", "/\n/evil.example", "/\r\n/evil.example", "\t//evil.example", "/\\evil.example",
+		"\\\\evil.example", "/\\/evil.example", "//evil.example", "///evil.example", "/%2F/evil.example",
+		"/%2f/evil.example", "/%5Cevil.example", "/%5C%5Cevil.example", "%2F%2Fevil.example", "/%252F/evil.example",
+		"/%09/evil.example", "/ /evil.example", " //evil.example", "javascript:alert(1)", "JaVaScRiPt:alert(1)",
+		"http://evil.example", "https://evil.example/", "http:/evil.example", "//evil.example/%2e%2e", "/@evil.example",
+		"/.//evil.example", "/../evil.example", "/..//evil.example", "evil.example", "/\u3000/evil.example",
+		"/\x00/evil.example", "", "/namespaces", "/namespaces/one?q=a%20b",
+	} {
+		t.Run(strings.ToValidUTF8(strconv.Quote(next), "?"), func(t *testing.T) {
+			b := newBrowser(t, in)
+			if st, _ := b.get("/login?next=" + url.QueryEscape(next)); st != 200 {
+				t.Fatalf("login page: %d", st)
+			}
+			st, h, body := b.post("/login", url.Values{"username": {"admin"}, "password": {apptest.AdminPassword}, "next": {next}})
+			if st != http.StatusSeeOther {
+				t.Fatalf("sign in: %d\n%s", st, body)
+			}
+			loc := h.Get("Location")
+			asRead := strings.NewReplacer("\t", "", "\n", "", "\r", "", "\\", "/").Replace(loc)
+			u, err := url.Parse(asRead)
+			if err != nil {
+				t.Fatalf("Location %q: %v", loc, err)
+			}
+			if to := base.ResolveReference(u); to.Scheme != "http" || to.Host != in.Host {
+				t.Fatalf("next %q: Location %q takes the browser to %s", next, loc, to)
+			}
+			if (next == "/namespaces" || next == "/namespaces/one?q=a%20b") && loc != next {
+				t.Fatalf("next %q: Location %q, want it unchanged", next, loc)
+			}
+		})
 	}
 }

@@ -22,7 +22,7 @@ func TestConsoleSessionEnds(t *testing.T) {
 		t.Fatalf("user: %d %s", r.Status, r.Body)
 	}
 	start := func(idle, abs time.Duration) *apptest.Instance {
-		cons, err := console.New(console.Deps{API: in.Handler, Auth: in.Access, Store: in.Store, PublicURL: in.URL,
+		cons, err := console.New(console.Deps{API: in.Handler, Auth: in.Access, Store: in.Store,
 			Authz:       server.Authorization{Region: in.Cfg.Region, AccountID: in.Instance.AccountID},
 			IdleTimeout: idle, AbsoluteTimeout: abs})
 		if err != nil {

@@ -13,7 +13,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func (c *Console) buildSettings(x *reqCtx) { c.showBuildSettings(x, nil) }
 
 // showBuildSettings renders the code source and the build rules; created, when not nil, is the source just
-// connected, whose webhook secret is shown this once.
+// connected (or its secret just rotated), whose webhook secret is shown this once.
 func (c *Console) showBuildSettings(x *reqCtx, created *source) {
 	nav := x.repoNav("build")
 	var r repository
@@ -55,6 +55,18 @@ func (c *Console) putSource(x *reqCtx) {
 		return
 	}
 	x.notice = "The code source is saved."
+	c.showBuildSettings(x, &src)
+}
+
+// rotateSourceSecret replaces the webhook secret and shows the new one, this once.
+func (c *Console) rotateSourceSecret(x *reqCtx) {
+	nav := x.repoNav("build")
+	var src source
+	if err := x.call("POST", nav.API+"/source/rotate-secret", nil, &src); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.notice = "The webhook secret is replaced: set the new one on the Git host; deliveries signed with the old one are refused."
 	c.showBuildSettings(x, &src)
 }
 

@@ -232,9 +232,9 @@ func (c *Console) deletePolicy(x *reqCtx) {
 func (c *Console) credentials(x *reqCtx) { c.showCredentials(x, nil) }
 
 func (c *Console) showCredentials(x *reqCtx, tok *tempToken) {
-	data := map[string]any{"Token": tok, "Registry": x.c.registry}
+	data := map[string]any{"Token": tok, "Registry": x.registry()}
 	if tok != nil {
-		data["Login"] = "echo " + tok.Password + " | docker login " + x.c.registry + " -u " + tok.Username + " --password-stdin"
+		data["Login"] = "echo " + tok.Password + " | docker login " + x.registry() + " -u " + tok.Username + " --password-stdin"
 	}
 	x.render("credentials", "Temporary login credentials", data)
 }

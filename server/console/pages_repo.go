@@ -24,8 +24,8 @@ func (c *Console) repository(x *reqCtx) {
 		return
 	}
 	x.render("repository", nav.NS+"/"+nav.Name, map[string]any{"Nav": nav, "Repo": r,
-		"Login": "docker login " + x.c.registry + " -u " + x.sess.User,
-		"Pull":  "docker pull " + x.c.registry + "/" + nav.NS + "/" + nav.Name + ":latest"})
+		"Login": "docker login " + x.registry() + " -u " + x.sess.User,
+		"Pull":  "docker pull " + x.registry() + "/" + nav.NS + "/" + nav.Name + ":latest"})
 }
 
 func (c *Console) updateRepository(x *reqCtx) {
@@ -57,7 +57,7 @@ func (c *Console) tags(x *reqCtx) {
 	}
 	x.render("tags", nav.NS+"/"+nav.Name+" versions", map[string]any{"Nav": nav, "Items": l.Items,
 		"Pager": newPager(nav.Base+"/tags", nil, page, 20, l.Total),
-		"Pull":  "docker pull " + x.c.registry + "/" + nav.NS + "/" + nav.Name + ":"})
+		"Pull":  "docker pull " + x.registry() + "/" + nav.NS + "/" + nav.Name + ":"})
 }
 
 func (c *Console) tagPage(x *reqCtx) {
@@ -68,7 +68,7 @@ func (c *Console) tagPage(x *reqCtx) {
 		x.fail(err)
 		return
 	}
-	data := map[string]any{"Nav": nav, "Tag": t, "Pull": "docker pull " + x.c.registry + "/" + nav.NS + "/" + nav.Name + ":" + tg}
+	data := map[string]any{"Nav": nav, "Tag": t, "Pull": "docker pull " + x.registry() + "/" + nav.NS + "/" + nav.Name + ":" + tg}
 	platform := x.r.URL.Query().Get("platform")
 	if platform == "" && len(t.Platforms) > 0 {
 		platform = t.Platforms[0]

@@ -93,3 +93,37 @@ func TestConsoleForms(t *testing.T) {
 	st, _, body = b.post("/credentials", nil)
 	must("credentials", st, body, "docker login "+in.Host+" -u admin --password-stdin", "berth-tmp.")
 }
+
+// TestConsoleWebhookSecretShownOnce: the source page shows the webhook secret when the source is connected and
+// when "Rotate webhook secret" replaces it, each time once; saving the source's settings again does not.
+func TestConsoleWebhookSecretShownOnce(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"})
+	in.Admin(t, "POST", "/api/v1/namespaces/team/repositories", map[string]any{"name": "app"})
+	b := newBrowser(t, in)
+	b.signIn("admin", apptest.AdminPassword)
+	secretRE := regexp.MustCompile(`<p>Secret</p><div class="copy"><code>([0-9a-f]{64})</code>`)
+	base := "/repositories/team/app"
+	form := url.Values{"provider": {"github"}, "url": {"https://git.example.com/team/app.git"}, "auto_build": {"on"}}
+	st, _, body := b.post(base+"/source", form)
+	first := secretRE.FindStringSubmatch(body)
+	if st != 200 || first == nil || !strings.Contains(body, "shown only now") {
+		t.Fatalf("connect: %d, no secret shown\n%s", st, body)
+	}
+	st, _, body = b.post(base+"/source", form)
+	if st != 200 || secretRE.MatchString(body) || strings.Contains(body, first[1]) {
+		t.Fatalf("saving again shows the secret: %d\n%s", st, body)
+	}
+	st, body = b.get(base + "/build")
+	if st != 200 || strings.Contains(body, first[1]) || !strings.Contains(body, `action="`+base+`/source/rotate-secret"`) {
+		t.Fatalf("build page: %d, secret shown or no rotate button\n%s", st, body)
+	}
+	st, _, body = b.post(base+"/source/rotate-secret", nil)
+	rotated := secretRE.FindStringSubmatch(body)
+	if st != 200 || rotated == nil || rotated[1] == first[1] {
+		t.Fatalf("rotate: %d, no new secret shown\n%s", st, body)
+	}
+	if st, body = b.get(base + "/build"); strings.Contains(body, rotated[1]) {
+		t.Fatalf("the rotated secret is shown again: %d", st)
+	}
+}

@@ -50,6 +50,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+repo+"/build", c.page(c.buildSettings))
 	m.HandleFunc("POST "+repo+"/source", c.page(c.putSource))
 	m.HandleFunc("POST "+repo+"/source/delete", c.page(c.deleteSource))
+	m.HandleFunc("POST "+repo+"/source/rotate-secret", c.page(c.rotateSourceSecret))
 	m.HandleFunc("POST "+repo+"/build-rules", c.page(c.createRule))
 	m.HandleFunc("POST "+repo+"/build-rules/{id}/build", c.page(c.buildNow))
 	m.HandleFunc("POST "+repo+"/build-rules/{id}/delete", c.page(c.deleteRule))

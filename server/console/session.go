@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/server"
+	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -22,10 +23,13 @@ const (
 	touchEvery  = time.Minute // a session's last use is written at most this often
 )
 
+// secure reports whether r's cookies are Secure: its client reaches Berth at an https URL.
+func secure(r *http.Request) bool { return strings.HasPrefix(forwarded.PublicURL(r), "https://") }
+
 // sessionCookie is the name of the session cookie: __Host- prefixed when cookies are Secure, so no other
 // host or path can set it.
-func (c *Console) sessionCookie() string {
-	if c.secure {
+func sessionCookie(r *http.Request) string {
+	if secure(r) {
 		return "__Host-berth_session"
 	}
 	return "berth_session"
@@ -58,7 +62,7 @@ func sessionID(token string) string {
 // session returns the request's live session and its user's principal, or nil. An expired or revoked session
 // is deleted.
 func (c *Console) session(r *http.Request) (*store.Session, *server.Principal) {
-	ck, err := r.Cookie(c.sessionCookie())
+	ck, err := r.Cookie(sessionCookie(r))
 	if err != nil || ck.Value == "" || len(ck.Value) > 100 {
 		return nil, nil
 	}
@@ -95,7 +99,7 @@ func (c *Console) session(r *http.Request) (*store.Session, *server.Principal) {
 
 // sameOrigin refuses what a browser says came from another site: Sec-Fetch-Site other than same-origin
 // (or none: typed by the user), or an Origin (else Referer) that is not this console's.
-func (c *Console) sameOrigin(r *http.Request) bool {
+func sameOrigin(r *http.Request) bool {
 	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" && s != "none" {
 		return false
 	}
@@ -111,11 +115,7 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 		}
 		o = u.Scheme + "://" + u.Host
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return o == c.origin || o == scheme+"://"+r.Host
+	return forwarded.SameOrigin(r, o)
 }
 
 func tokensEqual(a, b string) bool {
@@ -144,7 +144,7 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 				x.fail(&apiError{Status: http.StatusBadRequest, Message: "the form could not be read: " + err.Error()})
 				return
 			}
-			if !c.sameOrigin(r) || !tokensEqual(r.PostForm.Get(csrfField), x.sess.CSRF) {
+			if !sameOrigin(r) || !tokensEqual(r.PostForm.Get(csrfField), x.sess.CSRF) {
 				x.fail(&apiError{Status: http.StatusForbidden, Code: "CSRF",
 					Message: "this form did not come from a page of this console (or the page is from an earlier session); reload the page and try again"})
 				return
@@ -166,7 +166,7 @@ func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	if ck, err := r.Cookie(loginCookie); err == nil && len(ck.Value) == len(tok) {
 		tok = ck.Value
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, Secure: c.secure,
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, Secure: secure(r),
 		SameSite: http.SameSiteStrictMode, MaxAge: 3600})
 	next := r.FormValue("next")
 	if !localPath(next) {
@@ -179,9 +179,41 @@ func (c *Console) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	x.render("login", "Sign in", map[string]any{"Token": tok, "Next": next, "User": r.PostFormValue("username")})
 }
 
-// localPath reports whether p is a path on this host (no scheme, no //host).
+// localPath reports whether p, as a redirect's Location, keeps a browser on this site: an absolute path of
+// printable ASCII without backslashes, which does not begin like a //host reference, not even decoded once or
+// twice more (%2F, %5C, %09) by whatever reads it next. Browsers drop tabs and newlines from URLs and read a
+// backslash as a slash, so "/\t/evil" and "/\evil" would leave the site.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
+	if !strings.HasPrefix(p, "/") || len(p) > 4096 ||
+		strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '\\' }) {
+		return false
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return false
+	}
+	for range 3 {
+		lead := strings.Map(func(r rune) rune {
+			switch r {
+			case '\t', '\n', '\r':
+				return -1
+			case '\\':
+				return '/'
+			}
+			return r
+		}, p)
+		if strings.HasPrefix(lead, "//") {
+			return false
+		}
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return false
+		}
+		if d == p {
+			return true
+		}
+		p = d
+	}
+	return false // encoded three times over: no console link is
 }
 
 // login signs a user in with the API's own authenticator (and so its failed-login limits).
@@ -192,7 +224,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ck, _ := r.Cookie(loginCookie)
-	if !c.sameOrigin(r) || ck == nil || !tokensEqual(r.PostForm.Get(csrfField), ck.Value) {
+	if !sameOrigin(r) || ck == nil || !tokensEqual(r.PostForm.Get(csrfField), ck.Value) {
 		c.renderLogin(w, r, http.StatusForbidden, "this sign-in form did not come from this console, or it expired; try again")
 		return
 	}
@@ -244,7 +276,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusInternalServerError, "sign-in failed; try again")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: c.sessionCookie(), Value: tok, Path: "/", HttpOnly: true, Secure: c.secure,
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie(r), Value: tok, Path: "/", HttpOnly: true, Secure: secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(c.AbsoluteTimeout / time.Second)})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1})
 	next := r.PostForm.Get("next")
@@ -258,7 +290,7 @@ func (c *Console) logout(x *reqCtx) {
 	if err := c.Store.DeleteSession(x.r.Context(), x.sess.ID); err != nil {
 		c.Logger.Error("console: sign out", "err", err)
 	}
-	http.SetCookie(x.w, &http.Cookie{Name: c.sessionCookie(), Value: "", Path: "/", HttpOnly: true, Secure: c.secure,
+	http.SetCookie(x.w, &http.Cookie{Name: sessionCookie(x.r), Value: "", Path: "/", HttpOnly: true, Secure: secure(x.r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.Redirect(x.w, x.r, "/login", http.StatusSeeOther)
 }

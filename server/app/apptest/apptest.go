@@ -113,7 +113,9 @@ func Start(t testing.TB, o Options) *Instance {
 		ln.Close()
 		t.Fatalf("BERTH_TEST_REDIS=real but Berth did not start its redis-server child (got %T)", a.Redis)
 	}
-	in := &Instance{App: a, URL: "http://" + cfg.Addr, Host: cfg.Addr, DataDir: o.DataDir, t: t, ln: ln, cancel: cancel,
+	// The listener's own address: Configure may have set a wildcard --addr (0.0.0.0:PORT).
+	host := ln.Addr().String()
+	in := &Instance{App: a, URL: "http://" + host, Host: host, DataDir: o.DataDir, t: t, ln: ln, cancel: cancel,
 		done: make(chan error, 1), stopIn: 40 * time.Second}
 	if o.StopTimeout > 0 {
 		in.stopIn = o.StopTimeout

@@ -58,6 +58,12 @@ func (in *Instance) Call(t testing.TB, user, pass, method, path string, body any
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
+	return Do(t, req)
+}
+
+// Do sends req as it is and decodes the answer.
+func Do(t testing.TB, req *http.Request) *Response {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
