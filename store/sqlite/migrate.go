@@ -110,6 +110,9 @@ func migrateDocument(ctx context.Context, tx *sql.Tx, t *table, raw bson.Raw) er
 		return putBuild(ctx, tx, b, false)
 	}
 	id, vals := t.values(d)
-	_, err := putRow(ctx, tx, t, id, vals, raw)
+	inserted, err := putRow(ctx, tx, t, id, vals, raw)
+	if r, ok := d.(*store.Repository); ok && inserted && err == nil {
+		err = bumpRepoCounters(ctx, tx, r, 1)
+	}
 	return err
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 
 	"github.com/berth-dev/berth/store"
@@ -125,8 +126,32 @@ func (db *DB) CreateRepository(ctx context.Context, r *store.Repository) error {
 		if _, err := get[store.Namespace](ctx, tx, tNamespaces, r.Namespace); err != nil {
 			return err
 		}
-		return insert(ctx, tx, tRepositories, r)
+		if err := insert(ctx, tx, tRepositories, r); err != nil {
+			return err
+		}
+		return bumpRepoCounters(ctx, tx, r, 1)
 	})
+}
+
+// bumpRepoCounters adds delta to the repository counters r counts in: every repository, its account's and its
+// namespace's (the totals of the repository lists).
+func bumpRepoCounters(ctx context.Context, tx querier, r *store.Repository, delta int64) error {
+	for _, key := range []string{"repositories/", "repositories/account/" + r.AccountID, "repositories/namespace/" + r.Namespace} {
+		if err := bump(ctx, tx, key, delta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// repoTotal reads a repository counter.
+func repoTotal(ctx context.Context, q querier, key string) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, "SELECT n FROM counters WHERE key = ?", "repositories/"+key).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // GetRepository returns namespace/name.
@@ -154,15 +179,31 @@ func (db *DB) SearchRepositories(ctx context.Context, accountID, namespace, quer
 		where, args = append(where, `name LIKE ? ESCAPE '\'`), append(args, "%"+likeEscape(query)+"%")
 	}
 	w := strings.Join(where, " AND ")
-	q := "SELECT count(*) FROM repositories"
-	if w != "" {
-		q += " WHERE " + w
-	}
-	var total int64
-	if err := db.r.QueryRowContext(ctx, q, args...).Scan(&total); err != nil {
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // the total and the page agree
+	if err != nil {
 		return nil, 0, err
 	}
-	items, err := page[store.Repository](ctx, db.r, tRepositories, w, args, byID, p, total)
+	defer func() { _ = tx.Rollback() }()
+	var total int64
+	switch {
+	case query != "": // a search counts what it finds (at most SPEC's 10,000 repositories)
+		err = tx.QueryRowContext(ctx, "SELECT count(*) FROM repositories WHERE "+w, args...).Scan(&total)
+	case namespace != "" && accountID != "":
+		total, err = repoTotal(ctx, tx, "namespace/"+namespace)
+		if ns, gerr := get[store.Namespace](ctx, tx, tNamespaces, namespace); gerr != nil || ns.AccountID != accountID {
+			total = 0 // another account's namespace, or none
+		}
+	case namespace != "":
+		total, err = repoTotal(ctx, tx, "namespace/"+namespace)
+	case accountID != "":
+		total, err = repoTotal(ctx, tx, "account/"+accountID)
+	default:
+		total, err = repoTotal(ctx, tx, "")
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	items, err := page[store.Repository](ctx, tx, tRepositories, w, args, byID, p, total)
 	return items, total, err
 }
 
@@ -202,7 +243,14 @@ func (db *DB) DeleteRepository(ctx context.Context, namespace, name string) erro
 }
 
 func deleteRepository(ctx context.Context, tx *sql.Tx, full string) error {
+	r, err := get[store.Repository](ctx, tx, tRepositories, full)
+	if err != nil {
+		return err
+	}
 	if err := removeID(ctx, tx, tRepositories, full); err != nil {
+		return err
+	}
+	if err := bumpRepoCounters(ctx, tx, r, -1); err != nil {
 		return err
 	}
 	for _, t := range repoOwned {
@@ -213,7 +261,7 @@ func deleteRepository(ctx context.Context, tx *sql.Tx, full string) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM build_deliveries WHERE repository = ?", full); err != nil {
 		return err
 	}
-	_, err := remove(ctx, tx, tSources, "id = ?", full)
+	_, err = remove(ctx, tx, tSources, "id = ?", full)
 	return err
 }
 
