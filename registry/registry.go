@@ -60,6 +60,9 @@ type Config struct {
 	CacheTTL time.Duration
 	// Metrics, when set, receives the registry's Prometheus collectors.
 	Metrics prometheus.Registerer
+	// TagLocker, when set, locks an immutable tag's first push across every registry sharing the storage
+	// (Hooks that implement TagGuard decide which tags are immutable). Without it the lock is this process's.
+	TagLocker Locker
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op

@@ -24,6 +24,7 @@ const (
 	CodeBodyTooLarge           = "BODY_TOO_LARGE"
 	CodeTooManyRequests        = "TOO_MANY_REQUESTS"
 	CodeConflict               = "CONFLICT"
+	CodeTagImmutable           = "TAG_IMMUTABLE"
 	CodeUnavailable            = "UNAVAILABLE"
 	CodeInternal               = "INTERNAL"
 )
