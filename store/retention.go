@@ -197,6 +197,9 @@ func CompilePattern(p string) (*regexp.Regexp, error) {
 	if len(p) > MaxPatternLength {
 		return nil, fmt.Errorf("the pattern is %d characters long; at most %d", len(p), MaxPatternLength)
 	}
+	if p == "" {
+		p = ".*"
+	}
 	re, err := regexp.Compile(`^(?:` + p + `)$`)
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a regular expression: %w", p, err)

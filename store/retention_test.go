@@ -125,3 +125,21 @@ func TestImmutableTagsField(t *testing.T) {
 		}
 	}
 }
+
+func TestCompilePattern(t *testing.T) {
+	for _, c := range []struct {
+		pattern, name string
+		want          bool
+	}{
+		{"", "anything", true}, {"", "", true}, {"v.*", "v1", true}, {"v.*", "xv1", false}, {"app", "app2", false},
+		{"a|b", "a", true}, {"a|b", "ab", false},
+	} {
+		re, err := store.CompilePattern(c.pattern)
+		if err != nil || re.MatchString(c.name) != c.want {
+			t.Errorf("CompilePattern(%q) on %q: %v, want %v", c.pattern, c.name, err, c.want)
+		}
+	}
+	if _, err := store.CompilePattern("v("); err == nil {
+		t.Error("v( compiled")
+	}
+}
