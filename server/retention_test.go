@@ -454,3 +454,32 @@ func mustManifest(t *testing.T, img v1.Image) []byte {
 	}
 	return b
 }
+
+// TestRetentionSchedule: with --retention-interval, the rules run by themselves (trigger "schedule").
+func TestRetentionSchedule(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.GCInterval, c.RetentionInterval = 0, 2*time.Second }})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "sched"}); r.Status != 201 {
+		t.Fatalf("namespace: %d %s", r.Status, r.Body)
+	}
+	pushImg(t, in, "sched/app:t1", imageWith(t))
+	pushImg(t, in, "sched/app:t2", imageWith(t))
+	setPushedAt(t, in, "sched/app", "t1", time.Now().Add(-time.Hour))
+	if r := in.Admin(t, "POST", "/api/v1/namespaces/sched/retention-rules", map[string]any{"tag_pattern": "t.*", "keep_last": 1}); r.Status != 201 {
+		t.Fatalf("rule: %d %s", r.Status, r.Body)
+	}
+	within(t, 20*time.Second, "a scheduled retention run", func() bool {
+		r := in.Admin(t, "GET", "/api/v1/namespaces/sched/retention-runs", nil)
+		for _, run := range r.Items() {
+			if run["trigger"] == "schedule" && run["error"] != nil && run["error"] != "" {
+				t.Fatalf("scheduled run: %v", run)
+			}
+			if run["trigger"] == "schedule" && run["finished_at"] != nil && run["deleted_count"] == float64(1) {
+				return true
+			}
+		}
+		return false
+	})
+	if err := pull(t, in, "sched/app:t1"); err == nil {
+		t.Fatal("t1 still pulls after the scheduled run")
+	}
+}
