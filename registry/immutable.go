@@ -45,9 +45,6 @@ func IsTagImmutable(err error) bool {
 	return ok && d["reason"] == "TAG_IMMUTABLE"
 }
 
-// localTagLocks stand in for a Locker in a registry that has none (one process).
-var localTagLocks sync.Map // key -> *sync.Mutex
-
 func (r *Registry) lockTag(ctx context.Context, name, tag string) (func(), error) {
 	key := "berth:registry:tag:" + name + ":" + tag
 	if r.cfg.TagLocker != nil {
@@ -55,7 +52,7 @@ func (r *Registry) lockTag(ctx context.Context, name, tag string) (func(), error
 		defer cancel()
 		return r.cfg.TagLocker.Lock(wctx, key, tagLockTTL)
 	}
-	m, _ := localTagLocks.LoadOrStore(key, &sync.Mutex{})
+	m, _ := r.tagLocks.LoadOrStore(key, &sync.Mutex{})
 	mu := m.(*sync.Mutex)
 	mu.Lock()
 	return mu.Unlock, nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/registry"
 )
@@ -62,12 +63,23 @@ func TestImmutableTags(t *testing.T) {
 	expect(t, resp, b, 202, "")
 }
 
+// sharedLocker is one Locker for several registries, as Redis is for replicas.
+type sharedLocker struct{ locks sync.Map }
+
+func (l *sharedLocker) Lock(_ context.Context, key string, _ time.Duration) (func(), error) {
+	m, _ := l.locks.LoadOrStore(key, &sync.Mutex{})
+	m.(*sync.Mutex).Lock()
+	return m.(*sync.Mutex).Unlock, nil
+}
+
 // TestImmutableTagFirstPushRace: many pushes of different digests race to create one immutable tag through
-// two registries on one storage; exactly one wins and the tag keeps its digest.
+// two registries on one storage sharing a Locker; exactly one wins and the tag keeps its digest.
 func TestImmutableTagFirstPushRace(t *testing.T) {
 	hooks := immutableHooks{re: regexp.MustCompile(`.*`)}
-	a := startServer(t, defaultAuthz(), hooks)
-	b := startServerAt(t, a.root, defaultAuthz(), hooks)
+	locker := &sharedLocker{}
+	withLocker := func(c *registry.Config) { c.TagLocker = locker }
+	a := startServer(t, defaultAuthz(), hooks, withLocker)
+	b := startServerAt(t, a.root, defaultAuthz(), hooks, withLocker)
 	tok := a.token("alice", "alice-pw", "repository:ns/race:pull,push")
 	const n = 12
 	manifests := make([][]byte, n)

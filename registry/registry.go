@@ -61,7 +61,7 @@ type Config struct {
 	// Metrics, when set, receives the registry's Prometheus collectors.
 	Metrics prometheus.Registerer
 	// TagLocker, when set, locks an immutable tag's first push across every registry sharing the storage
-	// (Hooks that implement TagGuard decide which tags are immutable). Without it the lock is this process's.
+	// (Hooks that implement TagGuard decide which tags are immutable). Without it the lock is this registry's.
 	TagLocker Locker
 }
 
@@ -123,6 +123,8 @@ type Registry struct {
 	epoch     atomic.Uint64 // bumped by every manifest/tag write or delete
 	basic     *basicCache
 	metrics   *metrics
+
+	tagLocks sync.Map // key -> *sync.Mutex: the immutable tags' locks without a Config.TagLocker
 
 	gcMu       sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
 	gcTestHook func(stage string)
