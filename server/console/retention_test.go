@@ -7,6 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
@@ -90,5 +95,19 @@ func TestConsoleRetention(t *testing.T) {
 	}
 	if _, body = b.get("/repositories/team/app"); !strings.Contains(body, `<code>v\d`) {
 		t.Fatalf("repository page:\n%s", body)
+	}
+	// Deleting an immutable tag from the console shows the API's refusal.
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(in.Host+"/team/app:v1", name.Insecure)
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	b.get("/repositories/team/app/tags/v1")
+	st, _, body = b.post("/repositories/team/app/tags/v1/delete", nil)
+	if st != http.StatusConflict || !strings.Contains(body, "tag v1 is immutable in team/app") {
+		t.Fatalf("console delete of an immutable tag: %d\n%s", st, body)
 	}
 }
