@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,30 +39,14 @@ type GarbageCollector struct {
 	Logger   *slog.Logger
 	LeaseTTL time.Duration // default DefaultGCLeaseTTL
 
-	mu     sync.Mutex
-	wg     sync.WaitGroup
-	cancel context.CancelFunc // stops runs in the background; set on first use
-	ctx    context.Context
-}
-
-func (g *GarbageCollector) base() context.Context {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.ctx == nil {
-		g.ctx, g.cancel = context.WithCancel(context.Background())
-	}
-	return g.ctx
+	bg background
 }
 
 // DefaultOptions are the graces of runs that set none.
 func (g *GarbageCollector) DefaultOptions() registry.GCOptions { return g.Defaults }
 
 // Close stops runs in the background and waits for them (their records say they were cancelled).
-func (g *GarbageCollector) Close() {
-	g.base()
-	g.cancel()
-	g.wg.Wait()
-}
+func (g *GarbageCollector) Close() { g.bg.close() }
 
 // errGCLeaseLost cancels a run whose lease a renewal found lost.
 var errGCLeaseLost = errors.New("the garbage collection lease was lost")
@@ -143,17 +126,12 @@ func (g *GarbageCollector) Run(ctx context.Context, opts registry.GCOptions, tri
 
 // Start begins a collection in the background and returns its record as started (POST /api/v1/system/gc).
 func (g *GarbageCollector) Start(ctx context.Context, opts registry.GCOptions, trigger string) (*store.GCRun, error) {
-	base := g.base()
-	run, runCtx, release, err := g.begin(base, opts, trigger)
+	run, runCtx, release, err := g.begin(g.bg.base(), opts, trigger)
 	if err != nil {
 		return nil, err
 	}
 	cp := *run
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		_ = g.finish(runCtx, run, opts, release)
-	}()
+	g.bg.run(func() { _ = g.finish(runCtx, run, opts, release) })
 	return &cp, nil
 }
 
@@ -161,41 +139,23 @@ func (g *GarbageCollector) Start(ctx context.Context, opts registry.GCOptions, t
 // schedule; each looks at the last recorded run first, so together they collect about once per interval, and
 // the lease keeps their runs apart. It returns a function that stops the schedule and waits for it.
 func (g *GarbageCollector) Schedule(ctx context.Context, interval time.Duration) (stop func()) {
-	if interval <= 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
 	began := time.Now()
-	check := min(max(interval/10, time.Second), time.Minute)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(check)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			last := began
-			if run, err := g.Store.LastGCRun(ctx); err == nil {
-				last = run.StartedAt
-			} else if !errors.Is(err, store.ErrNotFound) {
-				g.log().Warn("garbage collection schedule: read the last run", "err", err)
-				continue
-			}
-			if time.Since(last) < interval {
-				continue
-			}
-			_, err := g.Run(ctx, g.Defaults, "schedule")
-			if err != nil && !errors.Is(err, ErrGCRunning) && ctx.Err() == nil {
-				g.log().Warn("scheduled garbage collection", "err", err)
-			}
+	return every(ctx, interval, func(ctx context.Context) {
+		last := began
+		if run, err := g.Store.LastGCRun(ctx); err == nil {
+			last = run.StartedAt
+		} else if !errors.Is(err, store.ErrNotFound) {
+			g.log().Warn("garbage collection schedule: read the last run", "err", err)
+			return
 		}
-	}()
-	return func() { cancel(); wg.Wait() }
+		if time.Since(last) < interval {
+			return
+		}
+		_, err := g.Run(ctx, g.Defaults, "schedule")
+		if err != nil && !errors.Is(err, ErrGCRunning) && ctx.Err() == nil {
+			g.log().Warn("scheduled garbage collection", "err", err)
+		}
+	})
 }
 
 func (g *GarbageCollector) log() *slog.Logger {

@@ -228,3 +228,21 @@ func (h *RegistryHooks) log() *slog.Logger {
 	}
 	return h.Logger
 }
+
+var _ registry.TagGuard = (*RegistryHooks)(nil)
+
+// TagImmutable reports whether tag matches the immutable_tags of its repository (SPEC §14).
+func (h *RegistryHooks) TagImmutable(ctx context.Context, name, tag string) (bool, error) {
+	ns, repo, err := splitRepo(name)
+	if err != nil {
+		return false, nil
+	}
+	r, err := h.Store.GetRepository(ctx, ns, repo)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return r.TagImmutable(tag), nil
+}

@@ -70,6 +70,14 @@ const (
 	ActionUpdateNamespaceSecurityPolicy  = "cr:UpdateNamespaceSecurityPolicy"
 	ActionGetRepositorySecurityPolicy    = "cr:GetRepositorySecurityPolicy"
 	ActionUpdateRepositorySecurityPolicy = "cr:UpdateRepositorySecurityPolicy"
+
+	// Retention rules and runs (SPEC §14), on the namespace. Reading a rule or a run, like listing them,
+	// is cr:ListRetentionRule.
+	ActionListRetentionRule   = "cr:ListRetentionRule"
+	ActionCreateRetentionRule = "cr:CreateRetentionRule"
+	ActionUpdateRetentionRule = "cr:UpdateRetentionRule"
+	ActionDeleteRetentionRule = "cr:DeleteRetentionRule"
+	ActionStartRetentionRun   = "cr:StartRetentionRun"
 )
 
 // RAM actions manage users and policies, checked on "*". Custom documents
@@ -150,6 +158,11 @@ var AllActions = []string{
 	ActionUpdateNamespaceSecurityPolicy,
 	ActionGetRepositorySecurityPolicy,
 	ActionUpdateRepositorySecurityPolicy,
+	ActionListRetentionRule,
+	ActionCreateRetentionRule,
+	ActionUpdateRetentionRule,
+	ActionDeleteRetentionRule,
+	ActionStartRetentionRun,
 
 	ActionCreateUser,
 	ActionListUsers,

@@ -172,7 +172,14 @@ func (r *Registry) serveManifestPut(ctx context.Context, w http.ResponseWriter, 
 		r.writeStorageError(w, req, err)
 		return
 	}
-	if err := r.commitManifest(ctx, name, dg, m, payload, tags); err != nil {
+	release, err := r.guardTags(ctx, name, tags, dg)
+	if err != nil {
+		r.writeStorageError(w, req, err)
+		return
+	}
+	err = r.commitManifest(ctx, name, dg, m, payload, tags)
+	release()
+	if err != nil {
 		r.writeStorageError(w, req, err)
 		return
 	}
@@ -283,6 +290,9 @@ func (r *Registry) serveManifestDelete(ctx context.Context, w http.ResponseWrite
 }
 
 func (r *Registry) deleteTag(ctx context.Context, name, tag string) error {
+	if err := r.guardDelete(ctx, name, tag); err != nil {
+		return err
+	}
 	r.epoch.Add(1)
 	r.tags.remove(tagKey{name, tag})
 	if err := r.store.DeleteTag(ctx, name, tag); err != nil {
@@ -310,10 +320,17 @@ func (r *Registry) deleteManifest(ctx context.Context, name string, dg reference
 	var removed []string
 	for _, t := range tags {
 		if td, err := r.store.ResolveTag(ctx, name, t); err == nil && td == dg {
-			if err := r.store.DeleteTag(ctx, name, t); err != nil && !errors.Is(err, storage.ErrTagUnknown) {
-				return err
-			}
 			removed = append(removed, t)
+		}
+	}
+	for _, t := range removed { // an immutable tag keeps its manifest
+		if err := r.guardDelete(ctx, name, t); err != nil {
+			return err
+		}
+	}
+	for _, t := range removed {
+		if err := r.store.DeleteTag(ctx, name, t); err != nil && !errors.Is(err, storage.ErrTagUnknown) {
+			return err
 		}
 	}
 	if m, perr := manifest.Parse(mt, payload); perr == nil && m.Subject != nil {

@@ -64,6 +64,9 @@ type Config struct {
 	// URLFor, when set, gives the external URL of each request (e.g. from its own Host): the token realm and
 	// service of its challenges follow it. PublicURL and Service then only name the tokens' audience.
 	URLFor func(*http.Request) string
+	// TagLocker, when set, locks an immutable tag's first push across every registry sharing the storage
+	// (Hooks that implement TagGuard decide which tags are immutable). Without it the lock is this registry's.
+	TagLocker Locker
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op
@@ -124,6 +127,8 @@ type Registry struct {
 	epoch     atomic.Uint64 // bumped by every manifest/tag write or delete
 	basic     *basicCache
 	metrics   *metrics
+
+	tagLocks sync.Map // key -> *sync.Mutex: the immutable tags' locks without a Config.TagLocker
 
 	gcMu       sync.RWMutex // manifest puts hold it shared; each garbage collection deletion exclusively
 	gcTestHook func(stage string)

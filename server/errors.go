@@ -25,6 +25,7 @@ const (
 	CodeUnsupportedMediaType   = "UNSUPPORTED_MEDIA_TYPE"
 	CodeTooManyRequests        = "TOO_MANY_REQUESTS"
 	CodeConflict               = "CONFLICT"
+	CodeTagImmutable           = "TAG_IMMUTABLE"
 	CodeUnavailable            = "UNAVAILABLE"
 	CodeInternal               = "INTERNAL"
 )

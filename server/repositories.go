@@ -19,19 +19,22 @@ const (
 )
 
 type repositoryView struct {
-	Namespace   string    `json:"namespace"`
-	Name        string    `json:"name"`
-	Summary     string    `json:"summary"`
-	Description string    `json:"description"`
-	Visibility  string    `json:"visibility"`
-	Origin      string    `json:"origin"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	Summary     string `json:"summary"`
+	Description string `json:"description"`
+	Visibility  string `json:"visibility"`
+	Origin      string `json:"origin"`
+	// ImmutableTags: a regular expression over whole tags; the tags it matches, once pushed, never move nor
+	// go (SPEC §14). Empty: none.
+	ImmutableTags string    `json:"immutable_tags"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 func viewRepository(r *store.Repository) repositoryView {
 	return repositoryView{Namespace: r.Namespace, Name: r.Name, Summary: r.Summary, Description: r.Description,
-		Visibility: r.Visibility, Origin: r.Origin, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		Visibility: r.Visibility, Origin: r.Origin, ImmutableTags: r.ImmutableTags, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 // checkRepositoryFields checks what a create or a PATCH may set on a repository.
@@ -142,9 +145,10 @@ func (a *api) getRepository(c *gin.Context) {
 
 func (a *api) updateRepository(c *gin.Context) {
 	var req struct {
-		Summary     *string `json:"summary"`
-		Description *string `json:"description"`
-		Visibility  *string `json:"visibility"`
+		Summary       *string `json:"summary"`
+		Description   *string `json:"description"`
+		Visibility    *string `json:"visibility"`
+		ImmutableTags *string `json:"immutable_tags"`
 	}
 	if err := bindJSON(c, &req); err != nil {
 		fail(c, err)
@@ -154,8 +158,15 @@ func (a *api) updateRepository(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if req.ImmutableTags != nil {
+		if _, err := store.CompilePattern(*req.ImmutableTags); err != nil {
+			fail(c, badRequest("immutable_tags: %v", err))
+			return
+		}
+	}
 	r, err := a.Store.UpdateRepository(c.Request.Context(), c.Param("ns"), c.Param("repo"),
-		store.RepositoryUpdate{Summary: req.Summary, Description: req.Description, Visibility: req.Visibility})
+		store.RepositoryUpdate{Summary: req.Summary, Description: req.Description, Visibility: req.Visibility,
+			ImmutableTags: req.ImmutableTags})
 	if errors.Is(err, store.ErrNotFound) {
 		fail(c, notFound("repository %s/%s does not exist", c.Param("ns"), c.Param("repo")))
 		return

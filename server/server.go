@@ -73,6 +73,7 @@ type Deps struct {
 	SourceGuard *outbound.Guard
 	Workers     WorkerService        // may be nil: GET /api/v1/system/workers answers 503
 	GC          GCService            // may be nil: POST /api/v1/system/gc then answers 503
+	Retention   RetentionService     // may be nil: POST …/retention-runs then answers 503
 	Scanner     ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
 }
 

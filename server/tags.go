@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/store"
 )
@@ -73,17 +74,21 @@ func (a *api) deleteTag(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if a.Registry != nil {
-		if err := a.Registry.DeleteTag(c.Request.Context(), v.Repository, v.Tag); err != nil && registry.ErrorCode(err) != registry.CodeManifestUnknown {
-			fail(c, err)
-			return
-		}
-	}
-	if err := a.Store.DeleteImageVersion(c.Request.Context(), v.Repository, v.Tag); err != nil && !errors.Is(err, store.ErrNotFound) {
-		fail(c, err)
+	if err := pipeline.DeleteTag(c.Request.Context(), a.Registry, a.Store, v.Repository, v.Tag); err != nil {
+		fail(c, tagError(err))
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// tagError answers the registry's refusal of an immutable tag with 409 TAG_IMMUTABLE.
+func tagError(err error) error {
+	if registry.IsTagImmutable(err) {
+		var e *registry.Error
+		errors.As(err, &e)
+		return errf(http.StatusConflict, CodeTagImmutable, "%s", e.Message)
+	}
+	return err
 }
 
 func (a *api) deleteManifest(c *gin.Context) {
@@ -97,6 +102,10 @@ func (a *api) deleteManifest(c *gin.Context) {
 		return
 	}
 	err := a.Registry.DeleteManifest(c.Request.Context(), r.FullName, dgst)
+	if registry.IsTagImmutable(err) {
+		fail(c, tagError(err))
+		return
+	}
 	switch registry.ErrorCode(err) {
 	case "":
 	case registry.CodeManifestUnknown:

@@ -27,10 +27,13 @@ type GCRun struct {
 }
 
 // NewGCRunID returns an id that sorts by start time.
-func NewGCRunID(at time.Time) string {
+func NewGCRunID(at time.Time) string { return runID("gc-", at) }
+
+// runID is prefix, the time and a random suffix: ids of runs sort by start time.
+func runID(prefix string, at time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return "gc-" + at.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+	return prefix + at.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
 }
 
 // CreateGCRun records a run that has started.

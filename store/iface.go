@@ -132,6 +132,16 @@ type Store interface {
 	LastGCRun(ctx context.Context) (*GCRun, error)
 	EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error)
 
+	// Retention rules and runs of a namespace (SPEC §14)
+	GetRetentionRules(ctx context.Context, namespace string) ([]RetentionRule, error)
+	UpdateRetentionRules(ctx context.Context, namespace string, change func([]RetentionRule) ([]RetentionRule, error)) ([]RetentionRule, error)
+	NamespacesWithRetentionRules(ctx context.Context) ([]string, error)
+	CreateRetentionRun(ctx context.Context, r *RetentionRun) error
+	FinishRetentionRun(ctx context.Context, r *RetentionRun) error
+	GetRetentionRun(ctx context.Context, namespace, id string) (*RetentionRun, error)
+	ListRetentionRuns(ctx context.Context, namespace string, p Page) ([]RetentionRun, int64, error)
+	EndUnfinishedRetentionRuns(ctx context.Context, id, message string) (int64, error)
+
 	// The connection
 	Close(ctx context.Context) error
 	Ping(ctx context.Context) error

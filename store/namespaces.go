@@ -239,9 +239,16 @@ func (s *Mongo) checkNamespaceDelete(ctx context.Context, name string, force boo
 	return repos, err
 }
 
-// dropNamespace deletes the namespace's document (freeing its slot) and its security policy.
+// dropNamespace deletes the namespace's document (freeing its slot), its retention rules and runs and its
+// security policy.
 func (s *Mongo) dropNamespace(ctx context.Context, name string) error {
 	if _, err := s.c(colNamespaces).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
+		return err
+	}
+	if _, err := s.c(colRetentionRules).DeleteOne(ctx, bson.M{"_id": name}); err != nil {
+		return err
+	}
+	if _, err := s.c(colRetentionRuns).DeleteMany(ctx, bson.M{"namespace": name}); err != nil {
 		return err
 	}
 	_, err := s.c(colSecurityPolicies).DeleteOne(ctx, bson.M{"_id": name})

@@ -19,16 +19,19 @@ const (
 
 // Repository is namespace/name with its settings (SPEC §2).
 type Repository struct {
-	FullName    string    `bson:"_id"` // namespace/name
-	Namespace   string    `bson:"namespace"`
-	Name        string    `bson:"name"`
-	AccountID   string    `bson:"account_id"`
-	Summary     string    `bson:"summary"`
-	Description string    `bson:"description"`
-	Visibility  string    `bson:"visibility"`
-	Origin      string    `bson:"origin"`
-	CreatedAt   time.Time `bson:"created_at"`
-	UpdatedAt   time.Time `bson:"updated_at"`
+	FullName    string `bson:"_id"` // namespace/name
+	Namespace   string `bson:"namespace"`
+	Name        string `bson:"name"`
+	AccountID   string `bson:"account_id"`
+	Summary     string `bson:"summary"`
+	Description string `bson:"description"`
+	Visibility  string `bson:"visibility"`
+	Origin      string `bson:"origin"`
+	// ImmutableTags is a regular expression matched against a whole tag: a tag it matches, once pushed, is
+	// never moved to another digest nor deleted (SPEC §14). Empty: no tag is immutable.
+	ImmutableTags string    `bson:"immutable_tags,omitempty"`
+	CreatedAt     time.Time `bson:"created_at"`
+	UpdatedAt     time.Time `bson:"updated_at"`
 }
 
 // CreateRepository inserts r. Errors: ErrNotFound when the namespace is missing (or being deleted),
@@ -89,6 +92,8 @@ type RepositoryUpdate struct {
 	Summary     *string
 	Description *string
 	Visibility  *string
+	// ImmutableTags, validated by the caller (ValidateImmutableTags).
+	ImmutableTags *string
 }
 
 // UpdateRepository applies u and returns the repository as it now is.
@@ -108,6 +113,9 @@ func (s *Mongo) UpdateRepository(ctx context.Context, namespace, name string, u 
 	}
 	if u.Visibility != nil {
 		set["visibility"] = *u.Visibility
+	}
+	if u.ImmutableTags != nil {
+		set["immutable_tags"] = *u.ImmutableTags
 	}
 	defer s.repos.invalidate()
 	var r Repository

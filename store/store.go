@@ -191,6 +191,8 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 		{colTriggerRecords, bson.D{{Key: "repository", Value: 1}}},
 		{colTriggerRecords, bson.D{{Key: "time", Value: 1}}},
 		{colGCRuns, bson.D{{Key: "finished_at", Value: 1}}},
+		{colRetentionRuns, bson.D{{Key: "namespace", Value: 1}, {Key: "_id", Value: -1}}},
+		{colRetentionRuns, bson.D{{Key: "finished_at", Value: 1}}},
 	}
 	for _, i := range idx {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
@@ -224,7 +226,8 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 // allCollections are the collections of a Berth database.
 var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
-	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions, colKeys}
+	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions, colKeys,
+	colRetentionRules, colRetentionRuns}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {

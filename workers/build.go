@@ -255,8 +255,34 @@ func (r *BuildRunner) enter(ctx context.Context, id, stage string) (*store.Build
 	})
 }
 
+// checkImmutable fails a build whose tag exists and is immutable (SPEC §14) before it clones: its push
+// would be refused at the end.
+func (r *BuildRunner) checkImmutable(ctx context.Context, b *store.Build) error {
+	ns, name, _ := strings.Cut(b.Repository, "/")
+	repo, err := r.Store.GetRepository(ctx, ns, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !repo.TagImmutable(b.ImageTag) {
+		return nil
+	}
+	if _, err := r.Store.GetImageVersion(ctx, b.Repository, b.ImageTag); errors.Is(err, store.ErrNotFound) {
+		return nil // its first push makes it
+	} else if err != nil {
+		return err
+	}
+	return failf("tag %s is immutable in %s: it exists, and a build would move it; build to another tag, or change the repository's immutable_tags",
+		b.ImageTag, b.Repository)
+}
+
 // run clones, builds and pushes; it returns the pushed digest.
 func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.LogWriter) (string, error) {
+	if err := r.checkImmutable(ctx, b); err != nil {
+		return "", err
+	}
 	dir := filepath.Join(r.WorkDir, b.ID)
 	_ = os.RemoveAll(dir) // left by an attempt that died
 	defer os.RemoveAll(dir)

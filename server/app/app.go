@@ -44,9 +44,11 @@ type App struct {
 	Access   *access.Service
 	Registry *registry.Registry
 	// GC runs the registry's garbage collection: on schedule in Serve, on demand from the API and berth admin gc.
-	GC      *pipeline.GarbageCollector
-	Handler http.Handler // the API and the registry on one mux
-	Metrics *prometheus.Registry
+	GC *pipeline.GarbageCollector
+	// Retention runs namespaces' tag retention rules.
+	Retention *pipeline.Retention
+	Handler   http.Handler // the API and the registry on one mux
+	Metrics   *prometheus.Registry
 	// MongoURI is --mongo-uri; empty on the embedded store, whose file is StorePath (a `berth worker` on this
 	// machine given the same --data-dir shares it).
 	MongoURI  string

@@ -56,6 +56,7 @@ type Config struct {
 	CheckoutCache          int
 	BuildQueueTimeout      time.Duration
 	GCInterval             time.Duration
+	RetentionInterval      time.Duration
 	GCUntaggedGrace        time.Duration
 	GCBlobGrace            time.Duration
 
@@ -153,6 +154,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.DurationVar(&c.BuildQueueTimeout, "build-queue-timeout", time.Hour, "a build QUEUED this long while no live worker takes its region's queue ends FAILED (0: never)")
 	c.S3.flags(fs)
 	fs.DurationVar(&c.GCInterval, "gc-interval", 24*time.Hour, "how often the registry's garbage collection runs (0: only on demand, berth admin gc or POST /api/v1/system/gc)")
+	fs.DurationVar(&c.RetentionInterval, "retention-interval", 24*time.Hour, "how often every namespace's tag retention rules run (0: only on demand, POST /api/v1/namespaces/NS/retention-runs)")
 	fs.DurationVar(&c.GCUntaggedGrace, "gc-untagged-grace", 24*time.Hour, "age after which garbage collection deletes an untagged manifest (never an index child or a referrer of a kept one)")
 	fs.DurationVar(&c.GCBlobGrace, "gc-blob-grace", time.Hour, "age after which garbage collection deletes a blob no manifest references (covers pushes still uploading)")
 	return fs

@@ -119,6 +119,8 @@ type legacyData struct {
 	record  string
 	gcRun   string
 	hookID  string
+
+	retentionRun string
 }
 
 func must(t *testing.T, err error) {
@@ -171,7 +173,19 @@ func fillLegacyStore(t *testing.T, s store.Store) legacyData {
 	must(t, s.CreateGCRun(ctx, run))
 	run.BlobsDeleted = 2
 	must(t, s.FinishGCRun(ctx, run))
-	return legacyData{account: inst.AccountID, build: b.ID, trigger: tr.ID, record: rec.ID, gcRun: run.ID, hookID: src.HookID}
+	immutable := "v.*"
+	_, err = s.UpdateRepository(ctx, "team", "app", store.RepositoryUpdate{ImmutableTags: &immutable})
+	must(t, err)
+	_, err = s.UpdateRetentionRules(ctx, "team", func([]store.RetentionRule) ([]store.RetentionRule, error) {
+		return []store.RetentionRule{{ID: "rr-1", TagPattern: "v.*", KeepLast: 2, Enabled: true}}, nil
+	})
+	must(t, err)
+	ret := &store.RetentionRun{ID: store.NewRetentionRunID(time.Now()), Namespace: "team", StartedAt: time.Now(), Trigger: "api"}
+	must(t, s.CreateRetentionRun(ctx, ret))
+	ret.Deleted, ret.DeletedCount, ret.KeptCount = []store.RetentionDeletion{{Repository: "app", Tag: "v0", Digest: "sha256:00"}}, 1, 3
+	must(t, s.FinishRetentionRun(ctx, ret))
+	return legacyData{account: inst.AccountID, build: b.ID, trigger: tr.ID, record: rec.ID, gcRun: run.ID, hookID: src.HookID,
+		retentionRun: ret.ID}
 }
 
 func checkMigrated(t *testing.T, s store.Store, want legacyData) {
@@ -205,7 +219,7 @@ func checkMigrated(t *testing.T, s store.Store, want legacyData) {
 	if _, err := s.GetNamespace(ctx, "team"); err != nil {
 		t.Fatal("namespace:", err)
 	}
-	if r, err := s.GetRepository(ctx, "team", "app"); err != nil || r.Summary != "the app" {
+	if r, err := s.GetRepository(ctx, "team", "app"); err != nil || r.Summary != "the app" || r.ImmutableTags != "v.*" {
 		t.Fatalf("repository %+v %v", r, err)
 	}
 	tags, total, err := s.ListImageVersions(ctx, "team/app", store.Page{Page: 1, PageSize: 20})
@@ -251,5 +265,13 @@ func checkMigrated(t *testing.T, s store.Store, want legacyData) {
 	}
 	if run, err := s.LastGCRun(ctx); err != nil || run.ID != want.gcRun || run.BlobsDeleted != 2 || run.FinishedAt == nil {
 		t.Fatalf("gc run %+v %v", run, err)
+	}
+	if rules, err := s.GetRetentionRules(ctx, "team"); err != nil || len(rules) != 1 || rules[0].ID != "rr-1" || rules[0].KeepLast != 2 {
+		t.Fatalf("retention rules %+v %v", rules, err)
+	}
+	runs, total, err := s.ListRetentionRuns(ctx, "team", store.Page{Page: 1, PageSize: 20})
+	must(t, err)
+	if total != 1 || runs[0].ID != want.retentionRun || runs[0].KeptCount != 3 || len(runs[0].Deleted) != 1 || runs[0].FinishedAt == nil {
+		t.Fatalf("retention runs %d %+v", total, runs)
 	}
 }

@@ -33,3 +33,18 @@ func (a *App) newGarbageCollector() (*pipeline.GarbageCollector, error) {
 func (a *App) startGCSchedule(ctx context.Context) (stop func()) {
 	return a.GC.Schedule(ctx, a.Cfg.GCInterval)
 }
+
+// newRetention makes the runner of namespaces' tag retention rules, with its own Redis client for the lease
+// that keeps replicas from running at the same time.
+func (a *App) newRetention() (*pipeline.Retention, error) {
+	if a.Cfg.RetentionInterval < 0 {
+		return nil, fmt.Errorf("--retention-interval must be 0 or more (got %s)", a.Cfg.RetentionInterval)
+	}
+	rc, ok := a.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("retention needs a Redis client for its lease")
+	}
+	r := &pipeline.Retention{Registry: a.Registry, Store: a.Store, Redis: rc, Logger: a.Logger.With("component", "retention")}
+	a.stops = append(a.stops, func() { r.Close(); _ = rc.Close() })
+	return r, nil
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies/access"
@@ -20,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/console"
 	"github.com/berth-dev/berth/server/forwarded"
+	"github.com/berth-dev/berth/store/lease"
 	"github.com/berth-dev/berth/workers"
 )
 
@@ -56,7 +58,13 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
+	tagLocks, ok := a.Redis.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return errors.New("the registry needs a Redis client for the locks of immutable tags")
+	}
+	a.stops = append(a.stops, func() { _ = tagLocks.Close() })
 	reg, err := registry.New(registry.Config{
+		TagLocker:    lease.Redis{Client: tagLocks},
 		Driver:       drv,
 		BlobRedirect: c.S3.Redirect,
 		CacheTTL:     sharedCacheTTL,
@@ -76,13 +84,16 @@ func (a *App) build() error {
 	if a.GC, err = a.newGarbageCollector(); err != nil {
 		return err
 	}
+	if a.Retention, err = a.newRetention(); err != nil {
+		return err
+	}
 	a.scan.runner.Content = reg
 
 	api := server.New(server.Deps{
 		Store: a.Store, Auth: a.Access, Logger: a.Logger, Region: c.Region, AccountID: a.Instance.AccountID,
 		NamespaceLimit: c.NamespaceLimit, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
-		Workers: workerService(a.workerRegistry()), GC: a.GC,
+		Workers: workerService(a.workerRegistry()), GC: a.GC, Retention: a.Retention,
 		Scanner: a.scan,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
@@ -134,6 +145,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer a.startTriggerCleanup(ctx)()
 	defer a.startScanDBWatch(ctx)()
 	defer a.startGCSchedule(ctx)()
+	defer a.Retention.Schedule(ctx, a.Cfg.RetentionInterval)()
 	stopBuilds, err := a.startBuilds(ctx)
 	if err != nil {
 		return err

@@ -130,7 +130,7 @@ func (c *Console) namespaceSettings(x *reqCtx) {
 		polErr = x.call("GET", apiPath("namespaces", ns, "security-policy"), nil, &pol)
 	}
 	x.render("namespace_settings", ns+" settings", map[string]any{"NS": n, "Policy": pol, "PolicyError": polErr,
-		"CanPolicy": x.can("GET", apiPath("namespaces", ns, "security-policy"))})
+		"CanPolicy": x.can("GET", apiPath("namespaces", ns, "security-policy")), "Retention": c.retentionSection(x, ns)})
 }
 
 func (c *Console) updateNamespace(x *reqCtx) {

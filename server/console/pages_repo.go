@@ -30,7 +30,8 @@ func (c *Console) repository(x *reqCtx) {
 
 func (c *Console) updateRepository(x *reqCtx) {
 	nav, f := x.repoNav("overview"), x.r.PostForm
-	body := map[string]any{"summary": f.Get("summary"), "description": f.Get("description"), "visibility": f.Get("visibility")}
+	body := map[string]any{"summary": f.Get("summary"), "description": f.Get("description"), "visibility": f.Get("visibility"),
+		"immutable_tags": f.Get("immutable_tags")}
 	if err := x.call("PATCH", nav.API, body, nil); err != nil {
 		x.again(err, c.repository)
 		return

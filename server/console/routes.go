@@ -34,6 +34,11 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /namespaces/{ns}/settings", c.page(c.updateNamespace))
 	m.HandleFunc("POST /namespaces/{ns}/security-policy", c.page(c.putNamespacePolicy))
 	m.HandleFunc("POST /namespaces/{ns}/delete", c.page(c.deleteNamespace))
+	m.HandleFunc("POST /namespaces/{ns}/retention-rules", c.page(c.createRetentionRule))
+	m.HandleFunc("POST /namespaces/{ns}/retention-rules/{id}", c.page(c.updateRetentionRule))
+	m.HandleFunc("POST /namespaces/{ns}/retention-rules/{id}/delete", c.page(c.deleteRetentionRule))
+	m.HandleFunc("POST /namespaces/{ns}/retention-runs", c.page(c.startRetentionRun))
+	m.HandleFunc("GET /namespaces/{ns}/retention-runs/{id}", c.page(c.retentionRunPage))
 
 	const repo = "/repositories/{ns}/{repo}"
 	m.HandleFunc("GET "+repo, c.page(c.repository))

@@ -22,14 +22,41 @@ type namespace struct {
 }
 
 type repository struct {
-	Namespace   string    `json:"namespace"`
-	Name        string    `json:"name"`
-	Summary     string    `json:"summary"`
-	Description string    `json:"description"`
-	Visibility  string    `json:"visibility"`
-	Origin      string    `json:"origin"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	Summary     string `json:"summary"`
+	Description string `json:"description"`
+	Visibility  string `json:"visibility"`
+	Origin      string `json:"origin"`
+	// ImmutableTags is a regular expression over whole tags (SPEC §14).
+	ImmutableTags string    `json:"immutable_tags"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+type retentionRule struct {
+	ID                string `json:"id"`
+	RepositoryPattern string `json:"repository_pattern"`
+	TagPattern        string `json:"tag_pattern"`
+	KeepLast          int    `json:"keep_last"`
+	KeepDays          int    `json:"keep_days"`
+	Enabled           bool   `json:"enabled"`
+}
+
+type retentionRun struct {
+	ID         string     `json:"id"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	DryRun     bool       `json:"dry_run"`
+	Trigger    string     `json:"trigger"`
+	Deleted    []struct {
+		Repository string `json:"repository"`
+		Tag        string `json:"tag"`
+		Digest     string `json:"digest"`
+	} `json:"deleted"`
+	DeletedCount int    `json:"deleted_count"`
+	KeptCount    int    `json:"kept_count"`
+	Error        string `json:"error"`
 }
 
 type counts struct {

@@ -106,6 +106,12 @@ func (db *DB) DeleteNamespace(ctx context.Context, name string, force bool) (rep
 		if err := removeID(ctx, tx, tNamespaces, name); err != nil {
 			return err
 		}
+		if _, err := remove(ctx, tx, tRetentionRules, "id = ?", name); err != nil {
+			return err
+		}
+		if _, err := remove(ctx, tx, tRetentionRuns, "namespace = ?", name); err != nil {
+			return err
+		}
 		_, err = remove(ctx, tx, tSecurityPolicies, "id = ?", name)
 		return err
 	})
@@ -225,6 +231,9 @@ func (db *DB) UpdateRepository(ctx context.Context, namespace, name string, u st
 		}
 		if u.Visibility != nil {
 			r.Visibility = *u.Visibility
+		}
+		if u.ImmutableTags != nil {
+			r.ImmutableTags = *u.ImmutableTags
 		}
 		r.UpdatedAt = now()
 		_, err = put(ctx, tx, tRepositories, r)

@@ -10,7 +10,8 @@ import (
 // TestQueriesUseIndexes: every query that a page, an API call, a push or a sweeper makes is answered from an
 // index, never by scanning a table or sorting it (SQLite's own query plans say so). A query added without its
 // index belongs in this list and fails here.
-var smallTables = map[string]bool{"users": true, "policies": true, "namespaces": true, "gc_runs": true, "repositories": true}
+var smallTables = map[string]bool{"users": true, "policies": true, "namespaces": true, "gc_runs": true, "repositories": true,
+	"retention_rules": true}
 
 func TestQueriesUseIndexes(t *testing.T) {
 	ctx := context.Background()
@@ -40,6 +41,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{tUsers, "", byID},
 		{tPolicies, "", byID},
 		{tGCRuns, "", byIDDesc},
+		{tRetentionRuns, "namespace = ?", byIDDesc},
 	} {
 		queries = append(queries, pageSQL(l.t, l.where, l.o.fwd), pageSQL(l.t, l.where, l.o.rev))
 	}
@@ -70,6 +72,9 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"SELECT doc FROM gc_runs WHERE finished = 0 AND id != ?",
 		"SELECT count(*) FROM build_logs WHERE repository = ?",
 		"DELETE FROM build_deliveries WHERE build = ?",
+		"SELECT id FROM retention_rules WHERE rules > 0 ORDER BY id",
+		"SELECT doc FROM retention_runs WHERE finished = 0 AND id != ?",
+		"SELECT namespace FROM retention_runs WHERE namespace = ?",
 	)
 	for _, q := range queries {
 		args := make([]any, strings.Count(q, "?"))

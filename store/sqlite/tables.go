@@ -76,6 +76,14 @@ CREATE INDEX IF NOT EXISTS trigger_records_time ON trigger_records(time);
 
 CREATE TABLE IF NOT EXISTS gc_runs (id TEXT PRIMARY KEY, finished INTEGER NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gc_runs_unfinished ON gc_runs(finished) WHERE finished = 0;
+
+-- A namespace's retention rules (one row, the id is the namespace; rules counts them, for the schedule); its
+-- runs, newest first (ids sort by start), and those unfinished.
+CREATE TABLE IF NOT EXISTS retention_rules (id TEXT PRIMARY KEY, rules INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS retention_runs (id TEXT PRIMARY KEY, namespace TEXT NOT NULL, finished INTEGER NOT NULL,
+	doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS retention_runs_namespace ON retention_runs(namespace, id);
+CREATE INDEX IF NOT EXISTS retention_runs_unfinished ON retention_runs(finished) WHERE finished = 0;
 `
 
 func doc[T any]() func() any { return func() any { return new(T) } }
@@ -162,6 +170,17 @@ var (
 		values: func(d any) (string, []any) {
 			r := d.(*store.GCRun)
 			return r.ID, []any{boolInt(r.FinishedAt != nil)}
+		}}
+	tRetentionRules = &table{name: "retention_rules", cols: []string{"rules"}, newDoc: doc[store.RetentionRuleSet](),
+		values: func(d any) (string, []any) {
+			r := d.(*store.RetentionRuleSet)
+			return r.Namespace, []any{len(r.Rules)}
+		}}
+	tRetentionRuns = &table{name: "retention_runs", cols: []string{"namespace", "finished"}, countBy: "namespace",
+		newDoc: doc[store.RetentionRun](),
+		values: func(d any) (string, []any) {
+			r := d.(*store.RetentionRun)
+			return r.ID, []any{r.Namespace, boolInt(r.FinishedAt != nil)}
 		}}
 )
 
