@@ -116,7 +116,8 @@ func TestScanDBFromRegistry(t *testing.T) {
 	}
 
 	// Nothing published yet: no DB, and the failed download is reported, also by /readyz (still 200).
-	s := waitStatus("reporting the missing artifact", func(s map[string]any) bool { return s["last_error"] != "" })
+	// The check runs every 200 ms: wait for a report between two tries, not during the next one.
+	s := waitStatus("reporting the missing artifact", func(s map[string]any) bool { return s["last_error"] != "" && s["state"] != "downloading" })
 	if s["state"] != "no_db" || s["db_version"] != "" || s["db_repository"] != repo ||
 		!strings.Contains(s["last_error"].(string), "MANIFEST_UNKNOWN") || !strings.Contains(s["reason"].(string), "the download from "+repo+" failed") {
 		t.Fatalf("status before any artifact: %v", s)
