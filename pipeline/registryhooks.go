@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -86,8 +87,10 @@ func (h *RegistryHooks) EnsureRepository(ctx context.Context, subj registry.Subj
 
 // ManifestPushed records the image version of a push by tag and emits its push event.
 func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.ManifestEvent) error {
-	if ev.Tag == "" || isBuildCache(ev.Payload) {
-		return nil // a BuildKit registry cache (…:buildcache) is no image version: nothing to list, scan or announce
+	if ev.Tag == "" || isBuildCache(ev.Payload) || IsAccessoryTag(ev.Tag) {
+		// A BuildKit registry cache (…:buildcache) or a cosign signature, attestation or SBOM of an image
+		// (sha256-<digest>.sig|.att|.sbom) is no image version: nothing to list, scan, announce or retain.
+		return nil
 	}
 	ns, repo, err := splitRepo(ev.Repository)
 	if err != nil {
@@ -105,6 +108,13 @@ func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.Manifest
 	}
 	return EnqueuePushEvent(ctx, h.Queue, PushEvent{Namespace: ns, Repo: repo, Tag: ev.Tag, Digest: ev.Digest, PushedAt: v.PushedAt})
 }
+
+// accessoryTag is the tag cosign gives what it attaches to an image by tag: sha256-<hex digest>.sig (signature),
+// .att (attestation) or .sbom.
+var accessoryTag = regexp.MustCompile(`^sha256-[a-f0-9]{64}\.(sig|att|sbom)$`)
+
+// IsAccessoryTag reports whether tag names an accessory of another image (SPEC §15), not an image version.
+func IsAccessoryTag(tag string) bool { return accessoryTag.MatchString(tag) }
 
 // BuildCacheConfigType is the config media type of a BuildKit registry cache manifest.
 const BuildCacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
@@ -231,8 +241,12 @@ func (h *RegistryHooks) log() *slog.Logger {
 
 var _ registry.TagGuard = (*RegistryHooks)(nil)
 
-// TagImmutable reports whether tag matches the immutable_tags of its repository (SPEC §14).
+// TagImmutable reports whether tag matches the immutable_tags of its repository (SPEC §14). An accessory's tag
+// (a cosign signature's, which cosign moves as it adds signatures) is never immutable: it is no version.
 func (h *RegistryHooks) TagImmutable(ctx context.Context, name, tag string) (bool, error) {
+	if IsAccessoryTag(tag) {
+		return false, nil
+	}
 	ns, repo, err := splitRepo(name)
 	if err != nil {
 		return false, nil

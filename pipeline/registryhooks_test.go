@@ -1,6 +1,9 @@
 package pipeline
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestIsBuildCache(t *testing.T) {
 	cases := map[string]bool{
@@ -12,6 +15,24 @@ func TestIsBuildCache(t *testing.T) {
 	for payload, want := range cases {
 		if got := isBuildCache([]byte(payload)); got != want {
 			t.Errorf("isBuildCache(%s) = %v, want %v", payload, got, want)
+		}
+	}
+}
+
+func TestIsAccessoryTag(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	for tag, want := range map[string]bool{
+		"sha256-" + hex + ".sig":  true,
+		"sha256-" + hex + ".att":  true,
+		"sha256-" + hex + ".sbom": true,
+		"sha256-" + hex:           false,
+		"sha256-" + hex + ".sig2": false,
+		"sha256-abc.sig":          false,
+		"v1.sig":                  false,
+		"latest":                  false,
+	} {
+		if got := IsAccessoryTag(tag); got != want {
+			t.Errorf("IsAccessoryTag(%q) = %v, want %v", tag, got, want)
 		}
 	}
 }
