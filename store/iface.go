@@ -132,6 +132,12 @@ type Store interface {
 	LastGCRun(ctx context.Context) (*GCRun, error)
 	EndUnfinishedGCRuns(ctx context.Context, id, message string) (int64, error)
 
+	// The audit log (SPEC §14): entries are added in batches and never changed; the retention sweep removes
+	// the old ones.
+	AddAuditEntries(ctx context.Context, entries []AuditEntry) error
+	ListAuditEntries(ctx context.Context, f AuditFilter, p Page) ([]AuditEntry, int64, error)
+	DeleteAuditEntriesBefore(ctx context.Context, cutoff time.Time) (int64, error)
+
 	// The connection
 	Close(ctx context.Context) error
 	Ping(ctx context.Context) error

@@ -45,7 +45,7 @@ var migrations = []struct {
 	{"tags", tTags}, {"scans", nil}, {"security_policies", tSecurityPolicies}, {"sources", tSources},
 	{"source_hooks", nil}, {"hook_deliveries", tHookDeliveries}, {"build_rules", tBuildRules},
 	{"builds", tBuilds}, {"build_logs", tBuildLogs}, {"triggers", tTriggers},
-	{"trigger_records", tTriggerRecords}, {"gc_runs", tGCRuns},
+	{"trigger_records", tTriggerRecords}, {"gc_runs", tGCRuns}, {"audit_log", tAuditLog},
 }
 
 // MigrateFrom copies every document of src (a Berth database on MongoDB or FerretDB, e.g. the embedded
