@@ -70,6 +70,10 @@ const (
 	ActionUpdateNamespaceSecurityPolicy  = "cr:UpdateNamespaceSecurityPolicy"
 	ActionGetRepositorySecurityPolicy    = "cr:GetRepositorySecurityPolicy"
 	ActionUpdateRepositorySecurityPolicy = "cr:UpdateRepositorySecurityPolicy"
+
+	// The audit log (SPEC §14), on "*". A cr:List* grant on "*" (AliyunContainerRegistryReadOnlyAccess,
+	// FullAccess) includes it.
+	ActionListAuditLogs = "cr:ListAuditLogs"
 )
 
 // RAM actions manage users and policies, checked on "*". Custom documents
@@ -150,6 +154,7 @@ var AllActions = []string{
 	ActionUpdateNamespaceSecurityPolicy,
 	ActionGetRepositorySecurityPolicy,
 	ActionUpdateRepositorySecurityPolicy,
+	ActionListAuditLogs,
 
 	ActionCreateUser,
 	ActionListUsers,

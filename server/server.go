@@ -75,6 +75,8 @@ type Deps struct {
 	Workers     WorkerService        // may be nil: GET /api/v1/system/workers answers 503
 	GC          GCService            // may be nil: POST /api/v1/system/gc then answers 503
 	Scanner     ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
+	// Audit takes an entry for every change and failed sign-in (SPEC §14); nil keeps no audit log.
+	Audit Auditor
 }
 
 type api struct {
@@ -113,7 +115,7 @@ func New(d Deps) http.Handler {
 	r.POST(hookPath, a.receiveHook)
 	for _, rt := range routes {
 		rt := rt
-		r.Handle(rt.Method, rt.Path, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
+		r.Handle(rt.Method, rt.Path, a.audit(rt), a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
 	}
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, notFound("no route %s %s; the API is described at /api/v1/openapi.json", c.Request.Method, c.Request.URL.Path))
