@@ -60,6 +60,9 @@ type Config struct {
 	CacheTTL time.Duration
 	// Metrics, when set, receives the registry's Prometheus collectors.
 	Metrics prometheus.Registerer
+	// Audit, when set, hears of sign-ins, pushes and deletes (and, with AuditPulls, manifest GETs).
+	Audit      Auditor
+	AuditPulls bool
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op

@@ -129,16 +129,23 @@ func New(d Deps) http.Handler {
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (a *api) requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
+	id := RequestID(c.Request)
+	c.Set("request_id", id)
+	c.Header("X-Request-Id", id)
+	c.Set("logger", a.Logger.With("request_id", id))
+	c.Next()
+}
+
+// RequestID is the id of r: its X-Request-Id when that is a sane one (1 to 64 of A-Z a-z 0-9 . _ -), else a
+// new random one.
+func RequestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-Id")
 	if !requestIDPattern.MatchString(id) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	c.Set("request_id", id)
-	c.Header("X-Request-Id", id)
-	c.Set("logger", a.Logger.With("request_id", id))
-	c.Next()
+	return id
 }
 
 func requestID(c *gin.Context) string { return c.GetString("request_id") }

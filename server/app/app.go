@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/berth-dev/berth/audit"
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/store"
@@ -44,7 +45,9 @@ type App struct {
 	Access   *access.Service
 	Registry *registry.Registry
 	// GC runs the registry's garbage collection: on schedule in Serve, on demand from the API and berth admin gc.
-	GC      *pipeline.GarbageCollector
+	GC *pipeline.GarbageCollector
+	// Audit is the audit log (SPEC §14): the API, the console and the registry record into it.
+	Audit   *audit.Log
 	Handler http.Handler // the API and the registry on one mux
 	Metrics *prometheus.Registry
 	// MongoURI is --mongo-uri; empty on the embedded store, whose file is StorePath (a `berth worker` on this

@@ -32,6 +32,10 @@ func (a *App) build() error {
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	var err error
+	if a.Audit, err = a.newAuditLog(); err != nil {
+		return err
+	}
 	a.Access = access.New(a.Store, a.Instance.AccountID, a.Box.Derive("temporary-tokens"), a.Logger)
 	triggers, err := a.buildTriggers()
 	if err != nil {
@@ -64,6 +68,8 @@ func (a *App) build() error {
 		SigningKey:   signingKey,
 		Logger:       a.Logger.With("component", "registry"),
 		Metrics:      a.Metrics,
+		Audit:        registryAudit{log: a.Audit, region: c.Region, accountID: a.Instance.AccountID},
+		AuditPulls:   c.AuditPulls,
 	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
@@ -81,7 +87,7 @@ func (a *App) build() error {
 		NamespaceLimit: c.NamespaceLimit, PublicURL: c.PublicURL, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
 		Workers: workerService(a.workerRegistry()), GC: a.GC,
-		Scanner: a.scan,
+		Scanner: a.scan, Audit: a.Audit,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -90,14 +96,15 @@ func (a *App) build() error {
 		},
 	})
 	cons, err := console.New(console.Deps{API: api, Auth: a.Access, Store: a.Store, PublicURL: c.PublicURL,
-		Authz:  server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID},
+		Authz: server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID}, Audit: a.Audit,
 		Logger: a.Logger.With("component", "console")})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", reg)
-	mux.Handle("/token", reg)
+	regh := withRequestID(reg)
+	mux.Handle("/v2/", regh)
+	mux.Handle("/token", regh)
 	// The API's own paths; every other path is the web console's.
 	for _, p := range []string{"/api/", "/hooks/", "/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, api)
@@ -132,6 +139,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer a.startTriggerCleanup(ctx)()
 	defer a.startScanDBWatch(ctx)()
 	defer a.startGCSchedule(ctx)()
+	defer a.startAuditSweep(ctx)()
 	stopBuilds, err := a.startBuilds(ctx)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/audit"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/store"
 )
@@ -184,8 +185,18 @@ func localPath(p string) bool {
 	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\")
 }
 
-// login signs a user in with the API's own authenticator (and so its failed-login limits).
+// login signs a user in with the API's own authenticator (and so its failed-login limits). Every attempt is
+// an audit entry (audit.ActionLogin) with the status it was answered with.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if c.Audit != nil {
+		start, rec := time.Now(), &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = rec
+		defer func() {
+			c.Audit.Record(r.Context(), store.AuditEntry{Time: start, User: strings.TrimSpace(r.PostForm.Get("username")),
+				Client: server.ClientAddr(r), Action: audit.ActionLogin, Resource: "*", Status: rec.status,
+				RequestID: server.RequestID(r)})
+		}()
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		c.renderLogin(w, r, http.StatusBadRequest, "the form could not be read")
@@ -258,7 +269,22 @@ func (c *Console) logout(x *reqCtx) {
 	if err := c.Store.DeleteSession(x.r.Context(), x.sess.ID); err != nil {
 		c.Logger.Error("console: sign out", "err", err)
 	}
+	if c.Audit != nil {
+		c.Audit.Record(x.r.Context(), store.AuditEntry{User: x.sess.User, Client: server.ClientAddr(x.r),
+			Action: audit.ActionLogout, Resource: "*", Status: http.StatusSeeOther, RequestID: server.RequestID(x.r)})
+	}
 	http.SetCookie(x.w, &http.Cookie{Name: c.sessionCookie(), Value: "", Path: "/", HttpOnly: true, Secure: c.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.Redirect(x.w, x.r, "/login", http.StatusSeeOther)
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
