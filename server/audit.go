@@ -94,11 +94,12 @@ func (a *api) listAuditLogs(c *gin.Context) {
 
 // auditList is a list answer whose total stops at store.AuditTotalCap (total_capped says it did).
 type auditList struct {
-	listResponse[auditEntryView]
+	listResponse[AuditEntryView]
 	TotalCapped bool `json:"total_capped"`
 }
 
-type auditEntryView struct {
+// AuditEntryView is an audit entry as the API answers it (SPEC §14's fields).
+type AuditEntryView struct {
 	ID        string    `json:"id"`
 	Time      time.Time `json:"time"`
 	User      string    `json:"user"`
@@ -109,7 +110,7 @@ type auditEntryView struct {
 	RequestID string    `json:"request_id"`
 }
 
-func auditView(e *store.AuditEntry) auditEntryView {
-	return auditEntryView{ID: e.ID, Time: e.Time.UTC(), User: e.User, Client: e.Client, Action: e.Action,
+func auditView(e *store.AuditEntry) AuditEntryView {
+	return AuditEntryView{ID: e.ID, Time: e.Time.UTC(), User: e.User, Client: e.Client, Action: e.Action,
 		Resource: e.Resource, Status: e.Status, RequestID: e.RequestID}
 }
