@@ -43,6 +43,10 @@ type config struct {
 	sizeMiB, streams, runs, clients, rounds, layers, layerKiB int
 	dur                                                       time.Duration
 	dir, only                                                 string
+	// berthSrc is the source tree berth is built from; berthArgs are added to every `berth serve`: compare a
+	// change with the commit before it (git archive it to a directory) or with a flag on and off.
+	berthSrc  string
+	berthArgs []string
 }
 
 func main() {
@@ -57,8 +61,11 @@ func main() {
 	flag.IntVar(&c.layerKiB, "layer-kib", 32<<10, "KiB per layer of the crane/skopeo image")
 	flag.StringVar(&c.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&c.only, "only", "", `targets to run, comma-separated name prefixes of "berth-fs,berth-s3,berth-s3x2,distribution" (default all)`)
+	flag.StringVar(&c.berthSrc, "berth-src", filepath.Join("..", ".."), "source tree `berth serve` is built from (e.g. an older commit, `git archive REV | tar -x -C DIR`)")
+	berthArgs := flag.String("berth-args", "", "extra arguments of every `berth serve`, space-separated (e.g. --audit-pulls)")
 	smoke := flag.Bool("smoke", false, "tiny sizes, one run, short loads: checks every path of the bench still works (the test command)")
 	flag.Parse()
+	c.berthArgs = strings.Fields(*berthArgs)
 	if *smoke {
 		c.sizeMiB, c.runs, c.clients, c.dur, c.rounds, c.layerKiB = 8, 1, 4, 300*time.Millisecond, 1, 256
 	}
@@ -148,7 +155,7 @@ func run(c config) error {
 	var st stack
 	defer st.stopAll()
 	began := time.Now()
-	targets, err := startTargets(&st, c.dir, keys)
+	targets, err := startTargets(&st, c, keys)
 	if err != nil {
 		return err
 	}
@@ -282,7 +289,8 @@ func run(c config) error {
 }
 
 // startTargets builds berth and distribution-fsync and starts the selected targets side by side.
-func startTargets(st *stack, dir string, keys []string) (map[string]*target, error) {
+func startTargets(st *stack, c config, keys []string) (map[string]*target, error) {
+	dir := c.dir
 	has := func(k string) bool { return slices.Contains(keys, k) }
 	// Binaries go to a lasting directory: go build links again only when the sources changed.
 	bins, err := os.UserCacheDir()
@@ -291,10 +299,14 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 	}
 	bins = filepath.Join(bins, "berth-bench-registry")
 	berthBin, distBin := filepath.Join(bins, "berth"), filepath.Join(bins, "distribution-fsync")
+	if src, _ := filepath.Abs(c.berthSrc); src != mustAbs(filepath.Join("..", "..")) {
+		sum := sha256.Sum256([]byte(src))
+		berthBin += "-" + hex.EncodeToString(sum[:4]) // another tree, another binary
+	}
 	var berthErr, distErr error
 	var wg sync.WaitGroup
 	if has(keyFS) || has(keyS3) || has(keyS3x2) {
-		wg.Go(func() { berthErr = goBuild(filepath.Join("..", ".."), "./cmd/berth", berthBin) })
+		wg.Go(func() { berthErr = goBuild(c.berthSrc, "./cmd/berth", berthBin) })
 	}
 	if has(keyDistFS) {
 		wg.Go(func() { distErr = goBuild(".", "./cmd/distribution-fsync", distBin) })
@@ -323,7 +335,9 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 		start(keyDistFS, func() (*target, error) { return st.startDistribution(distBin, filepath.Join(dir, keyDistFS)) })
 	}
 	if has(keyFS) {
-		start(keyFS, func() (*target, error) { return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil) })
+		start(keyFS, func() (*target, error) {
+			return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil, c.berthArgs...)
+		})
 	}
 	if has(keyS3) || has(keyS3x2) {
 		srv, s3pid, err := st.startS3(filepath.Join(dir, "s3"))
@@ -337,6 +351,7 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-one")
+				args = append(args, c.berthArgs...)
 				t, err := st.startBerth(keyS3, berthBin, filepath.Join(dir, keyS3), 1, env, args...)
 				if t != nil {
 					t.pids = append(t.pids, s3pid)
@@ -354,6 +369,7 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-two")
+				args = append(args, c.berthArgs...)
 				t, err := st.startBerth(keyS3x2, berthBin, filepath.Join(dir, keyS3x2), 2, env, append(args, "--mongo-uri", mongo, "--redis-addr", redis)...)
 				if t != nil {
 					t.pids = append(t.pids, s3pid)
@@ -512,4 +528,12 @@ func printTables(c config, res results, sha float64) {
 	}
 	printTable([]string{"metric", "Berth fs", "Berth S3", "Berth S3 ×2", "distribution fs", "S3/fs", "×2/×1 S3"}, rows)
 	fmt.Println("(ratios are speed: above 1 the first is faster, for p99 too)")
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }
