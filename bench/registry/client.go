@@ -185,19 +185,20 @@ func pushSmall(t *target, b []byte) (string, error) {
 	return dg, expectStatus(resp, err, http.StatusCreated)
 }
 
-// pushImage pushes a typical small image manifest (config + 5 layers) as :latest through the first replica.
-func pushImage(t *target) error {
+// pushImage pushes a typical small image manifest (config + 5 layers) as :latest through the first replica,
+// and returns the manifest.
+func pushImage(t *target) ([]byte, error) {
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`)
 	cd, err := pushSmall(t, config)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := ociManifest{2, mtManifest, ociDesc{MediaType: mtConfig, Digest: cd, Size: int64(len(config))}, nil}
 	for i := range 5 {
 		l := []byte(fmt.Sprintf("layer %d of the bench image", i))
 		ld, err := pushSmall(t, l)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.Layers = append(m.Layers, ociDesc{MediaType: mtLayer, Digest: ld, Size: int64(len(l))})
 	}
@@ -206,12 +207,13 @@ func pushImage(t *target) error {
 	req, _ := t.req(0, "PUT", base+"/v2/"+repo+"/manifests/latest", bytes.NewReader(body), int64(len(body)))
 	req.Header.Set("Content-Type", mtManifest)
 	resp, err := client.Do(req)
-	return expectStatus(resp, err, http.StatusCreated)
+	return body, expectStatus(resp, err, http.StatusCreated)
 }
 
 // manifestLoad runs clients goroutines of GET /manifests/latest for dur (after a short warm-up), client c on
-// replica c, and returns req/s and the p99 latency.
-func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Duration, error) {
+// replica c, and returns req/s and the p99 latency. With push set, each request PUTs push (a manifest whose
+// blobs are in the repository) under a new tag instead: a push's last step, where Berth records the version.
+func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float64, time.Duration, error) {
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -226,9 +228,16 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 			u := base + "/v2/" + repo + "/manifests/latest"
 			lat := make([]time.Duration, 0, 1<<16)
 			buf := make([]byte, 4096)
-			for !stop.Load() {
+			want := http.StatusOK
+			for n := 0; !stop.Load(); n++ {
 				req, _ := t.req(c, "GET", u, nil, 0)
 				req.Header.Set("Accept", mtManifest+", application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+				if push != nil {
+					want = http.StatusCreated
+					tu := base + "/v2/" + repo + fmt.Sprintf("/manifests/put-%d-%d", c, n)
+					req, _ = t.req(c, "PUT", tu, bytes.NewReader(push), int64(len(push)))
+					req.Header.Set("Content-Type", mtManifest)
+				}
 				start := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
@@ -238,8 +247,8 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 						}
 					}
 					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("GET manifest from %s: status %d", base, resp.StatusCode)
+					if resp.StatusCode != want {
+						err = fmt.Errorf("%s manifest at %s: status %d", req.Method, base, resp.StatusCode)
 					}
 				}
 				if err != nil {

@@ -75,6 +75,9 @@ func main() {
 	}
 }
 
+// pushClients push manifests at once in the manifest PUT rows.
+const pushClients = 4
+
 // Target keys, in table order.
 const (
 	keyFS     = "berth-fs"
@@ -224,13 +227,16 @@ func run(c config) error {
 	}
 
 	// Manifests by tag.
+	manifests := map[string][]byte{}
 	for _, k := range keys {
 		if err := targets[k].login(); err != nil {
 			return err
 		}
-		if err := pushImage(targets[k]); err != nil {
+		m, err := pushImage(targets[k])
+		if err != nil {
 			return fmt.Errorf("%s image: %w", k, err)
 		}
+		manifests[k] = m
 	}
 	for round := range c.rounds {
 		order := slices.Clone(keys)
@@ -242,13 +248,21 @@ func run(c config) error {
 				return err
 			}
 			runtime.GC()
-			rps, p99, err := manifestLoad(targets[k], c.clients, c.dur)
+			rps, p99, err := manifestLoad(targets[k], c.clients, c.dur, nil)
 			if err != nil {
 				return fmt.Errorf("%s manifests: %w", k, err)
 			}
 			res.add(k, "rps", rps)
 			res.add(k, "p99", float64(p99)/1e6)
 			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v\n", round+1, k, rps, p99.Round(time.Microsecond))
+			// Pushes by tag, at a few clients: each records a version (and a scan, and an audit entry).
+			prps, pp99, err := manifestLoad(targets[k], pushClients, c.dur, manifests[k])
+			if err != nil {
+				return fmt.Errorf("%s manifest pushes: %w", k, err)
+			}
+			res.add(k, "putrps", prps)
+			res.add(k, "putp99", float64(pp99)/1e6)
+			fmt.Printf("  round %d %-13s manifest PUT %7.0f req/s  p99 %v\n", round+1, k, prps, pp99.Round(time.Microsecond))
 		}
 	}
 
@@ -495,6 +509,8 @@ func printTables(c config, res results, sha float64) {
 		{fmt.Sprintf("%d × %d MiB blobs pull, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pullN", false},
 		{fmt.Sprintf("manifest GET by tag, %d clients (req/s)", c.clients), "rps", false},
 		{fmt.Sprintf("manifest GET p99, %d clients", c.clients), "p99", true},
+		{fmt.Sprintf("manifest PUT by new tag, %d clients (req/s)", pushClients), "putrps", false},
+		{fmt.Sprintf("manifest PUT p99, %d clients", pushClients), "putp99", true},
 	}
 	imgMB := float64(c.layers*c.layerKiB) * 1024 / 1e6
 	toolRows := []row{
