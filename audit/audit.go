@@ -34,6 +34,9 @@ const (
 	ActionLogin = "ram:Login"
 	// ActionLogout is a console sign-out.
 	ActionLogout = "ram:Logout"
+	// ActionConsoleForm is a console form refused before it reached the API (not signed in, unreadable, or
+	// failing the CSRF check); a form that reaches the API is recorded under the API route's action.
+	ActionConsoleForm = "console:SubmitForm"
 )
 
 // Anonymous is the user of an entry whose caller gave no credentials.

@@ -27,10 +27,19 @@ func TestConsoleAuditLog(t *testing.T) {
 	if st, _, body := b.post("/namespaces", url.Values{"name": {"team"}, "default_visibility": {"PRIVATE"}}); st != http.StatusSeeOther {
 		t.Fatalf("create namespace: %d %s", st, body)
 	}
+	// A form from another origin is refused before it reaches the API: still an entry.
+	if st, _, _ := b.do("POST", "/namespaces", url.Values{"name": {"evil"}, "csrf": {b.csrf}},
+		map[string]string{"Origin": "http://evil.example"}); st != http.StatusForbidden {
+		t.Fatalf("cross-origin form: %d", st)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := in.Audit.Flush(ctx); err != nil {
 		t.Fatal(err)
+	}
+	r := in.Admin(t, "GET", "/api/v1/audit-logs?action=console:SubmitForm", nil)
+	if items := r.Items(); len(items) != 1 || items[0]["user"] != "admin" || items[0]["status"] != float64(403) {
+		t.Fatalf("refused form entry: %s", r.Body)
 	}
 	st, body := b.get("/audit-logs?user=admin")
 	if st != 200 || !strings.Contains(body, `href="/audit-logs"`) {
@@ -42,8 +51,8 @@ func TestConsoleAuditLog(t *testing.T) {
 			t.Errorf("the audit page lacks %s:\n%s", want, body)
 		}
 	}
-	if rows != 4 {
-		t.Errorf("%d rows for user=admin, want 4 (create user, failed sign-in, sign-in, create namespace)", rows)
+	if rows != 5 {
+		t.Errorf("%d rows for user=admin, want 5 (create user, failed sign-in, sign-in, create namespace, refused form)", rows)
 	}
 	if _, body := b.get("/audit-logs?action=cr:CreateNamespace"); strings.Count(body, "<tr><td>") != 1 {
 		t.Errorf("action filter: %s", body)
@@ -69,7 +78,7 @@ func TestConsoleAuditLog(t *testing.T) {
 	if err := in.Audit.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := in.Admin(t, "GET", "/api/v1/audit-logs?action=ram:Logout", nil)
+	r = in.Admin(t, "GET", "/api/v1/audit-logs?action=ram:Logout", nil)
 	if items := r.Items(); len(items) != 1 || items[0]["user"] != "admin" || items[0]["status"] != float64(303) {
 		t.Fatalf("sign-out entry: %s", r.Body)
 	}

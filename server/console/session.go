@@ -133,6 +133,7 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 		post := r.Method != http.MethodGet && r.Method != http.MethodHead
 		if x.sess == nil {
 			if post {
+				c.auditRefusedForm(r, "", http.StatusForbidden)
 				x.fail(&apiError{Status: http.StatusForbidden, Code: "UNAUTHORIZED", Message: "you are not signed in (or your session has ended); sign in and try again"})
 				return
 			}
@@ -142,16 +143,27 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 		if post {
 			r.Body = http.MaxBytesReader(w, r.Body, server.MaxBodyBytes)
 			if err := r.ParseForm(); err != nil {
+				c.auditRefusedForm(r, x.sess.User, http.StatusBadRequest)
 				x.fail(&apiError{Status: http.StatusBadRequest, Message: "the form could not be read: " + err.Error()})
 				return
 			}
 			if !c.sameOrigin(r) || !tokensEqual(r.PostForm.Get(csrfField), x.sess.CSRF) {
+				c.auditRefusedForm(r, x.sess.User, http.StatusForbidden)
 				x.fail(&apiError{Status: http.StatusForbidden, Code: "CSRF",
 					Message: "this form did not come from a page of this console (or the page is from an earlier session); reload the page and try again"})
 				return
 			}
 		}
 		fn(x)
+	}
+}
+
+// auditRefusedForm records a console form refused before it reached the API (no session, an unreadable form,
+// a CSRF failure); the forms that reach it are recorded by the API under their RAM action.
+func (c *Console) auditRefusedForm(r *http.Request, user string, status int) {
+	if c.Audit != nil {
+		c.Audit.Record(r.Context(), store.AuditEntry{User: user, Client: server.ClientAddr(r), Action: audit.ActionConsoleForm,
+			Resource: "*", Status: status, RequestID: server.RequestID(r)})
 	}
 }
 
