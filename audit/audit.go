@@ -256,16 +256,3 @@ func (l *Log) StartSweep(ctx context.Context, retention time.Duration) (stop fun
 
 // Dropped says how many entries were dropped because the buffer was full.
 func (l *Log) Dropped() int64 { return l.ndropped.Load() }
-
-type requestIDKey struct{}
-
-// WithRequestID returns ctx carrying a request's id, for the entries recorded while serving it.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID is the request id ctx carries, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}

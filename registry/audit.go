@@ -28,6 +28,8 @@ const (
 type AuditEvent struct {
 	Kind AuditKind
 	Time time.Time // when the request came
+	// RequestID is the request's id (Config.RequestID), also answered in X-Request-Id.
+	RequestID string
 	// User is the subject's name, or the name a refused sign-in gave; "" is anonymous.
 	User       string
 	Repository string // namespace/name; "" for sign-ins
@@ -37,6 +39,7 @@ type AuditEvent struct {
 
 // reqAudit collects, while a request is served, what its audit event needs.
 type reqAudit struct {
+	requestID   string
 	subj        Subject
 	failedLogin string // the name refused credentials gave
 	refused     bool   // credentials were refused
@@ -56,7 +59,7 @@ func basicUser(header string) string {
 // request is none the audit log keeps. A 401 challenge to a request without credentials is the protocol's
 // first step, not a refusal: it is not kept.
 func (r *Registry) auditEvent(req *http.Request, rt route, ra *reqAudit, status int) (AuditEvent, bool) {
-	ev := AuditEvent{User: ra.subj.Name, Repository: rt.name, Reference: rt.ref, Status: status}
+	ev := AuditEvent{User: ra.subj.Name, Repository: rt.name, Reference: rt.ref, Status: status, RequestID: ra.requestID}
 	if ra.subj.Anonymous {
 		ev.User = ""
 	}
@@ -78,4 +81,32 @@ func (r *Registry) auditEvent(req *http.Request, rt route, ra *reqAudit, status 
 		return ev, false
 	}
 	return ev, true
+}
+
+// audited reports whether a /v2 request of route rt may be audited (before it is served: its request id is
+// answered in X-Request-Id). Other requests (blob reads and uploads, tag lists, manifest HEADs, with a token or
+// none) cost nothing.
+func (r *Registry) audited(req *http.Request, rt route) bool {
+	if h := req.Header.Get("Authorization"); len(h) > 6 && strings.EqualFold(h[:6], "basic ") {
+		return true // refused Basic credentials are a failed sign-in on any route
+	}
+	switch req.Method {
+	case http.MethodPut:
+		return rt.kind == routeManifest
+	case http.MethodDelete:
+		return rt.kind == routeManifest || rt.kind == routeBlob
+	case http.MethodGet:
+		return rt.kind == routeManifest && r.cfg.AuditPulls
+	}
+	return false
+}
+
+// requestID gives an audited request its id and answers it in X-Request-Id.
+func (r *Registry) requestID(w http.ResponseWriter, req *http.Request) string {
+	if r.cfg.RequestID == nil {
+		return ""
+	}
+	id := r.cfg.RequestID(req)
+	w.Header().Set("X-Request-Id", id)
+	return id
 }

@@ -107,8 +107,8 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		sw = rec
 	}
 	var ra *reqAudit
-	if r.cfg.Audit != nil {
-		ra = &reqAudit{}
+	if r.cfg.Audit != nil && r.audited(req, rt) {
+		ra = &reqAudit{requestID: r.requestID(w, req)}
 	}
 	r.dispatch(sw, req, rt, ra)
 	if r.metrics != nil {
@@ -129,9 +129,10 @@ func (r *Registry) serveTokenAudited(w http.ResponseWriter, req *http.Request, s
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	id := r.requestID(w, req)
 	user, login := r.serveToken(rec, req)
 	if login {
-		r.cfg.Audit.RegistryRequest(req, AuditEvent{Kind: AuditLogin, Time: start, User: user, Status: rec.status})
+		r.cfg.Audit.RegistryRequest(req, AuditEvent{Kind: AuditLogin, Time: start, User: user, Status: rec.status, RequestID: id})
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -63,6 +64,8 @@ type Config struct {
 	// Audit, when set, hears of sign-ins, pushes and deletes (and, with AuditPulls, manifest GETs).
 	Audit      Auditor
 	AuditPulls bool
+	// RequestID names an audited request (its X-Request-Id when sane, else a new one); nil leaves them unnamed.
+	RequestID func(*http.Request) string
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op

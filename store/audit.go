@@ -94,9 +94,10 @@ func (s *Mongo) ListAuditEntries(ctx context.Context, f AuditFilter, p Page) ([]
 		options.Count().SetLimit(AuditTotalCap))
 }
 
-// DeleteAuditEntriesBefore removes the entries older than cutoff (the retention sweep) and says how many went.
+// DeleteAuditEntriesBefore removes the entries older than cutoff (the retention sweep: ids below its bound, on
+// the _id index) and says how many went.
 func (s *Mongo) DeleteAuditEntriesBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.c(colAuditLog).DeleteMany(ctx, bson.M{"time": bson.M{"$lt": cutoff.UTC()}})
+	res, err := s.c(colAuditLog).DeleteMany(ctx, bson.M{"_id": bson.M{"$lt": AuditIDBound(cutoff)}})
 	if err != nil {
 		return 0, err
 	}

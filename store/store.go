@@ -194,7 +194,6 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 		{colAuditLog, bson.D{{Key: "user", Value: 1}, {Key: "_id", Value: -1}}},
 		{colAuditLog, bson.D{{Key: "action", Value: 1}, {Key: "_id", Value: -1}}},
 		{colAuditLog, bson.D{{Key: "resource", Value: 1}, {Key: "_id", Value: -1}}},
-		{colAuditLog, bson.D{{Key: "time", Value: 1}}},
 	}
 	for _, i := range idx {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {

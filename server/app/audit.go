@@ -44,19 +44,9 @@ var registryAuditActions = map[registry.AuditKind]string{
 
 func (ra registryAudit) RegistryRequest(req *http.Request, ev registry.AuditEvent) {
 	e := store.AuditEntry{Time: ev.Time, User: ev.User, Client: server.ClientAddr(req), Action: registryAuditActions[ev.Kind],
-		Resource: policies.AnyResource, Status: ev.Status, RequestID: audit.RequestID(req.Context())}
+		Resource: policies.AnyResource, Status: ev.Status, RequestID: ev.RequestID}
 	if ns, repo, ok := strings.Cut(ev.Repository, "/"); ok {
 		e.Resource = policies.RepositoryResource(ra.region, ra.accountID, ns, repo)
 	}
 	ra.log.Record(req.Context(), e)
-}
-
-// withRequestID gives every registry request an id (its X-Request-Id when sane), answered in X-Request-Id
-// and kept in its audit entry.
-func withRequestID(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := server.RequestID(r)
-		w.Header().Set("X-Request-Id", id)
-		h.ServeHTTP(w, r.WithContext(audit.WithRequestID(r.Context(), id)))
-	})
 }

@@ -70,6 +70,7 @@ func (a *App) build() error {
 		Metrics:      a.Metrics,
 		Audit:        registryAudit{log: a.Audit, region: c.Region, accountID: a.Instance.AccountID},
 		AuditPulls:   c.AuditPulls,
+		RequestID:    server.RequestID,
 	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
@@ -102,9 +103,8 @@ func (a *App) build() error {
 		return err
 	}
 	mux := http.NewServeMux()
-	regh := withRequestID(reg)
-	mux.Handle("/v2/", regh)
-	mux.Handle("/token", regh)
+	mux.Handle("/v2/", reg)
+	mux.Handle("/token", reg)
 	// The API's own paths; every other path is the web console's.
 	for _, p := range []string{"/api/", "/hooks/", "/healthz", "/readyz", "/metrics"} {
 		mux.Handle(p, api)

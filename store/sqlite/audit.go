@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/berth-dev/berth/store"
 )
 
@@ -21,10 +23,22 @@ func (db *DB) AddAuditEntries(ctx context.Context, entries []store.AuditEntry) e
 			e.ID = store.NewAuditID(e.Time)
 		}
 	}
+	// One prepared statement for the batch: parsing an INSERT costs more than running it.
 	return db.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, "INSERT INTO audit_log("+tAuditLog.columns()+") VALUES("+
+			placeholders(len(tAuditLog.cols)+2)+")")
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for i := range entries {
-			if err := insert(ctx, tx, tAuditLog, &entries[i]); err != nil {
+			e := &entries[i]
+			raw, err := bson.Marshal(e)
+			if err != nil {
 				return err
+			}
+			if _, err := stmt.ExecContext(ctx, e.ID, e.User, e.Action, e.Resource, raw); err != nil {
+				return alreadyExists(err)
 			}
 		}
 		return nil
@@ -73,13 +87,14 @@ func auditCountSQL(where string) string {
 // holds the writer for long (pushes wait for it).
 const auditSweepBatch = 5000
 
-// DeleteAuditEntriesBefore removes the entries older than cutoff, a batch per transaction.
+// DeleteAuditEntriesBefore removes the entries older than cutoff (ids below its bound: the oldest rows of the
+// table's own order), a batch per transaction.
 func (db *DB) DeleteAuditEntriesBefore(ctx context.Context, cutoff time.Time) (int64, error) {
 	var total int64
 	for {
 		var n int64
 		err := db.write(ctx, func(tx *sql.Tx) (err error) {
-			n, err = remove(ctx, tx, tAuditLog, auditSweepWhere, ms(cutoff), auditSweepBatch)
+			n, err = remove(ctx, tx, tAuditLog, auditSweepWhere, store.AuditIDBound(cutoff), auditSweepBatch)
 			return err
 		})
 		total += n
@@ -89,4 +104,4 @@ func (db *DB) DeleteAuditEntriesBefore(ctx context.Context, cutoff time.Time) (i
 	}
 }
 
-const auditSweepWhere = "id IN (SELECT id FROM audit_log WHERE time < ? LIMIT ?)"
+const auditSweepWhere = "id IN (SELECT id FROM audit_log WHERE id < ? ORDER BY id LIMIT ?)"
