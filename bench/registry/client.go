@@ -211,9 +211,12 @@ func pushImage(t *target) ([]byte, error) {
 }
 
 // manifestLoad runs clients goroutines of GET /manifests/latest for dur (after a short warm-up), client c on
-// replica c, and returns req/s and the p99 latency. With push set, each request PUTs push (a manifest whose
-// blobs are in the repository) under a new tag instead: a push's last step, where Berth records the version.
-func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float64, time.Duration, error) {
+// replica c, and returns req/s, the p99 latency and the server's CPU time per request (warm-up included). With
+// push set, each request PUTs push (a manifest whose blobs are in the repository) under a new tag instead: a
+// push's last step, where Berth records the version.
+func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float64, time.Duration, time.Duration, error) {
+	cpu0 := t.cpu()
+	var requests atomic.Int64
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -260,6 +263,7 @@ func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float
 					stop.Store(true)
 					return
 				}
+				requests.Add(1)
 				if measuring.Load() {
 					lat = append(lat, time.Since(start))
 				}
@@ -277,12 +281,13 @@ func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float
 	elapsed := time.Since(start)
 	stop.Store(true)
 	wg.Wait()
+	cpu := (t.cpu() - cpu0) / time.Duration(max(requests.Load(), 1))
 	if firstErr != nil {
-		return 0, 0, firstErr
+		return 0, 0, 0, firstErr
 	}
 	if len(all) == 0 {
-		return 0, 0, fmt.Errorf("no requests completed")
+		return 0, 0, 0, fmt.Errorf("no requests completed")
 	}
 	slices.Sort(all)
-	return float64(len(all)) / elapsed.Seconds(), all[len(all)*99/100], nil
+	return float64(len(all)) / elapsed.Seconds(), all[len(all)*99/100], cpu, nil
 }

@@ -248,21 +248,23 @@ func run(c config) error {
 				return err
 			}
 			runtime.GC()
-			rps, p99, err := manifestLoad(targets[k], c.clients, c.dur, nil)
+			rps, p99, cpu, err := manifestLoad(targets[k], c.clients, c.dur, nil)
 			if err != nil {
 				return fmt.Errorf("%s manifests: %w", k, err)
 			}
 			res.add(k, "rps", rps)
 			res.add(k, "p99", float64(p99)/1e6)
-			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v\n", round+1, k, rps, p99.Round(time.Microsecond))
+			res.add(k, "getcpu", float64(cpu)/1e6)
+			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v  server CPU %v/req\n", round+1, k, rps, p99.Round(time.Microsecond), cpu)
 			// Pushes by tag, at a few clients: each records a version (and a scan, and an audit entry).
-			prps, pp99, err := manifestLoad(targets[k], pushClients, c.dur, manifests[k])
+			prps, pp99, pcpu, err := manifestLoad(targets[k], pushClients, c.dur, manifests[k])
 			if err != nil {
 				return fmt.Errorf("%s manifest pushes: %w", k, err)
 			}
 			res.add(k, "putrps", prps)
 			res.add(k, "putp99", float64(pp99)/1e6)
-			fmt.Printf("  round %d %-13s manifest PUT %7.0f req/s  p99 %v\n", round+1, k, prps, pp99.Round(time.Microsecond))
+			res.add(k, "putcpu", float64(pcpu)/1e6)
+			fmt.Printf("  round %d %-13s manifest PUT %7.0f req/s  p99 %v  server CPU %v/req\n", round+1, k, prps, pp99.Round(time.Microsecond), pcpu)
 		}
 	}
 
@@ -452,6 +454,8 @@ func cell(v float64, latency bool) string {
 	switch {
 	case math.IsNaN(v):
 		return "–"
+	case latency && v < 1:
+		return fmt.Sprintf("%.3f ms", v)
 	case latency:
 		return fmt.Sprintf("%.1f ms", v)
 	}
@@ -511,6 +515,8 @@ func printTables(c config, res results, sha float64) {
 		{fmt.Sprintf("manifest GET p99, %d clients", c.clients), "p99", true},
 		{fmt.Sprintf("manifest PUT by new tag, %d clients (req/s)", pushClients), "putrps", false},
 		{fmt.Sprintf("manifest PUT p99, %d clients", pushClients), "putp99", true},
+		{"server CPU time per manifest GET", "getcpu", true},
+		{"server CPU time per manifest PUT", "putcpu", true},
 	}
 	imgMB := float64(c.layers*c.layerKiB) * 1024 / 1e6
 	toolRows := []row{
