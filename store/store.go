@@ -191,9 +191,10 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 		{colTriggerRecords, bson.D{{Key: "repository", Value: 1}}},
 		{colTriggerRecords, bson.D{{Key: "time", Value: 1}}},
 		{colGCRuns, bson.D{{Key: "finished_at", Value: 1}}},
-		{colAuditLog, bson.D{{Key: "user", Value: 1}, {Key: "_id", Value: -1}}},
-		{colAuditLog, bson.D{{Key: "action", Value: 1}, {Key: "_id", Value: -1}}},
-		{colAuditLog, bson.D{{Key: "resource", Value: 1}, {Key: "_id", Value: -1}}},
+		// Each filter's index, ordered by _id and holding the other two filters (checked before a fetch).
+		{colAuditLog, bson.D{{Key: "user", Value: 1}, {Key: "_id", Value: -1}, {Key: "action", Value: 1}, {Key: "resource", Value: 1}}},
+		{colAuditLog, bson.D{{Key: "action", Value: 1}, {Key: "_id", Value: -1}, {Key: "user", Value: 1}, {Key: "resource", Value: 1}}},
+		{colAuditLog, bson.D{{Key: "resource", Value: 1}, {Key: "_id", Value: -1}, {Key: "user", Value: 1}, {Key: "action", Value: 1}}},
 	}
 	for _, i := range idx {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
