@@ -78,6 +78,9 @@ const (
 	ActionUpdateRetentionRule = "cr:UpdateRetentionRule"
 	ActionDeleteRetentionRule = "cr:DeleteRetentionRule"
 	ActionStartRetentionRun   = "cr:StartRetentionRun"
+	// The audit log (SPEC §14), on "*". A cr:List* grant on "*" (AliyunContainerRegistryReadOnlyAccess,
+	// FullAccess) includes it.
+	ActionListAuditLogs = "cr:ListAuditLogs"
 )
 
 // RAM actions manage users and policies, checked on "*". Custom documents
@@ -163,6 +166,7 @@ var AllActions = []string{
 	ActionUpdateRetentionRule,
 	ActionDeleteRetentionRule,
 	ActionStartRetentionRun,
+	ActionListAuditLogs,
 
 	ActionCreateUser,
 	ActionListUsers,

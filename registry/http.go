@@ -82,12 +82,12 @@ func parseRoute(rest string) route {
 // ServeHTTP handles /v2/... and /token.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var start time.Time
-	if r.metrics != nil {
+	if r.metrics != nil || r.cfg.Audit != nil {
 		start = time.Now()
 	}
 	path := req.URL.Path
 	if path == "/token" {
-		r.serveToken(w, req)
+		r.serveTokenAudited(w, req, start)
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "/v2/")
@@ -102,17 +102,41 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	rt := parseRoute(rest)
 	sw := w
 	var rec *statusRecorder
-	if r.metrics != nil {
+	if r.metrics != nil || r.cfg.Audit != nil {
 		rec = &statusRecorder{ResponseWriter: w, status: 200}
 		sw = rec
 	}
-	r.dispatch(sw, req, rt)
+	var ra *reqAudit
+	if r.cfg.Audit != nil && r.audited(req, rt) {
+		ra = &reqAudit{requestID: r.requestID(w, req)}
+	}
+	r.dispatch(sw, req, rt, ra)
 	if r.metrics != nil {
 		r.metrics.observe(rt.kind, req.Method, rec.status, time.Since(start))
 	}
+	if ra != nil {
+		if ev, ok := r.auditEvent(req, rt, ra, rec.status); ok {
+			ev.Time = start
+			r.cfg.Audit.RegistryRequest(req, ev)
+		}
+	}
 }
 
-func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request, rt route) {
+// serveTokenAudited serves a token request, and tells the Auditor of one that carried credentials.
+func (r *Registry) serveTokenAudited(w http.ResponseWriter, req *http.Request, start time.Time) {
+	if r.cfg.Audit == nil {
+		r.serveToken(w, req)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	id := r.requestID(w, req)
+	user, login := r.serveToken(rec, req)
+	if login {
+		r.cfg.Audit.RegistryRequest(req, AuditEvent{Kind: AuditLogin, Time: start, User: user, Status: rec.status, RequestID: id})
+	}
+}
+
+func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request, rt route, ra *reqAudit) {
 	if rt.kind == routeNone {
 		writeError(w, req, &Error{Code: CodeNameUnknown, Message: "no such endpoint", Status: http.StatusNotFound})
 		return
@@ -187,7 +211,7 @@ func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request, rt route) 
 			return
 		}
 	}
-	subj, grants, ok := r.authorize(w, req, need, extra)
+	subj, grants, ok := r.authorize(w, req, need, extra, ra)
 	if !ok {
 		return
 	}
@@ -265,7 +289,8 @@ func requiredOf(need []Access) []Access {
 // authorize authenticates req and checks it may do need. extra entries are
 // asked for alongside (so tokens carry them) but may be refused; callers
 // check them in the returned grant set. On failure the response is written.
-func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, extra []Access) (Subject, grantSet, bool) {
+// ra, when not nil, learns the subject (also of a refused request) and whether the credentials were refused.
+func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, extra []Access, ra *reqAudit) (Subject, grantSet, bool) {
 	authz := req.Header.Get("Authorization")
 	scope := append(append([]Access(nil), need...), extra...)
 	required := requiredOf(need)
@@ -275,6 +300,9 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, ext
 		if err != nil {
 			r.writeChallenge(w, req, scope, "invalid_token", "invalid or expired token")
 			return Subject{}, nil, false
+		}
+		if ra != nil {
+			ra.subj = v.subj
 		}
 		if !r.subjectActive(req.Context(), v.subj, v.iat) {
 			r.writeChallenge(w, req, scope, "invalid_token", "the credentials were revoked")
@@ -309,12 +337,18 @@ func (r *Registry) authorize(w http.ResponseWriter, req *http.Request, need, ext
 		}
 		if err != nil {
 			if errors.Is(err, ErrUnauthorized) {
+				if ra != nil {
+					ra.refused, ra.failedLogin = true, basicUser(authz)
+				}
 				r.writeChallenge(w, req, scope, "", "authentication required")
 			} else {
 				r.log.Error("registry: authorizer failed", "err", err)
 				writeError(w, req, toError(err))
 			}
 			return Subject{}, nil, false
+		}
+		if ra != nil {
+			ra.subj = e.subj
 		}
 		for _, a := range required {
 			if !e.grants.allows(a) {

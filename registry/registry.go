@@ -67,6 +67,11 @@ type Config struct {
 	// TagLocker, when set, locks an immutable tag's first push across every registry sharing the storage
 	// (Hooks that implement TagGuard decide which tags are immutable). Without it the lock is this registry's.
 	TagLocker Locker
+	// Audit, when set, hears of sign-ins, pushes and deletes (and, with AuditPulls, manifest GETs).
+	Audit      Auditor
+	AuditPulls bool
+	// RequestID names an audited request (its X-Request-Id when sane, else a new one); nil leaves them unnamed.
+	RequestID func(*http.Request) string
 }
 
 // Hooks connect the registry to Berth's metadata; every method may be a no-op

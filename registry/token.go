@@ -20,8 +20,9 @@ type tokenResponse struct {
 
 // serveToken is the Docker Registry v2 token endpoint: GET with optional Basic
 // credentials (none means anonymous) and any number of scope parameters, or
-// an OAuth2-style POST form with grant_type=password.
-func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
+// an OAuth2-style POST form with grant_type=password. It returns the user name the request gave and whether it
+// gave credentials (a sign-in, for the audit log).
+func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) (username string, login bool) {
 	var (
 		user, pass string
 		hasCreds   bool
@@ -56,6 +57,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 		writeTokenError(w, http.StatusMethodNotAllowed, "invalid_request", "use GET or POST")
 		return
 	}
+	username, login = user, hasCreds
 	ctx := withClientAddr(req)
 	subj := Subject{Anonymous: true}
 	if hasCreds {
@@ -117,6 +119,7 @@ func (r *Registry) serveToken(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+	return username, login
 }
 
 func writeTokenError(w http.ResponseWriter, status int, code, desc string) {

@@ -115,6 +115,8 @@ var routes = []route{
 	{"POST", "/api/v1/system/gc", policies.ActionStartGarbageCollection, resAny, "Start a registry garbage collection (202); an optional body {\"dry_run\", \"untagged_grace\", \"blob_grace\"} overrides the graces for this run", (*api).startGC},
 	{"GET", "/api/v1/system/gc", policies.ActionListGarbageCollections, resAny, "List garbage collection runs, newest first", (*api).listGC},
 	{"POST", "/api/v1/repositories/:ns/:repo/triggers/:id/test", policies.ActionUpdateTrigger, resRepository, "Send a sample delivery now and return its record", (*api).testTrigger},
+	// The audit log (SPEC §14): read-only, there is no route that changes or deletes an entry.
+	{"GET", "/api/v1/audit-logs", policies.ActionListAuditLogs, resAny, "The audit log, newest first (?user=&action=&resource=&since=&until=, times in RFC 3339; total stops at 10000, total_capped says so)", (*api).listAuditLogs},
 }
 
 // resource names the RAM resource a request acts on.
@@ -226,10 +228,12 @@ func (a *api) authorize(rt route) gin.HandlerFunc {
 				"authentication required: use HTTP Basic with a user name and password or an access key, or a Bearer temporary token"))
 			return
 		case errors.Is(err, ErrRateLimited):
+			loginFailed(c)
 			c.Header("Retry-After", "60")
 			fail(c, errf(http.StatusTooManyRequests, CodeTooManyRequests, "too many failed logins from this client; wait a minute and try again"))
 			return
 		case errors.Is(err, ErrBadCredentials):
+			loginFailed(c)
 			c.Header("WWW-Authenticate", `Basic realm="Berth"`)
 			fail(c, errf(http.StatusUnauthorized, CodeUnauthorized, "invalid credentials, or the user is disabled"))
 			return

@@ -75,6 +75,8 @@ type Deps struct {
 	GC          GCService            // may be nil: POST /api/v1/system/gc then answers 503
 	Retention   RetentionService     // may be nil: POST …/retention-runs then answers 503
 	Scanner     ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
+	// Audit takes an entry for every change and failed sign-in (SPEC §14); nil keeps no audit log.
+	Audit Auditor
 }
 
 type api struct {
@@ -116,7 +118,7 @@ func New(d Deps) http.Handler {
 	r.POST(hookPath, a.receiveHook)
 	for _, rt := range routes {
 		rt := rt
-		r.Handle(rt.Method, rt.Path, refuseCrossSite, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
+		r.Handle(rt.Method, rt.Path, a.audit(rt), refuseCrossSite, a.authorize(rt), func(c *gin.Context) { rt.Handle(a, c) })
 	}
 	r.NoRoute(func(c *gin.Context) {
 		fail(c, notFound("no route %s %s; the API is described at /api/v1/openapi.json", c.Request.Method, c.Request.URL.Path))
@@ -130,16 +132,23 @@ func New(d Deps) http.Handler {
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func (a *api) requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-Id")
+	id := RequestID(c.Request)
+	c.Set("request_id", id)
+	c.Header("X-Request-Id", id)
+	c.Set("logger", a.Logger.With("request_id", id))
+	c.Next()
+}
+
+// RequestID is the id of r: its X-Request-Id when that is a sane one (1 to 64 of A-Z a-z 0-9 . _ -), else a
+// new random one.
+func RequestID(r *http.Request) string {
+	id := r.Header.Get("X-Request-Id")
 	if !requestIDPattern.MatchString(id) {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
-	c.Set("request_id", id)
-	c.Header("X-Request-Id", id)
-	c.Set("logger", a.Logger.With("request_id", id))
-	c.Next()
+	return id
 }
 
 func requestID(c *gin.Context) string { return c.GetString("request_id") }

@@ -141,6 +141,11 @@ type Store interface {
 	GetRetentionRun(ctx context.Context, namespace, id string) (*RetentionRun, error)
 	ListRetentionRuns(ctx context.Context, namespace string, p Page) ([]RetentionRun, int64, error)
 	EndUnfinishedRetentionRuns(ctx context.Context, id, message string) (int64, error)
+	// The audit log (SPEC §14): entries are added in batches and never changed; the retention sweep removes
+	// the old ones.
+	AddAuditEntries(ctx context.Context, entries []AuditEntry) error
+	ListAuditEntries(ctx context.Context, f AuditFilter, p Page) ([]AuditEntry, int64, error)
+	DeleteAuditEntriesBefore(ctx context.Context, cutoff time.Time) (int64, error)
 
 	// The connection
 	Close(ctx context.Context) error

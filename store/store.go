@@ -193,6 +193,10 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 		{colGCRuns, bson.D{{Key: "finished_at", Value: 1}}},
 		{colRetentionRuns, bson.D{{Key: "namespace", Value: 1}, {Key: "_id", Value: -1}}},
 		{colRetentionRuns, bson.D{{Key: "finished_at", Value: 1}}},
+		// Each filter's index, ordered by _id and holding the other two filters (checked before a fetch).
+		{colAuditLog, bson.D{{Key: "user", Value: 1}, {Key: "_id", Value: -1}, {Key: "action", Value: 1}, {Key: "resource", Value: 1}}},
+		{colAuditLog, bson.D{{Key: "action", Value: 1}, {Key: "_id", Value: -1}, {Key: "user", Value: 1}, {Key: "resource", Value: 1}}},
+		{colAuditLog, bson.D{{Key: "resource", Value: 1}, {Key: "_id", Value: -1}, {Key: "user", Value: 1}, {Key: "action", Value: 1}}},
 	}
 	for _, i := range idx {
 		if _, err := s.c(i.col).Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys}); err != nil {
@@ -227,7 +231,7 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
 	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions, colKeys,
-	colRetentionRules, colRetentionRuns}
+	colRetentionRules, colRetentionRuns, colAuditLog}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {
@@ -237,9 +241,10 @@ type Page struct {
 
 func (p Page) skip() int64 { return int64((p.Page - 1) * p.PageSize) }
 
-// findPage runs a paged find and a count with the same filter.
-func findPage[T any](ctx context.Context, col *mongo.Collection, filter any, sort bson.D, p Page) ([]T, int64, error) {
-	total, err := col.CountDocuments(ctx, filter)
+// findPage runs a paged find and a count with the same filter (count options, e.g. a limit, apply to the count).
+func findPage[T any](ctx context.Context, col *mongo.Collection, filter any, sort bson.D, p Page,
+	count ...options.Lister[options.CountOptions]) ([]T, int64, error) {
+	total, err := col.CountDocuments(ctx, filter, count...)
 	if err != nil {
 		return nil, 0, err
 	}

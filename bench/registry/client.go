@@ -185,19 +185,20 @@ func pushSmall(t *target, b []byte) (string, error) {
 	return dg, expectStatus(resp, err, http.StatusCreated)
 }
 
-// pushImage pushes a typical small image manifest (config + 5 layers) as :latest through the first replica.
-func pushImage(t *target) error {
+// pushImage pushes a typical small image manifest (config + 5 layers) as :latest through the first replica,
+// and returns the manifest.
+func pushImage(t *target) ([]byte, error) {
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}`)
 	cd, err := pushSmall(t, config)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := ociManifest{2, mtManifest, ociDesc{MediaType: mtConfig, Digest: cd, Size: int64(len(config))}, nil}
 	for i := range 5 {
 		l := []byte(fmt.Sprintf("layer %d of the bench image", i))
 		ld, err := pushSmall(t, l)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.Layers = append(m.Layers, ociDesc{MediaType: mtLayer, Digest: ld, Size: int64(len(l))})
 	}
@@ -206,12 +207,16 @@ func pushImage(t *target) error {
 	req, _ := t.req(0, "PUT", base+"/v2/"+repo+"/manifests/latest", bytes.NewReader(body), int64(len(body)))
 	req.Header.Set("Content-Type", mtManifest)
 	resp, err := client.Do(req)
-	return expectStatus(resp, err, http.StatusCreated)
+	return body, expectStatus(resp, err, http.StatusCreated)
 }
 
 // manifestLoad runs clients goroutines of GET /manifests/latest for dur (after a short warm-up), client c on
-// replica c, and returns req/s and the p99 latency.
-func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Duration, error) {
+// replica c, and returns req/s, the p99 latency and the server's CPU time per request (warm-up included). With
+// push set, each request PUTs push (a manifest whose blobs are in the repository) under a new tag instead: a
+// push's last step, where Berth records the version.
+func manifestLoad(t *target, clients int, dur time.Duration, push []byte) (float64, time.Duration, time.Duration, error) {
+	cpu0 := t.cpu()
+	var requests atomic.Int64
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -226,9 +231,16 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 			u := base + "/v2/" + repo + "/manifests/latest"
 			lat := make([]time.Duration, 0, 1<<16)
 			buf := make([]byte, 4096)
-			for !stop.Load() {
+			want := http.StatusOK
+			for n := 0; !stop.Load(); n++ {
 				req, _ := t.req(c, "GET", u, nil, 0)
 				req.Header.Set("Accept", mtManifest+", application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+				if push != nil {
+					want = http.StatusCreated
+					tu := base + "/v2/" + repo + fmt.Sprintf("/manifests/put-%d-%d", c, n)
+					req, _ = t.req(c, "PUT", tu, bytes.NewReader(push), int64(len(push)))
+					req.Header.Set("Content-Type", mtManifest)
+				}
 				start := time.Now()
 				resp, err := client.Do(req)
 				if err == nil {
@@ -238,8 +250,8 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 						}
 					}
 					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("GET manifest from %s: status %d", base, resp.StatusCode)
+					if resp.StatusCode != want {
+						err = fmt.Errorf("%s manifest at %s: status %d", req.Method, base, resp.StatusCode)
 					}
 				}
 				if err != nil {
@@ -251,6 +263,7 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 					stop.Store(true)
 					return
 				}
+				requests.Add(1)
 				if measuring.Load() {
 					lat = append(lat, time.Since(start))
 				}
@@ -268,12 +281,13 @@ func manifestLoad(t *target, clients int, dur time.Duration) (float64, time.Dura
 	elapsed := time.Since(start)
 	stop.Store(true)
 	wg.Wait()
+	cpu := (t.cpu() - cpu0) / time.Duration(max(requests.Load(), 1))
 	if firstErr != nil {
-		return 0, 0, firstErr
+		return 0, 0, 0, firstErr
 	}
 	if len(all) == 0 {
-		return 0, 0, fmt.Errorf("no requests completed")
+		return 0, 0, 0, fmt.Errorf("no requests completed")
 	}
 	slices.Sort(all)
-	return float64(len(all)) / elapsed.Seconds(), all[len(all)*99/100], nil
+	return float64(len(all)) / elapsed.Seconds(), all[len(all)*99/100], cpu, nil
 }

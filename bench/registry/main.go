@@ -43,6 +43,10 @@ type config struct {
 	sizeMiB, streams, runs, clients, rounds, layers, layerKiB int
 	dur                                                       time.Duration
 	dir, only                                                 string
+	// berthSrc is the source tree berth is built from; berthArgs are added to every `berth serve`: compare a
+	// change with the commit before it (git archive it to a directory) or with a flag on and off.
+	berthSrc  string
+	berthArgs []string
 }
 
 func main() {
@@ -57,8 +61,11 @@ func main() {
 	flag.IntVar(&c.layerKiB, "layer-kib", 32<<10, "KiB per layer of the crane/skopeo image")
 	flag.StringVar(&c.dir, "dir", "", "working directory (default: a temporary one, removed at the end)")
 	flag.StringVar(&c.only, "only", "", `targets to run, comma-separated name prefixes of "berth-fs,berth-s3,berth-s3x2,distribution" (default all)`)
+	flag.StringVar(&c.berthSrc, "berth-src", filepath.Join("..", ".."), "source tree `berth serve` is built from (e.g. an older commit, `git archive REV | tar -x -C DIR`)")
+	berthArgs := flag.String("berth-args", "", "extra arguments of every `berth serve`, space-separated (e.g. --audit-pulls)")
 	smoke := flag.Bool("smoke", false, "tiny sizes, one run, short loads: checks every path of the bench still works (the test command)")
 	flag.Parse()
+	c.berthArgs = strings.Fields(*berthArgs)
 	if *smoke {
 		c.sizeMiB, c.runs, c.clients, c.dur, c.rounds, c.layerKiB = 8, 1, 4, 300*time.Millisecond, 1, 256
 	}
@@ -67,6 +74,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// pushClients push manifests at once in the manifest PUT rows.
+const pushClients = 4
 
 // Target keys, in table order.
 const (
@@ -148,7 +158,7 @@ func run(c config) error {
 	var st stack
 	defer st.stopAll()
 	began := time.Now()
-	targets, err := startTargets(&st, c.dir, keys)
+	targets, err := startTargets(&st, c, keys)
 	if err != nil {
 		return err
 	}
@@ -217,13 +227,16 @@ func run(c config) error {
 	}
 
 	// Manifests by tag.
+	manifests := map[string][]byte{}
 	for _, k := range keys {
 		if err := targets[k].login(); err != nil {
 			return err
 		}
-		if err := pushImage(targets[k]); err != nil {
+		m, err := pushImage(targets[k])
+		if err != nil {
 			return fmt.Errorf("%s image: %w", k, err)
 		}
+		manifests[k] = m
 	}
 	for round := range c.rounds {
 		order := slices.Clone(keys)
@@ -235,13 +248,23 @@ func run(c config) error {
 				return err
 			}
 			runtime.GC()
-			rps, p99, err := manifestLoad(targets[k], c.clients, c.dur)
+			rps, p99, cpu, err := manifestLoad(targets[k], c.clients, c.dur, nil)
 			if err != nil {
 				return fmt.Errorf("%s manifests: %w", k, err)
 			}
 			res.add(k, "rps", rps)
 			res.add(k, "p99", float64(p99)/1e6)
-			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v\n", round+1, k, rps, p99.Round(time.Microsecond))
+			res.add(k, "getcpu", float64(cpu)/1e6)
+			fmt.Printf("  round %d %-13s manifest GET %7.0f req/s  p99 %v  server CPU %v/req\n", round+1, k, rps, p99.Round(time.Microsecond), cpu)
+			// Pushes by tag, at a few clients: each records a version (and a scan, and an audit entry).
+			prps, pp99, pcpu, err := manifestLoad(targets[k], pushClients, c.dur, manifests[k])
+			if err != nil {
+				return fmt.Errorf("%s manifest pushes: %w", k, err)
+			}
+			res.add(k, "putrps", prps)
+			res.add(k, "putp99", float64(pp99)/1e6)
+			res.add(k, "putcpu", float64(pcpu)/1e6)
+			fmt.Printf("  round %d %-13s manifest PUT %7.0f req/s  p99 %v  server CPU %v/req\n", round+1, k, prps, pp99.Round(time.Microsecond), pcpu)
 		}
 	}
 
@@ -282,7 +305,8 @@ func run(c config) error {
 }
 
 // startTargets builds berth and distribution-fsync and starts the selected targets side by side.
-func startTargets(st *stack, dir string, keys []string) (map[string]*target, error) {
+func startTargets(st *stack, c config, keys []string) (map[string]*target, error) {
+	dir := c.dir
 	has := func(k string) bool { return slices.Contains(keys, k) }
 	// Binaries go to a lasting directory: go build links again only when the sources changed.
 	bins, err := os.UserCacheDir()
@@ -291,10 +315,14 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 	}
 	bins = filepath.Join(bins, "berth-bench-registry")
 	berthBin, distBin := filepath.Join(bins, "berth"), filepath.Join(bins, "distribution-fsync")
+	if src, _ := filepath.Abs(c.berthSrc); src != mustAbs(filepath.Join("..", "..")) {
+		sum := sha256.Sum256([]byte(src))
+		berthBin += "-" + hex.EncodeToString(sum[:4]) // another tree, another binary
+	}
 	var berthErr, distErr error
 	var wg sync.WaitGroup
 	if has(keyFS) || has(keyS3) || has(keyS3x2) {
-		wg.Go(func() { berthErr = goBuild(filepath.Join("..", ".."), "./cmd/berth", berthBin) })
+		wg.Go(func() { berthErr = goBuild(c.berthSrc, "./cmd/berth", berthBin) })
 	}
 	if has(keyDistFS) {
 		wg.Go(func() { distErr = goBuild(".", "./cmd/distribution-fsync", distBin) })
@@ -323,7 +351,9 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 		start(keyDistFS, func() (*target, error) { return st.startDistribution(distBin, filepath.Join(dir, keyDistFS)) })
 	}
 	if has(keyFS) {
-		start(keyFS, func() (*target, error) { return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil) })
+		start(keyFS, func() (*target, error) {
+			return st.startBerth(keyFS, berthBin, filepath.Join(dir, keyFS), 1, nil, c.berthArgs...)
+		})
 	}
 	if has(keyS3) || has(keyS3x2) {
 		srv, s3pid, err := st.startS3(filepath.Join(dir, "s3"))
@@ -337,6 +367,7 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-one")
+				args = append(args, c.berthArgs...)
 				t, err := st.startBerth(keyS3, berthBin, filepath.Join(dir, keyS3), 1, env, args...)
 				if t != nil {
 					t.pids = append(t.pids, s3pid)
@@ -354,6 +385,7 @@ func startTargets(st *stack, dir string, keys []string) (map[string]*target, err
 					return nil, err
 				}
 				env, args := s3Args(srv, "bench-two")
+				args = append(args, c.berthArgs...)
 				t, err := st.startBerth(keyS3x2, berthBin, filepath.Join(dir, keyS3x2), 2, env, append(args, "--mongo-uri", mongo, "--redis-addr", redis)...)
 				if t != nil {
 					t.pids = append(t.pids, s3pid)
@@ -422,6 +454,8 @@ func cell(v float64, latency bool) string {
 	switch {
 	case math.IsNaN(v):
 		return "–"
+	case latency && v < 1:
+		return fmt.Sprintf("%.3f ms", v)
 	case latency:
 		return fmt.Sprintf("%.1f ms", v)
 	}
@@ -479,6 +513,10 @@ func printTables(c config, res results, sha float64) {
 		{fmt.Sprintf("%d × %d MiB blobs pull, at once (MB/s)", c.streams, c.sizeMiB/c.streams), "pullN", false},
 		{fmt.Sprintf("manifest GET by tag, %d clients (req/s)", c.clients), "rps", false},
 		{fmt.Sprintf("manifest GET p99, %d clients", c.clients), "p99", true},
+		{fmt.Sprintf("manifest PUT by new tag, %d clients (req/s)", pushClients), "putrps", false},
+		{fmt.Sprintf("manifest PUT p99, %d clients", pushClients), "putp99", true},
+		{"server CPU time per manifest GET", "getcpu", true},
+		{"server CPU time per manifest PUT", "putcpu", true},
 	}
 	imgMB := float64(c.layers*c.layerKiB) * 1024 / 1e6
 	toolRows := []row{
@@ -512,4 +550,12 @@ func printTables(c config, res results, sha float64) {
 	}
 	printTable([]string{"metric", "Berth fs", "Berth S3", "Berth S3 ×2", "distribution fs", "S3/fs", "×2/×1 S3"}, rows)
 	fmt.Println("(ratios are speed: above 1 the first is faster, for p99 too)")
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/berth-dev/berth/audit"
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies/access"
 	"github.com/berth-dev/berth/store"
@@ -47,8 +48,10 @@ type App struct {
 	GC *pipeline.GarbageCollector
 	// Retention runs namespaces' tag retention rules.
 	Retention *pipeline.Retention
-	Handler   http.Handler // the API and the registry on one mux
-	Metrics   *prometheus.Registry
+	// Audit is the audit log (SPEC §14): the API, the console and the registry record into it.
+	Audit   *audit.Log
+	Handler http.Handler // the API and the registry on one mux
+	Metrics *prometheus.Registry
 	// MongoURI is --mongo-uri; empty on the embedded store, whose file is StorePath (a `berth worker` on this
 	// machine given the same --data-dir shares it).
 	MongoURI  string

@@ -59,6 +59,8 @@ type Config struct {
 	RetentionInterval      time.Duration
 	GCUntaggedGrace        time.Duration
 	GCBlobGrace            time.Duration
+	AuditRetention         time.Duration
+	AuditPulls             bool
 
 	S3 S3Config
 
@@ -157,6 +159,8 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.DurationVar(&c.RetentionInterval, "retention-interval", 24*time.Hour, "how often every namespace's tag retention rules run (0: only on demand, POST /api/v1/namespaces/NS/retention-runs)")
 	fs.DurationVar(&c.GCUntaggedGrace, "gc-untagged-grace", 24*time.Hour, "age after which garbage collection deletes an untagged manifest (never an index child or a referrer of a kept one)")
 	fs.DurationVar(&c.GCBlobGrace, "gc-blob-grace", time.Hour, "age after which garbage collection deletes a blob no manifest references (covers pushes still uploading)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit log entries are kept")
+	fs.BoolVar(&c.AuditPulls, "audit-pulls", false, "also keep an audit log entry for every pull (manifest GET)")
 	return fs
 }
 

@@ -35,6 +35,9 @@ func (a *App) build() error {
 	a.Metrics = prometheus.NewRegistry()
 	a.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	if a.Audit, err = a.newAuditLog(); err != nil {
+		return err
+	}
 	a.Access = access.New(a.Store, a.Instance.AccountID, a.Box.Derive("temporary-tokens"), a.Logger)
 	triggers, err := a.buildTriggers()
 	if err != nil {
@@ -74,6 +77,9 @@ func (a *App) build() error {
 		SigningKey:   signingKey,
 		Logger:       a.Logger.With("component", "registry"),
 		Metrics:      a.Metrics,
+		Audit:        registryAudit{log: a.Audit, region: c.Region, accountID: a.Instance.AccountID},
+		AuditPulls:   c.AuditPulls,
+		RequestID:    server.RequestID,
 	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
 	if err != nil {
 		return err
@@ -94,7 +100,7 @@ func (a *App) build() error {
 		NamespaceLimit: c.NamespaceLimit, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
 		Workers: workerService(a.workerRegistry()), GC: a.GC, Retention: a.Retention,
-		Scanner: a.scan,
+		Scanner: a.scan, Audit: a.Audit,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},
@@ -103,7 +109,7 @@ func (a *App) build() error {
 		},
 	})
 	cons, err := console.New(console.Deps{API: api, Auth: a.Access, Store: a.Store,
-		Authz:  server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID},
+		Authz: server.Authorization{Region: c.Region, AccountID: a.Instance.AccountID}, Audit: a.Audit,
 		Logger: a.Logger.With("component", "console")})
 	if err != nil {
 		return err
@@ -146,6 +152,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer a.startScanDBWatch(ctx)()
 	defer a.startGCSchedule(ctx)()
 	defer a.Retention.Schedule(ctx, a.Cfg.RetentionInterval)()
+	defer a.startAuditSweep(ctx)()
 	stopBuilds, err := a.startBuilds(ctx)
 	if err != nil {
 		return err

@@ -3,12 +3,12 @@ package app
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/webhooks/outbound"
 	"github.com/berth-dev/berth/workers"
 )
@@ -50,29 +50,5 @@ func (a *App) tuneQueue(qc asynq.Config) asynq.Config {
 // startTriggerCleanup deletes trigger records older than --trigger-record-retention, at once and then
 // periodically (FerretDB has no TTL indexes), until the returned stop is called.
 func (a *App) startTriggerCleanup(ctx context.Context) (stop func()) {
-	retention := a.Cfg.TriggerRecordRetention
-	interval := min(max(retention/24, time.Second), time.Hour)
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			n, err := a.Store.DeleteTriggerRecordsBefore(ctx, time.Now().Add(-retention))
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.Logger.Warn("trigger record cleanup", "err", err)
-			case n > 0:
-				a.Logger.Info("trigger records expired", "deleted", n, "retention", retention.String())
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { cancel(); wg.Wait() }
+	return store.StartSweep(ctx, a.Logger, "trigger records", a.Cfg.TriggerRecordRetention, a.Store.DeleteTriggerRecordsBefore)
 }

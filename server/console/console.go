@@ -51,6 +51,9 @@ type Deps struct {
 	Auth   Sessions
 	Store  store.Store // sessions only
 	Logger *slog.Logger
+	// Audit takes the console's own sign-ins and sign-outs (its changes go through the API, which records
+	// them); nil keeps none.
+	Audit server.Auditor
 	// IdleTimeout and AbsoluteTimeout end sessions (0: the defaults).
 	IdleTimeout, AbsoluteTimeout time.Duration
 }

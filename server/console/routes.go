@@ -72,6 +72,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+repo+"/triggers/{id}/test", c.page(c.testTrigger))
 	m.HandleFunc("POST "+repo+"/triggers/{id}/delete", c.page(c.deleteTrigger))
 
+	m.HandleFunc("GET /audit-logs", c.page(c.auditLogs))
 	m.HandleFunc("GET /users", c.page(c.users))
 	m.HandleFunc("POST /users", c.page(c.createUser))
 	m.HandleFunc("GET /users/{name}", c.page(c.userPage))

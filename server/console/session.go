@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/audit"
 	"github.com/berth-dev/berth/server"
 	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
@@ -132,6 +133,7 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 		post := r.Method != http.MethodGet && r.Method != http.MethodHead
 		if x.sess == nil {
 			if post {
+				c.auditRefusedForm(r, "", http.StatusForbidden)
 				x.fail(&apiError{Status: http.StatusForbidden, Code: "UNAUTHORIZED", Message: "you are not signed in (or your session has ended); sign in and try again"})
 				return
 			}
@@ -141,16 +143,27 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 		if post {
 			r.Body = http.MaxBytesReader(w, r.Body, server.MaxBodyBytes)
 			if err := r.ParseForm(); err != nil {
+				c.auditRefusedForm(r, x.sess.User, http.StatusBadRequest)
 				x.fail(&apiError{Status: http.StatusBadRequest, Message: "the form could not be read: " + err.Error()})
 				return
 			}
 			if !sameOrigin(r) || !tokensEqual(r.PostForm.Get(csrfField), x.sess.CSRF) {
+				c.auditRefusedForm(r, x.sess.User, http.StatusForbidden)
 				x.fail(&apiError{Status: http.StatusForbidden, Code: "CSRF",
 					Message: "this form did not come from a page of this console (or the page is from an earlier session); reload the page and try again"})
 				return
 			}
 		}
 		fn(x)
+	}
+}
+
+// auditRefusedForm records a console form refused before it reached the API (no session, an unreadable form,
+// a CSRF failure); the forms that reach it are recorded by the API under their RAM action.
+func (c *Console) auditRefusedForm(r *http.Request, user string, status int) {
+	if c.Audit != nil {
+		c.Audit.Record(r.Context(), store.AuditEntry{User: user, Client: server.ClientAddr(r), Action: audit.ActionConsoleForm,
+			Resource: "*", Status: status, RequestID: server.RequestID(r)})
 	}
 }
 
@@ -216,8 +229,18 @@ func localPath(p string) bool {
 	return false // encoded three times over: no console link is
 }
 
-// login signs a user in with the API's own authenticator (and so its failed-login limits).
+// login signs a user in with the API's own authenticator (and so its failed-login limits). Every attempt is
+// an audit entry (audit.ActionLogin) with the status it was answered with.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	if c.Audit != nil {
+		start, rec := time.Now(), &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = rec
+		defer func() {
+			c.Audit.Record(r.Context(), store.AuditEntry{Time: start, User: strings.TrimSpace(r.PostForm.Get("username")),
+				Client: server.ClientAddr(r), Action: audit.ActionLogin, Resource: "*", Status: rec.status,
+				RequestID: server.RequestID(r)})
+		}()
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		c.renderLogin(w, r, http.StatusBadRequest, "the form could not be read")
@@ -290,7 +313,22 @@ func (c *Console) logout(x *reqCtx) {
 	if err := c.Store.DeleteSession(x.r.Context(), x.sess.ID); err != nil {
 		c.Logger.Error("console: sign out", "err", err)
 	}
+	if c.Audit != nil {
+		c.Audit.Record(x.r.Context(), store.AuditEntry{User: x.sess.User, Client: server.ClientAddr(x.r),
+			Action: audit.ActionLogout, Resource: "*", Status: http.StatusSeeOther, RequestID: server.RequestID(x.r)})
+	}
 	http.SetCookie(x.w, &http.Cookie{Name: sessionCookie(x.r), Value: "", Path: "/", HttpOnly: true, Secure: secure(x.r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.Redirect(x.w, x.r, "/login", http.StatusSeeOther)
+}
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }

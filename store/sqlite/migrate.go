@@ -46,7 +46,7 @@ var migrations = []struct {
 	{"source_hooks", nil}, {"hook_deliveries", tHookDeliveries}, {"build_rules", tBuildRules},
 	{"builds", tBuilds}, {"build_logs", tBuildLogs}, {"triggers", tTriggers},
 	{"trigger_records", tTriggerRecords}, {"gc_runs", tGCRuns},
-	{"retention_rules", tRetentionRules}, {"retention_runs", tRetentionRuns},
+	{"retention_rules", tRetentionRules}, {"retention_runs", tRetentionRuns}, {"audit_log", tAuditLog},
 }
 
 // MigrateFrom copies every document of src (a Berth database on MongoDB or FerretDB, e.g. the embedded

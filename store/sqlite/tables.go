@@ -74,6 +74,15 @@ CREATE INDEX IF NOT EXISTS trigger_records_trigger ON trigger_records(trigger_id
 CREATE INDEX IF NOT EXISTS trigger_records_repository ON trigger_records(repository);
 CREATE INDEX IF NOT EXISTS trigger_records_time ON trigger_records(time);
 
+-- The audit log, newest first: ids sort by time, the table is clustered by id (appends at its end; since/until
+-- and the retention sweep are id ranges), and user, action and resource each have an index ordered by id that
+-- also holds the other two, so that a combined filter is checked in the index, never in the table.
+CREATE TABLE IF NOT EXISTS audit_log (id TEXT PRIMARY KEY, user TEXT NOT NULL, action TEXT NOT NULL,
+	resource TEXT NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_log_user ON audit_log(user, id, action, resource);
+CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log(action, id, user, resource);
+CREATE INDEX IF NOT EXISTS audit_log_resource ON audit_log(resource, id, user, action);
+
 CREATE TABLE IF NOT EXISTS gc_runs (id TEXT PRIMARY KEY, finished INTEGER NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gc_runs_unfinished ON gc_runs(finished) WHERE finished = 0;
 
@@ -165,6 +174,11 @@ var (
 		values: func(d any) (string, []any) {
 			r := d.(*store.TriggerRecord)
 			return r.ID, []any{r.TriggerID, r.Repository, ms(r.Time)}
+		}}
+	tAuditLog = &table{name: "audit_log", cols: []string{"user", "action", "resource"}, newDoc: doc[store.AuditEntry](),
+		values: func(d any) (string, []any) {
+			e := d.(*store.AuditEntry)
+			return e.ID, []any{e.User, e.Action, e.Resource}
 		}}
 	tGCRuns = &table{name: "gc_runs", cols: []string{"finished"}, newDoc: doc[store.GCRun](),
 		values: func(d any) (string, []any) {
