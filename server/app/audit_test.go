@@ -55,8 +55,9 @@ func expectEntries(t *testing.T, in *apptest.Instance, query string, want ...str
 }
 
 // TestAuditLog on a whole Berth: a RAM user's push through the docker CLI, sign-ins that fail (API, docker
-// login) and succeed (docker login), policy changes, a garbage collection started through the API, each with
-// its user, client, action, resource and status; reads are not kept; only those allowed read the log.
+// login) and succeed (docker login), policy changes, a garbage collection and a retention run started through
+// the API, each with its user, client, action, resource and status; reads are not kept; only those allowed read
+// the log.
 func TestAuditLog(t *testing.T) {
 	needTool(t, "docker", "podman", "runc")
 	in := apptest.Start(t, apptest.Options{Region: "cn-hangzhou"})
@@ -139,6 +140,21 @@ func TestAuditLog(t *testing.T) {
 	expectEntries(t, in, "action=system:StartGarbageCollection",
 		"admin 127.0.0.1 system:StartGarbageCollection * 202",
 		"dev 127.0.0.1 system:StartGarbageCollection * 403")
+	// A retention run started through the API, and one the RAM user may not start.
+	if r := in.Admin(t, "POST", "/api/v1/namespaces/team/retention-rules", map[string]any{"tag_pattern": "v.*", "keep_last": 5}); r.Status != 201 {
+		t.Fatalf("retention rule: %d %s", r.Status, r.Body)
+	}
+	if r := in.Admin(t, "POST", "/api/v1/namespaces/team/retention-runs", map[string]any{"dry_run": false}); r.Status != 202 {
+		t.Fatalf("start retention: %d %s", r.Status, r.Body)
+	}
+	if r := in.Call(t, "dev", "dev-password-1", "POST", "/api/v1/namespaces/team/retention-runs", map[string]any{"dry_run": true}); r.Status != 403 {
+		t.Fatalf("dev starts a retention run: %d %s", r.Status, r.Body)
+	}
+	nsRes := policies.NamespaceResource("cn-hangzhou", acct, "team")
+	expectEntries(t, in, "action=cr:StartRetentionRun",
+		"dev 127.0.0.1 cr:StartRetentionRun "+nsRes+" 403",
+		"admin 127.0.0.1 cr:StartRetentionRun "+nsRes+" 202")
+	expectEntries(t, in, "action=cr:CreateRetentionRule", "admin 127.0.0.1 cr:CreateRetentionRule "+nsRes+" 201")
 	// Time filters: nothing is after now; everything is since a minute ago.
 	if got := auditEntries(t, in, "since="+time.Now().Add(time.Minute).UTC().Format(time.RFC3339)); len(got) != 0 {
 		t.Fatalf("entries in the future: %v", got)
