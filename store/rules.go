@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -35,12 +33,8 @@ type BuildRule struct {
 	UpdatedAt      time.Time         `bson:"updated_at"`
 }
 
-// NewRuleID returns a fresh random rule id.
-func NewRuleID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// NewRuleID returns a fresh rule id, which sorts after the ids this process made before (creationID).
+func NewRuleID() string { return creationID() }
 
 // CreateBuildRule inserts r with a new id. ErrNotFound when the repository does not exist, ErrLimitExceeded
 // when it has MaxBuildRules already. The repository's rules lease keeps the count and the insert together.

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -62,11 +64,19 @@ type TriggerRecord struct {
 	ResponseExcerpt string    `bson:"response_excerpt"`
 }
 
-// NewTriggerID returns a fresh random trigger id.
-func NewTriggerID() string {
-	var b [8]byte
+// NewTriggerID returns a fresh trigger id, which sorts after the ids this process made before (creationID).
+func NewTriggerID() string { return creationID() }
+
+// idSeq orders the ids one process makes within one millisecond.
+var idSeq atomic.Uint32
+
+// creationID is 16 hex digits: the millisecond, then a counter of this process, then a random byte. Lists
+// sorted by creation time (to the millisecond, as the store keeps times) and then by id keep the creation
+// order of what one process made within one millisecond too.
+func creationID() string {
+	var b [1]byte
 	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return fmt.Sprintf("%011x%03x%s", time.Now().UnixMilli()&0xfffffffffff, idSeq.Add(1)&0xfff, hex.EncodeToString(b[:]))
 }
 
 // TriggerRecordID names the record of triggerID for an event at `at`. key tells events at the same instant

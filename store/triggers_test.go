@@ -37,7 +37,6 @@ func TestTriggerCRUD(t *testing.T) {
 		if err := s.CreateTrigger(ctx, tr); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond) // creation order is kept to the millisecond
 	}
 	if a.ID == "" || a.ID == b.ID || a.CreatedAt.IsZero() {
 		t.Fatalf("ids and times not set: %+v %+v", a, b)
