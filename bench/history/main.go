@@ -9,7 +9,7 @@
 // How the history is made: the first -registry-pushes versions are pushed through the registry by 8 clients
 // (go-containerregistry, small random images) with an ALL trigger delivering every tag to a local receiver;
 // that phase gives the push rate. Every build is made by a signed GitHub push webhook (8 senders; the builds
-// wait QUEUED on the overseas queue, which no worker takes). The rest of the versions, their scans and their
+// go to the overseas queue, which no worker takes, and end FAILED after --build-queue-timeout 1s). The rest of the versions, their scans and their
 // trigger records, and the repositories, are written through the store's typed methods (the documents a push
 // writes), since a registry push per version would take hours at 100k. Then at each size every row is read
 // -reads times in sequence (p50 / p99), and the RSS of the berth process is read from /proc.
@@ -102,8 +102,12 @@ func run() error {
 		return fmt.Errorf("build berth (run from the repository root): %v\n%s", err, out)
 	}
 	dataDir := filepath.Join(tmp, "data")
+	// The builds wait on the overseas queue, which no worker takes: --build-queue-timeout ends them FAILED
+	// ("no worker") within seconds, so the history is of finished builds, as it is on a real instance (where
+	// the check of QUEUED builds reads only the few that wait).
 	args := []string{"serve", "--data-dir", dataDir, "--namespace-limit", "0", "--queues", "none",
-		"--trigger-allow-cidr", "127.0.0.0/8", "--scan-db-repository", "", "--log-level", "warn"}
+		"--trigger-allow-cidr", "127.0.0.0/8", "--scan-db-repository", "", "--log-level", "error",
+		"--build-queue-timeout", "1s"}
 	ctx := context.Background()
 	var st store.Store
 	switch *backend {
@@ -383,6 +387,9 @@ func (h *history) grow(ctx context.Context, b *berth, st store.Store, size int) 
 		h.hookTook += time.Since(start)
 		h.hooks += n
 		h.builds = size
+		if err := waitBuildsFinished(b); err != nil {
+			return err
+		}
 	}
 	for ; h.repos < size/10; h.repos++ {
 		ns := fmt.Sprintf("team-%02d", h.repos%20)
@@ -468,6 +475,23 @@ func (h *history) fillVersions(ctx context.Context, st store.Store, size int) er
 	}
 	h.versions = size
 	return nil
+}
+
+// waitBuildsFinished waits until the newest build has left QUEUED (the queue check ends them oldest first).
+func waitBuildsFinished(b *berth) error {
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		out, err := b.call("GET", "/api/v1/repositories/bench/app/builds?page_size=1", nil, 200)
+		if err != nil {
+			return err
+		}
+		items, _ := out["items"].([]any)
+		if len(items) == 1 && items[0].(map[string]any)["status"] != "QUEUED" {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return errors.New("builds still QUEUED after 10 minutes")
 }
 
 // hook sends one signed GitHub push webhook, which makes one build.
