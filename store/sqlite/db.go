@@ -148,10 +148,15 @@ func bump(ctx context.Context, tx querier, key string, delta int64) error {
 	return err
 }
 
-// count reads a counter.
+// count reads the counter of t's rows whose countBy column is v.
 func count(ctx context.Context, q querier, t *table, v any) (int64, error) {
+	return counter(ctx, q, counterKey(t, v))
+}
+
+// counter reads the counter key (0 when it was never bumped).
+func counter(ctx context.Context, q querier, key string) (int64, error) {
 	var n int64
-	err := q.QueryRowContext(ctx, "SELECT n FROM counters WHERE key = ?", counterKey(t, v)).Scan(&n)
+	err := q.QueryRowContext(ctx, "SELECT n FROM counters WHERE key = ?", key).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -115,7 +115,7 @@ func (db *DB) DeleteNamespace(ctx context.Context, name string, force bool) (rep
 		_, err = remove(ctx, tx, tSecurityPolicies, "id = ?", name)
 		return err
 	})
-	if err == store.ErrNotEmpty {
+	if errors.Is(err, store.ErrNotEmpty) {
 		return repos, err
 	}
 	if err != nil {
@@ -152,12 +152,7 @@ func bumpRepoCounters(ctx context.Context, tx querier, r *store.Repository, delt
 
 // repoTotal reads a repository counter.
 func repoTotal(ctx context.Context, q querier, key string) (int64, error) {
-	var n int64
-	err := q.QueryRowContext(ctx, "SELECT n FROM counters WHERE key = ?", "repositories/"+key).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return n, err
+	return counter(ctx, q, "repositories/"+key)
 }
 
 // GetRepository returns namespace/name.
@@ -278,7 +273,7 @@ func deleteRepository(ctx context.Context, tx *sql.Tx, full string) error {
 func exists(ctx context.Context, q querier, t *table, id string) (bool, error) {
 	var one int
 	err := q.QueryRowContext(ctx, "SELECT 1 FROM "+t.name+" WHERE id = ?", id).Scan(&one)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
 	return err == nil, err
