@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -35,7 +36,60 @@ func (c *Console) showBuildSettings(x *reqCtx, created *source) {
 		data["RulesError"] = err
 	}
 	data["Rules"] = rules.Items
+	// The rule being edited in place: ?edit=ID, or the rule whose edit form was just refused.
+	edit := x.r.URL.Query().Get("edit")
+	if x.r.Method == http.MethodPost && x.r.PostForm.Get("edit") != "" {
+		edit = x.r.PostForm.Get("edit")
+	}
+	for _, r := range rules.Items {
+		if r.ID == edit {
+			data["Edit"] = r.ID
+			if x.r.Method == http.MethodPost {
+				data["EditFields"] = fieldsOfForm(x.r.PostForm)
+			} else {
+				data["EditFields"] = fieldsOfRule(r)
+			}
+		}
+	}
+	if x.r.Method == http.MethodPost && edit == "" {
+		data["NewFields"] = fieldsOfForm(x.r.PostForm)
+	} else {
+		data["NewFields"] = ruleFields{SourceType: "BRANCH"}
+	}
+	// The source's real branches and tags, offered (not imposed: names and patterns may still be typed).
+	if data["Source"] != nil && x.can("GET", nav.API+"/source/refs") {
+		var refs sourceRefs
+		if err := x.call("GET", nav.API+"/source/refs", nil, &refs); err != nil {
+			data["RefsError"] = err
+		}
+		data["Refs"] = refs
+	}
 	x.render("build", nav.NS+"/"+nav.Name+" build", data)
+}
+
+// ruleFields are a build rule form's values.
+type ruleFields struct {
+	SourceType, SourceRef, ImageTag, DockerfileDir, DockerfileName, Target, Platforms, BuildArgs string
+}
+
+func fieldsOfRule(r rule) ruleFields {
+	keys := make([]string, 0, len(r.BuildArgs))
+	for k := range r.BuildArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var args strings.Builder
+	for _, k := range keys {
+		args.WriteString(k + "=" + r.BuildArgs[k] + "\n")
+	}
+	return ruleFields{SourceType: r.SourceType, SourceRef: r.SourceRef, ImageTag: r.ImageTag, DockerfileDir: r.DockerfileDir,
+		DockerfileName: r.DockerfileName, Target: r.Target, Platforms: strings.Join(r.Platforms, ", "), BuildArgs: args.String()}
+}
+
+func fieldsOfForm(f url.Values) ruleFields {
+	return ruleFields{SourceType: f.Get("source_type"), SourceRef: f.Get("source_ref"), ImageTag: f.Get("image_tag"),
+		DockerfileDir: f.Get("dockerfile_dir"), DockerfileName: f.Get("dockerfile_name"), Target: f.Get("target"),
+		Platforms: f.Get("platforms"), BuildArgs: f.Get("build_args")}
 }
 
 func (c *Console) putSource(x *reqCtx) {
@@ -79,19 +133,20 @@ func (c *Console) deleteSource(x *reqCtx) {
 	x.done(nav.Base + "/build")
 }
 
-func (c *Console) createRule(x *reqCtx) {
-	nav, f := x.repoNav("build"), x.r.PostForm
+// ruleBody reads a build rule form into an API body. An edit sends every field, so a field emptied on the
+// form is cleared (the API fills the defaults of the Dockerfile's place); a new rule sends only what is set.
+func ruleBody(f url.Values, edit bool) map[string]any {
 	body := map[string]any{"source_type": f.Get("source_type"), "source_ref": strings.TrimSpace(f.Get("source_ref")),
 		"image_tag": strings.TrimSpace(f.Get("image_tag"))}
 	for _, k := range []string{"dockerfile_dir", "dockerfile_name", "target"} {
-		if v := strings.TrimSpace(f.Get(k)); v != "" {
+		if v := strings.TrimSpace(f.Get(k)); v != "" || edit {
 			body[k] = v
 		}
 	}
-	if v := strings.TrimSpace(f.Get("platforms")); v != "" {
+	if v := strings.TrimSpace(f.Get("platforms")); v != "" || edit {
 		body["platforms"] = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 	}
-	if v := strings.TrimSpace(f.Get("build_args")); v != "" {
+	if v := strings.TrimSpace(f.Get("build_args")); v != "" || edit {
 		args := map[string]string{}
 		for _, line := range strings.Split(v, "\n") {
 			if k, val, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
@@ -100,11 +155,27 @@ func (c *Console) createRule(x *reqCtx) {
 		}
 		body["build_args"] = args
 	}
-	if err := x.call("POST", nav.API+"/build-rules", body, nil); err != nil {
+	return body
+}
+
+func (c *Console) createRule(x *reqCtx) {
+	nav := x.repoNav("build")
+	if err := x.call("POST", nav.API+"/build-rules", ruleBody(x.r.PostForm, false), nil); err != nil {
 		x.again(err, c.buildSettings)
 		return
 	}
 	x.done(nav.Base + "/build")
+}
+
+// updateRule saves a rule edited in place (its row on the build page turned into a form).
+func (c *Console) updateRule(x *reqCtx) {
+	nav := x.repoNav("build")
+	id := x.r.PathValue("id")
+	if err := x.call("PATCH", nav.API+"/build-rules/"+url.PathEscape(id), ruleBody(x.r.PostForm, true), nil); err != nil {
+		x.again(err, c.buildSettings)
+		return
+	}
+	x.done(nav.Base + "/build#rule-" + url.PathEscape(id))
 }
 
 func (c *Console) buildNow(x *reqCtx) {

@@ -108,7 +108,7 @@ func (c *Console) rescan(x *reqCtx) {
 		x.again(err, c.tagPage)
 		return
 	}
-	x.done(nav.Base + "/tags/" + url.PathEscape(tg))
+	x.done(nav.Base + "/tags/" + url.PathEscape(tg) + "#scan")
 }
 
 func (c *Console) deleteTag(x *reqCtx) {

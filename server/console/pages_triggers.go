@@ -16,8 +16,60 @@ func (c *Console) showTriggers(x *reqCtx, created *trigger) {
 		x.fail(err)
 		return
 	}
+	f := x.r.PostForm
+	draft := trigger{Name: f.Get("name"), URL: f.Get("url"), FilterType: f.Get("filter_type"), Expression: f.Get("expression"),
+		Tags: formTags(f), Enabled: f == nil || checked(f.Get("enabled"))}
 	x.render("triggers", nav.NS+"/"+nav.Name+" triggers", map[string]any{"Nav": nav, "Items": l.Items,
-		"Created": created, "Form": x.r.PostForm})
+		"Created": created, "Draft": c.triggerFormData(x, nav, draft)})
+}
+
+// triggerFormData is what the trigger form shows: the trigger, and for a TAGS filter the repository's newest
+// versions to pick from (tags not among them stay in the typed field).
+func (c *Console) triggerFormData(x *reqCtx, nav repoNav, t trigger) map[string]any {
+	var versions list[tag]
+	if x.can("GET", nav.API+"/tags") {
+		_ = x.call("GET", nav.API+"/tags?page_size=100", nil, &versions) // the picker is a help: typed tags still work
+	}
+	chosen := map[string]bool{}
+	for _, tg := range t.Tags {
+		chosen[tg] = true
+	}
+	type choice struct {
+		Tag      string
+		Selected bool
+	}
+	var picks []choice
+	seen := map[string]bool{}
+	for _, v := range versions.Items {
+		picks = append(picks, choice{v.Tag, chosen[v.Tag]})
+		seen[v.Tag] = true
+	}
+	var typed []string
+	for _, tg := range t.Tags {
+		if !seen[tg] {
+			typed = append(typed, tg)
+		}
+	}
+	return map[string]any{"T": t, "Versions": picks, "Typed": strings.Join(typed, ", ")}
+}
+
+// formTags are a trigger form's tags: those picked from the versions, then those typed (comma-separated).
+func formTags(f url.Values) []string {
+	var tags []string
+	seen := map[string]bool{}
+	add := func(tg string) {
+		if tg != "" && !seen[tg] {
+			seen[tg] = true
+			tags = append(tags, tg)
+		}
+	}
+	for _, tg := range f["tag_pick"] {
+		add(strings.TrimSpace(tg))
+	}
+	for _, tg := range strings.FieldsFunc(f.Get("tags"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
+		add(tg)
+	}
+	return tags
 }
 
 // triggerForm reads a trigger form into an API body.
@@ -28,8 +80,7 @@ func triggerForm(f url.Values) map[string]any {
 	case "EXPRESSION":
 		body["expression"] = strings.TrimSpace(f.Get("expression"))
 	case "TAGS":
-		tags := strings.FieldsFunc(f.Get("tags"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })
-		body["tags"] = tags
+		body["tags"] = formTags(f)
 	}
 	return body
 }
@@ -60,6 +111,14 @@ func (c *Console) showTrigger(x *reqCtx, tested *triggerRecord) {
 	page := x.pageParam()
 	data := map[string]any{"Nav": nav, "Trigger": t, "Tested": tested, "Self": nav.Base + "/triggers/" + url.PathEscape(id),
 		"API": p}
+	if x.can("PATCH", p) {
+		edited := t
+		if f := x.r.PostForm; x.r.Method == "POST" && f.Get("name") != "" { // an edit the API refused: the form as sent
+			edited = trigger{ID: t.ID, Name: f.Get("name"), URL: f.Get("url"), FilterType: f.Get("filter_type"),
+				Expression: f.Get("expression"), Tags: formTags(f), Enabled: checked(f.Get("enabled"))}
+		}
+		data["Form"] = c.triggerFormData(x, nav, edited)
+	}
 	var recs list[triggerRecord]
 	if err := x.call("GET", p+"/records?page_size=20&page="+itoa(page), nil, &recs); err != nil {
 		data["RecordsError"] = err

@@ -57,6 +57,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+repo+"/source/delete", c.page(c.deleteSource))
 	m.HandleFunc("POST "+repo+"/source/rotate-secret", c.page(c.rotateSourceSecret))
 	m.HandleFunc("POST "+repo+"/build-rules", c.page(c.createRule))
+	m.HandleFunc("POST "+repo+"/build-rules/{id}", c.page(c.updateRule))
 	m.HandleFunc("POST "+repo+"/build-rules/{id}/build", c.page(c.buildNow))
 	m.HandleFunc("POST "+repo+"/build-rules/{id}/delete", c.page(c.deleteRule))
 	m.HandleFunc("GET "+repo+"/builds", c.page(c.builds))

@@ -243,3 +243,9 @@ type tempToken struct {
 	Password  string    `json:"password"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
+
+// sourceRefs are the connected Git repository's branches and tags (SPEC §16).
+type sourceRefs struct {
+	Branches []string `json:"branches"`
+	Tags     []string `json:"tags"`
+}

@@ -69,6 +69,33 @@
     });
   }
 
+  // Build rule forms: the branch/tag field offers the repository's branches or its tags, as the type says.
+  function refPickers() {
+    document.querySelectorAll("select[data-ref-type]").forEach(function (sel) {
+      var input = document.getElementById(sel.getAttribute("data-ref-type"));
+      if (!input || !input.hasAttribute("list")) return;
+      sel.addEventListener("change", function () {
+        input.setAttribute("list", "refs-" + (sel.value === "TAG" ? "TAG" : "BRANCH"));
+      });
+    });
+  }
+
+  // Trigger forms: say how many versions are picked, and when that is more than the API takes.
+  function tagPickers() {
+    document.querySelectorAll("select[multiple][data-max]").forEach(function (sel) {
+      var max = parseInt(sel.getAttribute("data-max"), 10);
+      var out = document.getElementById(sel.getAttribute("aria-describedby"));
+      function sync() {
+        var n = sel.selectedOptions.length;
+        var over = n > max;
+        if (over) sel.setAttribute("aria-invalid", "true"); else sel.removeAttribute("aria-invalid");
+        if (out) out.textContent = n ? n + " picked" + (over ? ": a trigger takes at most " + max + " tags" : "") : "";
+      }
+      sel.addEventListener("change", sync);
+      sync();
+    });
+  }
+
   // Policy editor: say at once when the text is not JSON (the server says what else is wrong).
   function jsonEditors() {
     document.querySelectorAll("textarea[data-json-editor]").forEach(function (ta) {
@@ -198,6 +225,8 @@
   function start() {
     localTimes(document);
     filterFields();
+    refPickers();
+    tagPickers();
     jsonEditors();
     var sec = document.getElementById("build");
     if (sec) followBuild(sec);

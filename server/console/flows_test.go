@@ -1,0 +1,160 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-dev/berth/server/app/apptest"
+	"github.com/berth-dev/berth/store"
+)
+
+// pushRandom pushes a small random image as ns/repo:tag, as the administrator.
+func pushRandom(t *testing.T, in *apptest.Instance, repoTag string) {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(in.Host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConsoleGuideFlows: the flows of the guide's console (SPEC §12) on the pages: a build rule edited in place,
+// a Log link on every build row and a Scan action on every version row, a TAGS trigger's tags picked from the
+// versions, and an access record that did not fire shown as "Not triggered".
+func TestConsoleGuideFlows(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	for _, c := range []struct{ path, name string }{{"/api/v1/namespaces", "team"}, {"/api/v1/namespaces/team/repositories", "app"}} {
+		if r := in.Admin(t, "POST", c.path, map[string]any{"name": c.name}); r.Status != 201 {
+			t.Fatalf("%s: %s", c.path, r.Body)
+		}
+	}
+	b := newBrowser(t, in)
+	b.signIn("admin", apptest.AdminPassword)
+	base := "/repositories/team/app"
+
+	// A rule, edited in place: its row turns into a form holding its values; saving PATCHes every field.
+	r := in.Admin(t, "POST", "/api/v1"+base+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main",
+		"image_tag": "latest", "build_args": map[string]string{"MODE": "dev"}, "platforms": []string{"linux/amd64"}})
+	if r.Status != 201 {
+		t.Fatalf("rule: %s", r.Body)
+	}
+	id := r.JSON["id"].(string)
+	st, body := b.get(base + "/build")
+	if st != 200 || !strings.Contains(body, `href="`+base+`/build?edit=`+id+`#rule-`+id+`"`) || strings.Contains(body, `action="`+base+`/build-rules/`+id+`"`) {
+		t.Fatalf("build page: %d, no Edit link or an open edit form\n%s", st, body)
+	}
+	st, body = b.get(base + "/build?edit=" + id)
+	for _, want := range []string{`<tr id="rule-` + id + `" class="editing">`, `action="` + base + `/build-rules/` + id + `"`,
+		`id="edit-` + id + `-ref" name="source_ref" required placeholder="main" value="main"`, "MODE=dev", `value="linux/amd64"`} {
+		if st != 200 || !strings.Contains(body, want) {
+			t.Fatalf("edit form: %d, no %q\n%s", st, want, body)
+		}
+	}
+	st, _, body = b.post(base+"/build-rules/"+id, url.Values{"edit": {id}, "source_type": {"TAG"}, "source_ref": {"release-v(?<version>.*)"},
+		"image_tag": {"${version}"}, "dockerfile_dir": {"/docker"}, "dockerfile_name": {"Dockerfile.prod"}, "platforms": {""}, "build_args": {""}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("save the rule: %d\n%s", st, body)
+	}
+	r = in.Admin(t, "GET", "/api/v1"+base+"/build-rules/"+id, nil)
+	if r.JSON["source_type"] != "TAG" || r.JSON["source_ref"] != "release-v(?<version>.*)" || r.JSON["image_tag"] != "${version}" ||
+		r.JSON["dockerfile_dir"] != "/docker" || r.JSON["dockerfile_name"] != "Dockerfile.prod" ||
+		len(r.JSON["build_args"].(map[string]any)) != 0 || r.JSON["platforms"] != nil && len(r.JSON["platforms"].([]any)) != 0 {
+		t.Fatalf("rule after the edit: %s", r.Body)
+	}
+	// A refused edit stays in place, with the API's message and what was typed.
+	st, _, body = b.post(base+"/build-rules/"+id, url.Values{"edit": {id}, "source_type": {"BRANCH"}, "source_ref": {"main"}, "image_tag": {"bad tag!"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "INVALID_ARGUMENT") || !strings.Contains(body, `value="bad tag!"`) ||
+		!strings.Contains(body, `class="editing"`) {
+		t.Fatalf("refused edit: %d\n%s", st, body)
+	}
+	if r = in.Admin(t, "GET", "/api/v1"+base+"/build-rules/"+id, nil); r.JSON["image_tag"] != "${version}" {
+		t.Fatalf("a refused edit changed the rule: %s", r.Body)
+	}
+
+	// Builds: every row links to its build's log.
+	bid := store.NewBuildID()
+	if err := in.Store.CreateBuild(context.Background(), &store.Build{ID: bid, Repository: "team/app", RuleID: id, Trigger: "MANUAL",
+		Ref: "main", ImageTag: "latest", Status: store.BuildFailed, Error: "no source", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body = b.get(base + "/builds"); st != 200 || !strings.Contains(body, `href="`+base+`/builds/`+bid+`#log-h"`) {
+		t.Fatalf("builds: %d, no Log link\n%s", st, body)
+	}
+
+	// A TAGS trigger for "stable"; pushing v1 records NOT_TRIGGERED, shown as "Not triggered".
+	r = in.Admin(t, "POST", "/api/v1"+base+"/triggers", map[string]any{"name": "deploy", "url": "https://deploy.example.com/hook",
+		"filter_type": "TAGS", "tags": []string{"stable"}})
+	if r.Status != 201 {
+		t.Fatalf("trigger: %s", r.Body)
+	}
+	tid := r.JSON["id"].(string)
+	pushRandom(t, in, "team/app:v1")
+	pushRandom(t, in, "team/app:v2")
+
+	// Versions: each row offers its scan (a link to it, or a button that starts one).
+	st, body = b.get(base + "/tags")
+	if st != 200 || (!strings.Contains(body, `href="`+base+`/tags/v1#scan"`) && !strings.Contains(body, `action="`+base+`/tags/v1/scan"`)) {
+		t.Fatalf("versions: %d, no Scan for v1\n%s", st, body)
+	}
+	if strings.Contains(body, `action="`+base+`/tags/v1/scan"`) {
+		st, h, body := b.post(base+"/tags/v1/scan", nil)
+		if st != http.StatusSeeOther || h.Get("Location") != base+"/tags/v1#scan" {
+			t.Fatalf("scan from the list: %d %v\n%s", st, h, body)
+		}
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, body = b.get(base + "/triggers/" + tid)
+		if st == 200 && strings.Count(body, "Not triggered") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no NOT_TRIGGERED records shown as Not triggered: %d\n%s", st, body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The edit form offers the versions; the trigger's own "stable" (not pushed) stays typed.
+	for _, want := range []string{`<option value="v1" >v1</option>`, `<option value="v2" >v2</option>`, `id="tr-tags" name="tags" value="stable"`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("trigger form: no %q\n%s", want, body)
+		}
+	}
+	st, h, body := b.post(base+"/triggers/"+tid, url.Values{"name": {"deploy"}, "url": {"https://deploy.example.com/hook"},
+		"filter_type": {"TAGS"}, "tag_pick": {"v1", "v2"}, "tags": {"stable, v1"}, "enabled": {"on"}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("save trigger: %d %v\n%s", st, h, body)
+	}
+	r = in.Admin(t, "GET", "/api/v1"+base+"/triggers/"+tid, nil)
+	if tags, _ := r.JSON["tags"].([]any); len(tags) != 3 || tags[0] != "v1" || tags[1] != "v2" || tags[2] != "stable" {
+		t.Fatalf("trigger tags after the picker: %s", r.Body)
+	}
+	if _, body = b.get(base + "/triggers/" + tid); !strings.Contains(body, `<option value="v1" selected>v1</option>`) {
+		t.Fatalf("picked versions not selected:\n%s", body)
+	}
+	// More than 10 picked: the API's limit message, on the form.
+	var eleven []string
+	for i := 0; i < 11; i++ {
+		eleven = append(eleven, "t"+strings.Repeat("x", i))
+	}
+	st, _, body = b.post(base+"/triggers/"+tid, url.Values{"name": {"deploy"}, "url": {"https://deploy.example.com/hook"},
+		"filter_type": {"TAGS"}, "tags": {strings.Join(eleven, ",")}, "enabled": {"on"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "10") {
+		t.Fatalf("11 tags: %d\n%s", st, body)
+	}
+}
