@@ -150,6 +150,13 @@ func TestRepositoryRulesAndPaging(t *testing.T) {
 	if len(r.Items()) != 25 {
 		t.Fatalf("by namespace: %d", len(r.Items()))
 	}
+	// ?namespace= filters the list of all repositories; an unknown namespace has none (not a 404).
+	if r = in.Admin(t, "GET", "/api/v1/repositories?namespace=team&page_size=100", nil); r.Status != 200 || len(r.Items()) != 25 {
+		t.Fatalf("?namespace=team: %d %s", r.Status, r.Body)
+	}
+	if r = in.Admin(t, "GET", "/api/v1/repositories?namespace=nope", nil); r.Status != 200 || len(r.Items()) != 0 || r.JSON["total"] != float64(0) {
+		t.Fatalf("?namespace=nope: %d %s", r.Status, r.Body)
+	}
 	for _, q := range []string{"page_size=101", "page_size=0", "page=0", "page=x"} {
 		if r := in.Admin(t, "GET", "/api/v1/repositories?"+q, nil); r.Status != 400 || r.Code() != "INVALID_ARGUMENT" {
 			t.Fatalf("%s: %s", q, r.Body)

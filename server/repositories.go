@@ -101,14 +101,15 @@ func (a *api) listRepositories(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	// GET /namespaces/{ns}/repositories answers 404 for a namespace that does not exist; GET /repositories'
+	// ?namespace= is a filter, whose unknown namespace has no repositories.
 	ns := c.Param("ns")
-	if ns == "" {
-		ns = c.Query("namespace")
-	}
 	if ns != "" {
-		if _, ok := a.namespaceOr404(c); !ok && c.Param("ns") != "" {
+		if _, ok := a.namespaceOr404(c); !ok {
 			return
 		}
+	} else {
+		ns = c.Query("namespace")
 	}
 	q := c.Query("q")
 	if len(q) > 64 {

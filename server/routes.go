@@ -42,7 +42,7 @@ var routes = []route{
 	{"DELETE", "/api/v1/namespaces/:ns", policies.ActionDeleteNamespace, resNamespace, "Delete a namespace (?force=true deletes its repositories)", (*api).deleteNamespace},
 	{"POST", "/api/v1/namespaces/:ns/repositories", policies.ActionCreateRepository, resNamespace, "Create a repository", (*api).createRepository},
 	{"GET", "/api/v1/namespaces/:ns/repositories", policies.ActionListRepository, resAny, "List a namespace's repositories (?q= keeps those whose name contains it)", (*api).listRepositories},
-	{"GET", "/api/v1/repositories", policies.ActionListRepository, resAny, "List all repositories (?q= keeps those whose name contains it)", (*api).listRepositories},
+	{"GET", "/api/v1/repositories", policies.ActionListRepository, resAny, "List all repositories (?namespace= keeps one namespace's, ?q= those whose name contains it)", (*api).listRepositories},
 	{"GET", "/api/v1/repositories/:ns/:repo", policies.ActionGetRepository, resRepository, "Get a repository", (*api).getRepository},
 	{"PATCH", "/api/v1/repositories/:ns/:repo", policies.ActionUpdateRepository, resRepository, "Change a repository", (*api).updateRepository},
 	{"DELETE", "/api/v1/repositories/:ns/:repo", policies.ActionDeleteRepository, resRepository, "Delete a repository and its images", (*api).deleteRepository},

@@ -171,7 +171,7 @@ func TestConsoleSessionsAndCSRF(t *testing.T) {
 	}
 
 	// Every page renders.
-	for _, p := range []string{"/namespaces", "/namespaces/one", "/namespaces/one?q=we", "/namespaces/one/settings",
+	for _, p := range []string{"/namespaces", "/repositories", "/repositories?namespace=one&q=we", "/namespaces/one", "/namespaces/one?q=we", "/namespaces/one/settings",
 		"/repositories/one/web/tags", "/repositories/one/web/build", "/repositories/one/web/builds",
 		"/repositories/one/web/triggers", "/repositories/one/web/security", "/users", "/users/admin", "/policies",
 		"/policies/AliyunContainerRegistryReadOnlyAccess", "/credentials"} {

@@ -158,3 +158,102 @@ func TestConsoleGuideFlows(t *testing.T) {
 		t.Fatalf("11 tags: %d\n%s", st, body)
 	}
 }
+
+// TestConsoleWorkedCase1: SPEC §9 worked case 1 in the console. A user with cr:Get*, cr:List*,
+// cr:PullRepository on repository/juzhong/* lists nothing, yet opens /namespaces/juzhong by its address and
+// its repositories by name; with cr:ListNamespace/cr:ListRepository on * it sees every namespace and
+// repository name (as the list APIs answer), links only to juzhong's, and other pages answer forbidden. The
+// all-repositories page filters by namespace and name and pages.
+func TestConsoleWorkedCase1(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	admin := func(method, path string, body any) *apptest.Response {
+		t.Helper()
+		r := in.Admin(t, method, path, body)
+		if r.Status >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
+		}
+		return r
+	}
+	for _, ns := range []string{"juzhong", "other"} {
+		admin("POST", "/api/v1/namespaces", map[string]any{"name": ns})
+	}
+	for _, full := range []string{"juzhong/nginx", "juzhong/redis", "other/app"} {
+		ns, repo, _ := strings.Cut(full, "/")
+		admin("POST", "/api/v1/namespaces/"+ns+"/repositories", map[string]any{"name": repo, "summary": "the " + repo})
+	}
+	admin("POST", "/api/v1/policies", map[string]any{"name": "juzhong-read", "document": map[string]any{"Version": "1",
+		"Statement": []any{map[string]any{"Effect": "Allow", "Action": []string{"cr:Get*", "cr:List*", "cr:PullRepository"},
+			"Resource": []string{"acs:cr:*:*:repository/juzhong/*"}}}}})
+	admin("POST", "/api/v1/policies", map[string]any{"name": "list-all", "document": map[string]any{"Version": "1",
+		"Statement": []any{map[string]any{"Effect": "Allow", "Action": []string{"cr:ListNamespace", "cr:ListRepository"}, "Resource": "*"}}}})
+	admin("POST", "/api/v1/users", map[string]any{"name": "ju", "password": "ju-password-1"})
+	admin("PUT", "/api/v1/users/ju/policies/juzhong-read", nil)
+
+	b := newBrowser(t, in)
+	b.signIn("ju", "ju-password-1")
+	expect := func(path string, status int, want, not []string) string {
+		t.Helper()
+		st, body := b.get(path)
+		if st != status {
+			t.Fatalf("%s: %d, want %d\n%s", path, st, status, body)
+		}
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				t.Fatalf("%s: no %q\n%s", path, w, body)
+			}
+		}
+		for _, n := range not {
+			if strings.Contains(body, n) {
+				t.Fatalf("%s: %q shown\n%s", path, n, body)
+			}
+		}
+		return body
+	}
+
+	// Without the list grant: nothing listed; juzhong opens by its address.
+	expect("/namespaces", 200, []string{"You may not list namespaces", `name="open"`}, []string{"juzhong", "other"})
+	if st, h, _ := b.do("GET", "/namespaces?open=juzhong", nil, nil); st != http.StatusSeeOther || h.Get("Location") != "/namespaces/juzhong" {
+		t.Fatalf("open a namespace by name: %d %v", st, h)
+	}
+	expect("/namespaces/juzhong", 200, []string{"<h1>juzhong</h1>", "You may not list repositories", `action="/namespaces/juzhong"`},
+		[]string{"nginx", "/settings", `action="/namespaces/juzhong/repositories"`})
+	if st, h, _ := b.do("GET", "/namespaces/juzhong?open=nginx", nil, nil); st != http.StatusSeeOther || h.Get("Location") != "/repositories/juzhong/nginx" {
+		t.Fatalf("open a repository by name: %d %v", st, h)
+	}
+	expect("/repositories/juzhong/nginx", 200, []string{"juzhong/nginx", "the nginx"}, nil)
+	expect("/namespaces/other", 403, []string{"cr:GetNamespace"}, []string{"app"})
+	expect("/repositories", 200, []string{"You may not list repositories"}, []string{"nginx", "other"})
+
+	// With the list grant: every name, links to juzhong's only.
+	admin("PUT", "/api/v1/users/ju/policies/list-all", nil)
+	r := in.Call(t, "ju", "ju-password-1", "GET", "/api/v1/namespaces", nil)
+	if r.Status != 200 || len(r.Items()) != 2 {
+		t.Fatalf("the list API for ju: %d %s", r.Status, r.Body)
+	}
+	expect("/namespaces", 200, []string{`<a href="/namespaces/juzhong">juzhong</a>`, `<span class="noaccess" title="You may not open this page">other</span>`},
+		[]string{`href="/namespaces/other"`})
+	expect("/namespaces/juzhong", 200, []string{`<a href="/repositories/juzhong/nginx">nginx</a>`, `<a href="/repositories/juzhong/redis">redis</a>`}, nil)
+	expect("/namespaces/other", 403, []string{"cr:GetNamespace"}, []string{"the app"})
+	expect("/repositories/other/app", 403, []string{"cr:GetRepository"}, []string{"the app"})
+	body := expect("/repositories", 200, []string{`aria-label="Manage juzhong/nginx"`, `aria-label="Manage juzhong/redis"`,
+		`<span class="noaccess" title="You may not open this page">app</span>`, `<option>juzhong</option>`}, []string{`href="/repositories/other/app"`})
+	if strings.Count(body, "<tr>") != 4 {
+		t.Fatalf("all repositories: want 3 rows\n%s", body)
+	}
+	body = expect("/repositories?namespace=juzhong", 200, []string{"nginx", "redis", `<option selected>juzhong</option>`}, []string{"the app"})
+	body = expect("/repositories?q=ngi", 200, []string{"nginx"}, []string{"redis", "the app"})
+	if r := in.Call(t, "ju", "ju-password-1", "GET", "/api/v1/repositories?namespace=juzhong", nil); r.Status != 200 || len(r.Items()) != 2 {
+		t.Fatalf("GET /repositories?namespace=juzhong: %d %s", r.Status, r.Body)
+	}
+	if r := in.Call(t, "ju", "ju-password-1", "GET", "/api/v1/repositories?namespace=none", nil); r.Status != 200 || len(r.Items()) != 0 {
+		t.Fatalf("GET /repositories?namespace=none: %d %s", r.Status, r.Body)
+	}
+	_ = body
+
+	// Paging: 25 repositories in juzhong, 20 a page.
+	for i := 0; i < 22; i++ {
+		admin("POST", "/api/v1/namespaces/juzhong/repositories", map[string]any{"name": "r" + strings.Repeat("x", i+1)})
+	}
+	expect("/repositories?namespace=juzhong", 200, []string{"Page 1 of 2 (24)", `href="/repositories?namespace=juzhong&amp;page=2"`}, nil)
+	expect("/repositories?namespace=juzhong&page=2", 200, []string{"Page 2 of 2 (24)"}, nil)
+}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -45,20 +46,40 @@ func (x *reqCtx) pageParam() int {
 
 func checked(v string) bool { return v == "on" || v == "true" || v == "1" }
 
+// canOpenNamespace reports whether the namespace's page opens for the user: it may read the namespace, or
+// every repository in it (SPEC §9 worked case 1: cr:Get* on repository/NS/* reads juzhong's repositories, not
+// the namespace resource itself).
+func (x *reqCtx) canOpenNamespace(ns string) bool {
+	return x.can("GET", apiPath("namespaces", ns)) || x.can("GET", apiPath("repositories", ns, "*"))
+}
+
+// listed is a name the list APIs answer, and whether its page opens for the user: all names are shown (as
+// the list APIs answer them), a link only where the page opens.
+type listed[T any] struct {
+	Item T
+	Open bool
+}
+
 func (c *Console) namespaces(x *reqCtx) {
+	if ns := strings.TrimSpace(x.r.URL.Query().Get("open")); ns != "" {
+		x.done("/namespaces/" + url.PathEscape(ns))
+		return
+	}
+	data := map[string]any{"Form": x.r.PostForm}
 	var l list[namespace]
-	err := x.call("GET", apiPath("namespaces")+"?page_size=100", nil, &l)
-	// A user sees the namespaces it may read: the list answers all of them to whoever may list.
-	var items []namespace
-	for _, n := range l.Items {
-		if x.can("GET", apiPath("namespaces", n.Name)) {
-			items = append(items, n)
+	if x.can("GET", apiPath("namespaces")) {
+		if err := x.call("GET", apiPath("namespaces")+"?page_size=100", nil, &l); err != nil && x.flash == nil {
+			x.flash, x.status = err, statusOf(err)
 		}
+	} else {
+		data["NoList"] = true
 	}
-	if err != nil && x.flash == nil {
-		x.flash, x.status = err, statusOf(err)
+	items := make([]listed[namespace], 0, len(l.Items))
+	for _, n := range l.Items {
+		items = append(items, listed[namespace]{n, x.canOpenNamespace(n.Name)})
 	}
-	x.render("namespaces", "Namespaces", map[string]any{"Items": items, "Form": x.r.PostForm})
+	data["Items"] = items
+	x.render("namespaces", "Namespaces", data)
 }
 
 func (c *Console) createNamespace(x *reqCtx) {
@@ -75,10 +96,19 @@ func (c *Console) createNamespace(x *reqCtx) {
 
 func (c *Console) repositories(x *reqCtx) {
 	ns := x.r.PathValue("ns")
+	if name := strings.TrimSpace(x.r.URL.Query().Get("open")); name != "" {
+		x.done("/repositories/" + url.PathEscape(ns) + "/" + url.PathEscape(name))
+		return
+	}
 	var n namespace
 	if err := x.call("GET", apiPath("namespaces", ns), nil, &n); err != nil {
-		x.fail(err)
-		return
+		// A user who reads every repository of the namespace but not the namespace itself still gets its page
+		// (without its settings): SPEC §9 worked case 1.
+		if statusOf(err) != http.StatusForbidden || !x.can("GET", apiPath("repositories", ns, "*")) {
+			x.fail(err)
+			return
+		}
+		n = namespace{Name: ns}
 	}
 	q := strings.TrimSpace(x.r.URL.Query().Get("q"))
 	page := x.pageParam()
@@ -87,22 +117,68 @@ func (c *Console) repositories(x *reqCtx) {
 		v.Set("q", q)
 	}
 	var l list[repository]
-	err := x.call("GET", apiPath("namespaces", ns, "repositories")+"?"+v.Encode(), nil, &l)
-	if err != nil && x.flash == nil {
-		x.flash, x.status = err, statusOf(err)
-	}
-	var items []repository
-	for _, r := range l.Items {
-		if x.can("GET", apiPath("repositories", r.Namespace, r.Name)) {
-			items = append(items, r)
+	data := map[string]any{"NS": n, "Q": q, "Form": x.r.PostForm}
+	if x.can("GET", apiPath("namespaces", ns, "repositories")) {
+		err := x.call("GET", apiPath("namespaces", ns, "repositories")+"?"+v.Encode(), nil, &l)
+		if err != nil && x.flash == nil {
+			x.flash, x.status = err, statusOf(err)
 		}
+	} else {
+		data["NoList"] = true
+	}
+	items := make([]listed[repository], 0, len(l.Items))
+	for _, r := range l.Items {
+		items = append(items, listed[repository]{r, x.can("GET", apiPath("repositories", r.Namespace, r.Name))})
 	}
 	pq := url.Values{}
 	if q != "" {
 		pq.Set("q", q)
 	}
-	x.render("repositories", ns, map[string]any{"NS": n, "Items": items, "Q": q, "Form": x.r.PostForm,
-		"Pager": newPager("/namespaces/"+url.PathEscape(ns), pq, page, 20, l.Total)})
+	data["Items"] = items
+	data["Pager"] = newPager("/namespaces/"+url.PathEscape(ns), pq, page, 20, l.Total)
+	x.render("repositories", ns, data)
+}
+
+// allRepositories lists every repository (GET /repositories), with a namespace filter, a search and paging; a
+// Manage link on each row the user may open.
+func (c *Console) allRepositories(x *reqCtx) {
+	qv := x.r.URL.Query()
+	ns, q := strings.TrimSpace(qv.Get("namespace")), strings.TrimSpace(qv.Get("q"))
+	page := x.pageParam()
+	data := map[string]any{"Namespace": ns, "Q": q}
+	pq := url.Values{}
+	if ns != "" {
+		pq.Set("namespace", ns)
+	}
+	if q != "" {
+		pq.Set("q", q)
+	}
+	if !x.can("GET", apiPath("repositories")) {
+		data["NoList"] = true
+		x.render("all_repositories", "Repositories", data)
+		return
+	}
+	var l list[repository]
+	v := url.Values{"page": {strconv.Itoa(page)}, "page_size": {"20"}}
+	for k, vs := range pq {
+		v[k] = vs
+	}
+	if err := x.call("GET", apiPath("repositories")+"?"+v.Encode(), nil, &l); err != nil {
+		x.flash, x.status = err, statusOf(err)
+	}
+	items := make([]listed[repository], 0, len(l.Items))
+	for _, r := range l.Items {
+		items = append(items, listed[repository]{r, x.can("GET", apiPath("repositories", r.Namespace, r.Name))})
+	}
+	data["Items"] = items
+	data["Pager"] = newPager("/repositories", pq, page, 20, l.Total)
+	if x.can("GET", apiPath("namespaces")) {
+		var nss list[namespace]
+		if err := x.call("GET", apiPath("namespaces")+"?page_size=100", nil, &nss); err == nil {
+			data["Namespaces"] = nss.Items
+		}
+	}
+	x.render("all_repositories", "Repositories", data)
 }
 
 func (c *Console) createRepository(x *reqCtx) {

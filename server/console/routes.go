@@ -40,6 +40,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /namespaces/{ns}/retention-runs", c.page(c.startRetentionRun))
 	m.HandleFunc("GET /namespaces/{ns}/retention-runs/{id}", c.page(c.retentionRunPage))
 
+	m.HandleFunc("GET /repositories", c.page(c.allRepositories))
 	const repo = "/repositories/{ns}/{repo}"
 	m.HandleFunc("GET "+repo, c.page(c.repository))
 	m.HandleFunc("POST "+repo, c.page(c.updateRepository))
