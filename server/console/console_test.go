@@ -160,7 +160,7 @@ func TestConsoleSessionsAndCSRF(t *testing.T) {
 	// A repository; its description is rendered as safe Markdown.
 	st, h, body = b.post("/namespaces/one/repositories", url.Values{"name": {"web"}, "visibility": {"PRIVATE"},
 		"summary": {"<b>sum</b>"}, "description": {"# Title\n\n**bold** <script>alert(1)</script> [x](javascript:alert(1))"}})
-	if st != http.StatusSeeOther || h.Get("Location") != "/repositories/one/web" {
+	if st != http.StatusSeeOther || h.Get("Location") != "/repositories/one/web/connect" {
 		t.Fatalf("create repository: %d %v\n%s", st, h, body)
 	}
 	st, body = b.get("/repositories/one/web")

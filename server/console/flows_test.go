@@ -257,3 +257,67 @@ func TestConsoleWorkedCase1(t *testing.T) {
 	expect("/repositories?namespace=juzhong", 200, []string{"Page 1 of 2 (24)", `href="/repositories?namespace=juzhong&amp;page=2"`}, nil)
 	expect("/repositories?namespace=juzhong&page=2", 200, []string{"Page 2 of 2 (24)"}, nil)
 }
+
+// TestConsoleCreateRepositoryWizard: "Create repository" in two steps from the Repositories page: step 1 names
+// it (a refusal keeps what was typed), step 2 connects a Git URL with a branch to build (its webhook secret
+// shown once, a rule made), or is skipped.
+func TestConsoleCreateRepositoryWizard(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team"}); r.Status != 201 {
+		t.Fatalf("namespace: %s", r.Body)
+	}
+	b := newBrowser(t, in)
+	b.signIn("admin", apptest.AdminPassword)
+	if st, body := b.get("/repositories"); st != 200 || !strings.Contains(body, `href="/repositories/new"`) {
+		t.Fatalf("repositories: %d, no Create repository\n%s", st, body)
+	}
+	st, body := b.get("/repositories/new?namespace=team")
+	if st != 200 || !strings.Contains(body, `<option selected>team</option>`) || !strings.Contains(body, `aria-current="step">Repository information`) {
+		t.Fatalf("step 1: %d\n%s", st, body)
+	}
+	st, _, body = b.post("/repositories/new", url.Values{"namespace": {"team"}, "name": {"Bad Name"}, "summary": {"kept"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "INVALID_NAME") || !strings.Contains(body, `value="kept"`) {
+		t.Fatalf("step 1 refused: %d\n%s", st, body)
+	}
+	st, h, body := b.post("/repositories/new", url.Values{"namespace": {"team"}, "name": {"app"}, "summary": {"the app"}, "visibility": {"PUBLIC"}})
+	if st != http.StatusSeeOther || h.Get("Location") != "/repositories/team/app/connect" {
+		t.Fatalf("step 1: %d %v\n%s", st, h, body)
+	}
+	if r := in.Admin(t, "GET", "/api/v1/repositories/team/app", nil); r.JSON["summary"] != "the app" || r.JSON["visibility"] != "PUBLIC" {
+		t.Fatalf("repository after step 1: %s", r.Body)
+	}
+	st, body = b.get("/repositories/team/app/connect")
+	if st != 200 || !strings.Contains(body, `aria-current="step">Code source`) || !strings.Contains(body, `id="skip" href="/repositories/team/app"`) ||
+		!strings.Contains(body, `class="connect-url"`) {
+		t.Fatalf("step 2: %d\n%s", st, body)
+	}
+	st, _, body = b.post("/repositories/team/app/connect", url.Values{"mode": {"url"}, "provider": {"gitea"}, "url": {"ftp://nowhere"}, "branch": {"main"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, `value="ftp://nowhere"`) {
+		t.Fatalf("step 2 refused: %d\n%s", st, body)
+	}
+	st, _, body = b.post("/repositories/team/app/connect", url.Values{"mode": {"url"}, "provider": {"gitea"},
+		"url": {"https://git.example.com/team/app.git"}, "branch": {"develop"}, "auto_build": {"on"}})
+	if st != 200 || !strings.Contains(body, "The code source is connected.") || !strings.Contains(body, "shown only now") ||
+		!strings.Contains(body, "builds branch develop as the image tag latest") {
+		t.Fatalf("step 2: %d\n%s", st, body)
+	}
+	r := in.Admin(t, "GET", "/api/v1/repositories/team/app/build-rules", nil)
+	if items := r.Items(); len(items) != 1 || items[0]["source_ref"] != "develop" || items[0]["image_tag"] != "latest" {
+		t.Fatalf("rule from step 2: %s", r.Body)
+	}
+	if r := in.Admin(t, "GET", "/api/v1/repositories/team/app/source", nil); r.JSON["url"] != "https://git.example.com/team/app.git" || r.JSON["auto_build"] != true {
+		t.Fatalf("source from step 2: %s", r.Body)
+	}
+
+	// From a namespace's page: step 1 there, then Skip leaves the repository without a source.
+	st, h, _ = b.post("/namespaces/team/repositories", url.Values{"name": {"lib"}})
+	if st != http.StatusSeeOther || h.Get("Location") != "/repositories/team/lib/connect" {
+		t.Fatalf("step 1 from the namespace: %d %v", st, h)
+	}
+	if st, body = b.get("/repositories/team/lib"); st != 200 {
+		t.Fatalf("skip: %d\n%s", st, body)
+	}
+	if r := in.Admin(t, "GET", "/api/v1/repositories/team/lib/source", nil); r.Status != 404 {
+		t.Fatalf("a skipped source exists: %d %s", r.Status, r.Body)
+	}
+}

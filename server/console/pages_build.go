@@ -93,16 +93,8 @@ func fieldsOfForm(f url.Values) ruleFields {
 }
 
 func (c *Console) putSource(x *reqCtx) {
-	nav, f := x.repoNav("build"), x.r.PostForm
-	body := map[string]any{"provider": f.Get("provider"), "url": strings.TrimSpace(f.Get("url")),
-		"auto_build": checked(f.Get("auto_build")), "overseas_build": checked(f.Get("overseas_build")),
-		"no_cache": checked(f.Get("no_cache"))}
-	// Credentials are write-only: a field left empty keeps what is stored.
-	for _, k := range []string{"username", "token", "password", "ssh_key"} {
-		if v := f.Get(k); v != "" {
-			body[k] = v
-		}
-	}
+	nav := x.repoNav("build")
+	body := sourceBody(x.r.PostForm, true)
 	var src source
 	if err := x.call("PUT", nav.API+"/source", body, &src); err != nil {
 		x.again(err, c.buildSettings)
@@ -110,6 +102,23 @@ func (c *Console) putSource(x *reqCtx) {
 	}
 	x.notice = "The code source is saved."
 	c.showBuildSettings(x, &src)
+}
+
+// sourceBody reads a code source form into an API body: the build options, and with byURL the provider, the
+// clone URL and credentials (write-only: a field left empty keeps what is stored).
+func sourceBody(f url.Values, byURL bool) map[string]any {
+	body := map[string]any{"auto_build": checked(f.Get("auto_build")), "overseas_build": checked(f.Get("overseas_build")),
+		"no_cache": checked(f.Get("no_cache"))}
+	if !byURL {
+		return body
+	}
+	body["provider"], body["url"] = f.Get("provider"), strings.TrimSpace(f.Get("url"))
+	for _, k := range []string{"username", "token", "password", "ssh_key"} {
+		if v := f.Get(k); v != "" {
+			body[k] = v
+		}
+	}
+	return body
 }
 
 // rotateSourceSecret replaces the webhook secret and shows the new one, this once.

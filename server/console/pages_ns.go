@@ -181,16 +181,9 @@ func (c *Console) allRepositories(x *reqCtx) {
 	x.render("all_repositories", "Repositories", data)
 }
 
+// createRepository is step 1 of "Create repository" from a namespace's page; step 2 connects the source.
 func (c *Console) createRepository(x *reqCtx) {
-	ns, f := x.r.PathValue("ns"), x.r.PostForm
-	name := strings.TrimSpace(f.Get("name"))
-	body := map[string]any{"name": name, "summary": f.Get("summary"), "description": f.Get("description"),
-		"visibility": f.Get("visibility")}
-	if err := x.call("POST", apiPath("namespaces", ns, "repositories"), body, nil); err != nil {
-		x.again(err, c.repositories)
-		return
-	}
-	x.done("/repositories/" + url.PathEscape(ns) + "/" + url.PathEscape(name))
+	c.createRepositoryIn(x, x.r.PathValue("ns"), c.repositories)
 }
 
 func (c *Console) namespaceSettings(x *reqCtx) {

@@ -173,7 +173,7 @@ func shortDigest(d string) string {
 // statusClass is the CSS class of a status; the same status has the same colour on every page.
 func statusClass(s string) string {
 	switch s {
-	case "SUCCESS", "DONE", "TRIGGERED":
+	case "SUCCESS", "DONE", "TRIGGERED", "REGISTERED":
 		return "st-ok"
 	case "FAILED", "BLOCKED":
 		return "st-bad"

@@ -41,6 +41,11 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /namespaces/{ns}/retention-runs/{id}", c.page(c.retentionRunPage))
 
 	m.HandleFunc("GET /repositories", c.page(c.allRepositories))
+	m.HandleFunc("GET /repositories/new", c.page(c.newRepository))
+	m.HandleFunc("POST /repositories/new", c.page(c.postNewRepository))
+	m.HandleFunc("GET /code-accounts", c.page(c.codeAccounts))
+	m.HandleFunc("POST /code-accounts", c.page(c.createCodeAccount))
+	m.HandleFunc("POST /code-accounts/{id}/delete", c.page(c.deleteCodeAccount))
 	const repo = "/repositories/{ns}/{repo}"
 	m.HandleFunc("GET "+repo, c.page(c.repository))
 	m.HandleFunc("POST "+repo, c.page(c.updateRepository))
@@ -54,6 +59,8 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+repo+"/security/reset", c.page(c.resetRepoPolicy))
 
 	m.HandleFunc("GET "+repo+"/build", c.page(c.buildSettings))
+	m.HandleFunc("GET "+repo+"/connect", c.page(c.connect))
+	m.HandleFunc("POST "+repo+"/connect", c.page(c.postConnect))
 	m.HandleFunc("POST "+repo+"/source", c.page(c.putSource))
 	m.HandleFunc("POST "+repo+"/source/delete", c.page(c.deleteSource))
 	m.HandleFunc("POST "+repo+"/source/rotate-secret", c.page(c.rotateSourceSecret))

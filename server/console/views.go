@@ -118,6 +118,12 @@ type source struct {
 	NoCache       bool   `json:"no_cache"`
 	WebhookURL    string `json:"webhook_url"`
 	WebhookSecret string `json:"webhook_secret"`
+	// Connected through a code account (SPEC §16): the account, the host's owner/name, and whether Berth
+	// registered the webhook at the host itself.
+	AccountID         string `json:"account_id"`
+	Repository        string `json:"repository"`
+	WebhookRegistered bool   `json:"webhook_registered"`
+	WebhookError      string `json:"webhook_error"`
 }
 
 type rule struct {
@@ -248,4 +254,21 @@ type tempToken struct {
 type sourceRefs struct {
 	Branches []string `json:"branches"`
 	Tags     []string `json:"tags"`
+}
+
+// codeAccount is a bound Git host account (SPEC §16); its token is write-only.
+type codeAccount struct {
+	ID        string    `json:"id"`
+	Provider  string    `json:"provider"`
+	BaseURL   string    `json:"base_url"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// hostRepository is a repository a code account's token sees.
+type hostRepository struct {
+	FullName      string `json:"full_name"`
+	CloneURL      string `json:"clone_url"`
+	DefaultBranch string `json:"default_branch"`
+	Private       bool   `json:"private"`
 }
