@@ -144,6 +144,13 @@ func (c *chrome) text(sel string) string {
 	return s
 }
 
+func (c *chrome) location() string {
+	c.t.Helper()
+	var s string
+	c.eval(`location.href`, &s)
+	return s
+}
+
 func (c *chrome) has(sel string) bool {
 	c.t.Helper()
 	var ok bool
@@ -239,6 +246,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	c.open("/namespaces/team")
 	c.submit(`form[action="/namespaces/team/repositories"]`, map[string]string{"#repo-name": "app", "#repo-vis": "PRIVATE",
 		"#repo-summary": "The app", "#repo-desc": "# App\n\nRuns **fast**. " + xss})
+	if s := c.text(".steps [aria-current]"); s != "Code source" {
+		t.Fatalf("after step 1: %q", s)
+	}
+	c.click("#skip")
 	if d := c.text(".markdown"); !strings.Contains(d, "<script>window.__xss=1") || !strings.Contains(d, "fast") {
 		t.Fatalf("description: %q", d)
 	}
@@ -315,6 +326,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("versions: %q", v)
 	}
 	c.screenshot(filepath.Join(docs, "console-versions.png"))
+	// The version row's Scan opens its scan; the build row's Log opens its log.
+	c.click(`table.versions a[href$="/tags/latest#scan"]`)
+	if s := c.text("table.vulns"); !strings.Contains(s, "CVE-2025-26519") || !strings.HasSuffix(c.location(), "/tags/latest#scan") {
+		t.Fatalf("Scan from the versions list: %q", s)
+	}
+	c.open("/repositories/team/app/builds")
+	c.click(`table.builds a[href$="#log-h"]`)
+	c.waitJS(`document.getElementById("build-log").textContent.includes("build-step-done")`, 10*time.Second)
 
 	// A trigger; after a second build its record is TRIGGERED, the receiver's answer shown as text.
 	c.open("/repositories/team/app/triggers")
@@ -374,8 +393,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The read-only user: other namespaces absent, no write action offered, a forged POST refused.
 	c.submit(`form[action="/logout"]`, nil)
 	c.submit(`form[action="/login"]`, map[string]string{"#username": "viewer", "#password": "viewer-password-1"})
-	if l := c.text("table"); !strings.Contains(l, "team") || strings.Contains(l, "other") || strings.Contains(l, "library") {
-		t.Fatalf("viewer's namespaces: %q", l)
+	// It lists namespaces (cr:ListNamespace on *): every name shows, a link only to team's page.
+	var links []string
+	c.eval(`Array.from(document.querySelectorAll("main table a")).map(function(a){return a.getAttribute("href")})`, &links)
+	if l := c.text("table"); !strings.Contains(l, "team") || !strings.Contains(l, "other") || strings.Join(links, " ") != "/namespaces/team" {
+		t.Fatalf("viewer's namespaces: %q, links %v", l, links)
 	}
 	if c.has(`form[action="/namespaces"]`) {
 		t.Fatal("viewer is offered to create a namespace")
