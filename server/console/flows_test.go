@@ -168,11 +168,7 @@ func TestConsoleWorkedCase1(t *testing.T) {
 	in := apptest.Start(t, apptest.Options{})
 	admin := func(method, path string, body any) *apptest.Response {
 		t.Helper()
-		r := in.Admin(t, method, path, body)
-		if r.Status >= 300 {
-			t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
-		}
-		return r
+		return in.MustAdmin(t, method, path, body)
 	}
 	for _, ns := range []string{"juzhong", "other"} {
 		admin("POST", "/api/v1/namespaces", map[string]any{"name": ns})

@@ -80,3 +80,13 @@ func (in *Instance) Admin(t testing.TB, method, path string, body any) *Response
 	t.Helper()
 	return in.Call(t, "admin", AdminPassword, method, path, body)
 }
+
+// MustAdmin sends an API request as the administrator and fails the test unless it succeeds (2xx).
+func (in *Instance) MustAdmin(t testing.TB, method, path string, body any) *Response {
+	t.Helper()
+	r := in.Admin(t, method, path, body)
+	if r.Status < 200 || r.Status >= 300 {
+		t.Fatalf("%s %s: %d %s", method, path, r.Status, r.Body)
+	}
+	return r
+}
