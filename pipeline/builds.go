@@ -399,6 +399,15 @@ func (s *Builds) ResolveHead(ctx context.Context, src *store.Source, refType, na
 	return commit, err
 }
 
+// Refs asks src's Git server for its branches and tags (at most gitclone.MaxRefs of each), for pickers.
+func (s *Builds) Refs(ctx context.Context, src *store.Source) (*gitclone.Refs, error) {
+	creds, err := GitCredentials(s.Box, src)
+	if err != nil {
+		return nil, err
+	}
+	return gitclone.ListRefs(ctx, src.URL, creds, CloneGuard(s.SourceGuard, src))
+}
+
 // CloneGuard is the guard Berth's requests to src's Git server go through: none when the administrator set
 // its URL; otherwise g (--source-allow-cidr), or, when g is nil, a guard that refuses every non-public address.
 func CloneGuard(g *outbound.Guard, src *store.Source) *outbound.Guard {

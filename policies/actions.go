@@ -81,6 +81,13 @@ const (
 	// The audit log (SPEC §14), on "*". A cr:List* grant on "*" (AliyunContainerRegistryReadOnlyAccess,
 	// FullAccess) includes it.
 	ActionListAuditLogs = "cr:ListAuditLogs"
+
+	// Code accounts on Git hosts (SPEC §16), on "*": the instance's, not a repository's. Listing the
+	// repositories an account's token sees is cr:GetCodeAccount.
+	ActionCreateCodeAccount = "cr:CreateCodeAccount"
+	ActionGetCodeAccount    = "cr:GetCodeAccount"
+	ActionListCodeAccount   = "cr:ListCodeAccount"
+	ActionDeleteCodeAccount = "cr:DeleteCodeAccount"
 )
 
 // RAM actions manage users and policies, checked on "*". Custom documents
@@ -167,6 +174,10 @@ var AllActions = []string{
 	ActionDeleteRetentionRule,
 	ActionStartRetentionRun,
 	ActionListAuditLogs,
+	ActionCreateCodeAccount,
+	ActionGetCodeAccount,
+	ActionListCodeAccount,
+	ActionDeleteCodeAccount,
 
 	ActionCreateUser,
 	ActionListUsers,

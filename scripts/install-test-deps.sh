@@ -7,7 +7,7 @@
 #   chromium (the console's browser test);
 #   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
-#   crane and oras, buildkitd/buildctl from the pinned module.
+#   crane and oras, buildkitd/buildctl from the pinned module, a Gitea server (bin/gitea).
 # Quiet and quick when all is in place.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,3 +62,6 @@ go_tool oras oras.land/oras/cmd/oras@v1.3.6
 go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 "$repo_root/scripts/install-buildkit.sh"
+
+# A real Gitea for the code-account test (server/app TestGiteaAccount); about 12 minutes the first time.
+"$repo_root/scripts/install-gitea.sh"

@@ -224,22 +224,8 @@ func (a *api) buildNow(c *gin.Context) {
 	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	commit, err := a.Builds.ResolveHead(rctx, src, rule.SourceType, name)
-	switch {
-	case errors.Is(err, gitclone.ErrRefNotFound), errors.Is(err, gitclone.ErrInvalidRequest):
-		fail(c, badRequest("%v", err))
-		return
-	case errors.Is(err, outbound.ErrRefused), errors.Is(err, gitclone.ErrLocalSource):
-		fail(c, errf(http.StatusForbidden, CodeForbidden, "%v; the administrator may set this source's url, or the operator allow the range with %s",
-			err, gitclone.SourceAllowFlag))
-		return
-	case errors.Is(err, gitclone.ErrAuth), errors.Is(err, gitclone.ErrRepoNotFound), errors.Is(err, gitclone.ErrInvalidURL):
-		fail(c, errf(http.StatusConflict, CodeConflict, "%v; check the source's url and credentials", err))
-		return
-	case err != nil && ctx.Err() == nil:
-		fail(c, errf(http.StatusBadGateway, CodeUnavailable, "could not ask the Git server for %s: %v", name, err))
-		return
-	case err != nil:
-		fail(c, err)
+	if err != nil {
+		fail(c, gitServerFailure(ctx, err, name))
 		return
 	}
 	who := ""
@@ -265,4 +251,21 @@ func (a *api) forgetRules(repo string) {
 	if a.Builds != nil {
 		a.Builds.Forget(repo)
 	}
+}
+
+// gitServerFailure words for the API an error of asking a source's Git server (the head of a ref for "build
+// now", its refs) about what.
+func gitServerFailure(ctx context.Context, err error, what string) error {
+	switch {
+	case errors.Is(err, gitclone.ErrRefNotFound), errors.Is(err, gitclone.ErrInvalidRequest):
+		return badRequest("%v", err)
+	case errors.Is(err, outbound.ErrRefused), errors.Is(err, gitclone.ErrLocalSource):
+		return errf(http.StatusForbidden, CodeForbidden, "%v; the administrator may set this source's url, or the operator allow the range with %s",
+			err, gitclone.SourceAllowFlag)
+	case errors.Is(err, gitclone.ErrAuth), errors.Is(err, gitclone.ErrRepoNotFound), errors.Is(err, gitclone.ErrInvalidURL):
+		return errf(http.StatusConflict, CodeConflict, "%v; check the source's url and credentials", err)
+	case ctx.Err() == nil:
+		return errf(http.StatusBadGateway, CodeUnavailable, "could not ask the Git server for %s: %v", what, err)
+	}
+	return err
 }

@@ -35,6 +35,8 @@ type BuildService interface {
 	Failed(ctx context.Context, repo string, keys ...string)
 	Cancel(ctx context.Context, b *store.Build, who string) (*store.Build, error)
 	ResolveHead(ctx context.Context, src *store.Source, refType, name string) (string, error)
+	// Refs asks the source's Git server for its branches and tags (bounded: gitclone.MaxRefs of each).
+	Refs(ctx context.Context, src *store.Source) (*gitclone.Refs, error)
 	// SourceByHook finds the source of a webhook id (store.SourceByHook, remembered for a moment).
 	SourceByHook(ctx context.Context, hookID string) (*store.Source, error)
 	// Forget makes the next webhook of repo read its source and build rules again; call it after changing them
@@ -57,16 +59,27 @@ type sourceView struct {
 	Provider      string `json:"provider"`
 	URL           string `json:"url"`
 	Username      string `json:"username"`
+	AccountID     string `json:"account_id,omitempty"` // the code account it was connected with (SPEC §16)
+	Repository    string `json:"repository,omitempty"` // owner/name on the host, with account_id
 	AutoBuild     bool   `json:"auto_build"`
 	OverseasBuild bool   `json:"overseas_build"`
 	NoCache       bool   `json:"no_cache"`
 	WebhookURL    string `json:"webhook_url"`
 	WebhookSecret string `json:"webhook_secret,omitempty"`
+	// WebhookRegistered: Berth created the webhook at the host through its API, with the current secret;
+	// WebhookError says why not when it tried and failed.
+	WebhookRegistered bool   `json:"webhook_registered"`
+	WebhookError      string `json:"webhook_error"`
 }
 
 func viewSource(c *gin.Context, s *store.Source) sourceView {
-	return sourceView{Provider: s.Provider, URL: s.URL, Username: s.Username, AutoBuild: s.AutoBuild,
-		OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: forwarded.PublicURL(c.Request) + "/hooks/" + s.HookID}
+	return sourceView{Provider: s.Provider, URL: s.URL, Username: s.Username, AccountID: s.CodeAccount, Repository: s.GitRepository,
+		AutoBuild: s.AutoBuild, OverseasBuild: s.OverseasBuild, NoCache: s.NoCache, WebhookURL: webhookURL(c, s),
+		WebhookRegistered: s.WebhookRegistered, WebhookError: s.WebhookError}
+}
+
+func webhookURL(c *gin.Context, s *store.Source) string {
+	return forwarded.PublicURL(c.Request) + "/hooks/" + s.HookID
 }
 
 func (a *api) buildsOr503(c *gin.Context) bool {
@@ -77,18 +90,24 @@ func (a *api) buildsOr503(c *gin.Context) bool {
 	return true
 }
 
+// sourceRequest is the body of PUT …/source: a URL and credentials, or a code account and a repository on it.
+type sourceRequest struct {
+	Provider        *string `json:"provider"`
+	URL             *string `json:"url"`
+	Username        *string `json:"username"`
+	Token           *string `json:"token"`
+	Password        *string `json:"password"`
+	SSHKey          *string `json:"ssh_key"`
+	AccountID       *string `json:"account_id"`
+	Repository      *string `json:"repository"`
+	AutoBuild       *bool   `json:"auto_build"`
+	OverseasBuild   *bool   `json:"overseas_build"`
+	NoCache         *bool   `json:"no_cache"`
+	RegisterWebhook *bool   `json:"register_webhook"`
+}
+
 func (a *api) putSource(c *gin.Context) {
-	var req struct {
-		Provider      *string `json:"provider"`
-		URL           *string `json:"url"`
-		Username      *string `json:"username"`
-		Token         *string `json:"token"`
-		Password      *string `json:"password"`
-		SSHKey        *string `json:"ssh_key"`
-		AutoBuild     *bool   `json:"auto_build"`
-		OverseasBuild *bool   `json:"overseas_build"`
-		NoCache       *bool   `json:"no_cache"`
-	}
+	var req sourceRequest
 	if err := bindJSON(c, &req); err != nil {
 		fail(c, err)
 		return
@@ -100,68 +119,29 @@ func (a *api) putSource(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
+	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
+	defer cancel()
 	var secret string // set when this request makes the webhook secret: then, and only then, it is shown
+	var old *store.Source
 	src, err := a.Store.GetSource(ctx, r.FullName)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if req.Provider == nil || req.URL == nil {
-			fail(c, badRequest("provider and url are required to connect a repository (provider: one of %s)", strings.Join(inbound.Providers, ", ")))
+		if (req.Provider == nil || req.URL == nil) && (req.AccountID == nil || *req.AccountID == "") {
+			fail(c, badRequest("provider and url, or account_id and repository, are required to connect a repository (provider: one of %s)", strings.Join(inbound.Providers, ", ")))
 			return
 		}
-		src = &store.Source{Repository: r.FullName, AutoBuild: true}
+		// The hook id is known before the source is saved: the webhook registered at the host carries it.
+		src = &store.Source{Repository: r.FullName, AutoBuild: true, HookID: store.NewHookID()}
 		src.WebhookSecret, secret = a.newWebhookSecret()
 	case err != nil:
 		fail(c, err)
 		return
+	default:
+		o := *src
+		old = &o
 	}
-	if req.Provider != nil {
-		if !slices.Contains(inbound.Providers, *req.Provider) {
-			fail(c, badRequest("provider must be one of %s, got %q", strings.Join(inbound.Providers, ", "), *req.Provider))
-			return
-		}
-		src.Provider = *req.Provider
-	}
-	if req.URL != nil {
-		admin := principal(c).Admin
-		if err := a.checkCloneURL(ctx, *req.URL, admin); err != nil {
-			fail(c, err)
-			return
-		}
-		src.URL, src.AdminURL = *req.URL, admin
-	}
-	if req.Username != nil {
-		if len(*req.Username) > MaxGitUser || strings.ContainsFunc(*req.Username, isControlOrSpace) {
-			fail(c, badRequest("username must be at most %d characters without spaces or control characters", MaxGitUser))
-			return
-		}
-		src.Username = *req.Username
-	}
-	if req.Token != nil && req.Password != nil {
-		fail(c, badRequest("give token or password, not both (a token is sent as the password)"))
-		return
-	}
-	for _, secret := range []*string{req.Token, req.Password} {
-		if secret == nil {
-			continue
-		}
-		if len(*secret) > MaxGitSecret || strings.ContainsFunc(*secret, isControlOrSpace) {
-			fail(c, badRequest("token/password must be at most %d characters without spaces or control characters", MaxGitSecret))
-			return
-		}
-		src.Password = a.Builds.SealSecret(*secret)
-	}
-	if req.SSHKey != nil {
-		if *req.SSHKey != "" {
-			if err := checkSSHKey(*req.SSHKey); err != nil {
-				fail(c, err)
-				return
-			}
-		}
-		src.SSHKey = a.Builds.SealSecret(*req.SSHKey)
-	}
-	if src.SSHKey != "" && !isSSHURL(src.URL) {
-		fail(c, badRequest("ssh_key is only used with ssh:// or scp-style (git@host:path) URLs; clear it with \"ssh_key\": \"\" or use an ssh URL"))
+	if err := a.applySourceRequest(ctx, c, src, &req); err != nil {
+		fail(c, err)
 		return
 	}
 	if req.AutoBuild != nil {
@@ -173,24 +153,153 @@ func (a *api) putSource(c *gin.Context) {
 	if req.NoCache != nil {
 		src.NoCache = *req.NoCache
 	}
+	if secret == "" {
+		if secret, err = a.Builds.OpenSecret(src.WebhookSecret); err != nil {
+			fail(c, err)
+			return
+		}
+	}
+	registered := a.syncHostHook(ctx, c, old, src, req.RegisterWebhook, secret)
 	created, err := a.Store.PutSource(ctx, src)
 	a.Builds.Forget(r.FullName)
-	if errors.Is(err, store.ErrNotFound) {
+	if err != nil && registered {
+		a.dropHostHook(ctx, src) // the hook would lead nowhere
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		fail(c, notFound("repository %s does not exist", r.FullName))
 		return
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrNoCodeAccount):
+		fail(c, badRequest("account_id %q: the code account was deleted meanwhile", src.CodeAccount))
+		return
+	case err != nil:
 		fail(c, err)
 		return
 	}
 	// The secret to configure on the Git host, shown once; a later PUT or GET never shows it.
 	v := viewSource(c, src)
-	v.WebhookSecret = secret
 	status := http.StatusOK
 	if created {
+		v.WebhookSecret = secret
 		status = http.StatusCreated
 	}
 	c.JSON(status, v)
+}
+
+// applySourceRequest changes src as req asks: the Git repository by URL and credentials, or by code account
+// and repository (whose clone URL and credentials the account gives).
+func (a *api) applySourceRequest(ctx context.Context, c *gin.Context, src *store.Source, req *sourceRequest) error {
+	admin := principal(c).Admin
+	if req.AccountID != nil && *req.AccountID != "" || req.Repository != nil && req.URL == nil {
+		return a.applyAccountSource(ctx, src, req, admin)
+	}
+	if src.CodeAccount != "" {
+		switch {
+		case req.URL != nil: // connected by URL from now on: the account's credentials go with it
+			src.CodeAccount, src.GitRepository, src.Username, src.Password, src.SSHKey = "", "", "", "", ""
+		case req.Provider != nil || req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil:
+			return badRequest("this source's provider and credentials are its code account's: give url (and credentials) to connect it without the account, or account_id and repository")
+		default:
+			return nil // settings only
+		}
+	}
+	if req.Provider != nil {
+		if !slices.Contains(inbound.Providers, *req.Provider) {
+			return badRequest("provider must be one of %s, got %q", strings.Join(inbound.Providers, ", "), *req.Provider)
+		}
+		src.Provider = *req.Provider
+	}
+	if req.URL != nil {
+		if err := a.checkCloneURL(ctx, *req.URL, admin); err != nil {
+			return err
+		}
+		src.URL, src.AdminURL = *req.URL, admin
+	}
+	if req.Username != nil {
+		if len(*req.Username) > MaxGitUser || strings.ContainsFunc(*req.Username, isControlOrSpace) {
+			return badRequest("username must be at most %d characters without spaces or control characters", MaxGitUser)
+		}
+		src.Username = *req.Username
+	}
+	if req.Token != nil && req.Password != nil {
+		return badRequest("give token or password, not both (a token is sent as the password)")
+	}
+	for _, secret := range []*string{req.Token, req.Password} {
+		if secret == nil {
+			continue
+		}
+		if len(*secret) > MaxGitSecret || strings.ContainsFunc(*secret, isControlOrSpace) {
+			return badRequest("token/password must be at most %d characters without spaces or control characters", MaxGitSecret)
+		}
+		src.Password = a.Builds.SealSecret(*secret)
+	}
+	if req.SSHKey != nil {
+		if *req.SSHKey != "" {
+			if err := checkSSHKey(*req.SSHKey); err != nil {
+				return err
+			}
+		}
+		src.SSHKey = a.Builds.SealSecret(*req.SSHKey)
+	}
+	if src.SSHKey != "" && !isSSHURL(src.URL) {
+		return badRequest("ssh_key is only used with ssh:// or scp-style (git@host:path) URLs; clear it with \"ssh_key\": \"\" or use an ssh URL")
+	}
+	return nil
+}
+
+// applyAccountSource points src at repository req.Repository of code account req.AccountID (or of its own
+// account): the host says the clone URL; the account gives the provider and the credentials.
+func (a *api) applyAccountSource(ctx context.Context, src *store.Source, req *sourceRequest, admin bool) error {
+	if req.URL != nil || req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil {
+		return badRequest("account_id takes the url and the credentials from the code account: give repository, not url, username, token, password or ssh_key")
+	}
+	id := src.CodeAccount
+	if req.AccountID != nil {
+		id = *req.AccountID
+	}
+	if id == "" {
+		return badRequest("repository names a repository of a code account: give account_id too (or url to connect by URL)")
+	}
+	name := src.GitRepository
+	if req.Repository != nil {
+		name = strings.Trim(*req.Repository, "/")
+	} else if id != src.CodeAccount {
+		name = ""
+	}
+	if name == "" {
+		return badRequest("repository (owner/name on the Git host) is required with account_id; list them with GET /api/v1/code-accounts/%s/repositories", id)
+	}
+	acct, err := a.Store.GetCodeAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && acct.AccountID != a.AccountID) {
+		return badRequest("account_id %q: no such code account; list them with GET /api/v1/code-accounts", id)
+	}
+	if err != nil {
+		return err
+	}
+	if req.Provider != nil && *req.Provider != acct.Provider {
+		return badRequest("provider %q differs from the code account's %q; leave it out", *req.Provider, acct.Provider)
+	}
+	host, err := a.host(acct)
+	if err != nil {
+		return hostFailure(err)
+	}
+	repo, err := host.Repository(ctx, name)
+	if err != nil {
+		return hostFailure(err)
+	}
+	if repo.CloneURL == "" {
+		return errf(http.StatusUnprocessableEntity, CodeInvalidArgument, "the Git host shows no https clone URL for %s", name)
+	}
+	if err := a.checkCloneURL(ctx, repo.CloneURL, admin); err != nil {
+		return err
+	}
+	src.Provider, src.URL, src.AdminURL = acct.Provider, repo.CloneURL, admin
+	src.Username, src.Password, src.SSHKey = acct.Username, acct.Token, ""
+	if src.Username == "" {
+		src.Username = acct.Login // Gitea and GitLab take the token's own user with it
+	}
+	src.CodeAccount, src.GitRepository = acct.ID, repo.FullName
+	return nil
 }
 
 // newWebhookSecret makes a webhook secret: sealed for the store, and in the clear to show once.
@@ -226,7 +335,8 @@ func (a *api) getSource(c *gin.Context) {
 }
 
 // rotateSourceSecret replaces the webhook secret and answers the new one, this once (SPEC §13, §16). Deliveries
-// signed with the old secret are refused from now on.
+// signed with the old secret are refused from now on. The webhook Berth registered at the host gets the new
+// secret (and one that failed to register is tried again).
 func (a *api) rotateSourceSecret(c *gin.Context) {
 	if !a.buildsOr503(c) {
 		return
@@ -235,9 +345,17 @@ func (a *api) rotateSourceSecret(c *gin.Context) {
 	if !ok {
 		return
 	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
+	defer cancel()
 	var secret string
 	src.WebhookSecret, secret = a.newWebhookSecret()
-	_, err := a.Store.PutSource(c.Request.Context(), src)
+	switch {
+	case src.HostHookID != "":
+		a.updateHostHook(ctx, c, src, secret)
+	case src.WebhookError != "":
+		a.createHostHook(ctx, c, src, secret)
+	}
+	_, err := a.Store.PutSource(ctx, src)
 	a.Builds.Forget(src.Repository)
 	if err != nil {
 		fail(c, err)
@@ -248,12 +366,24 @@ func (a *api) rotateSourceSecret(c *gin.Context) {
 	c.JSON(http.StatusOK, v)
 }
 
+// deleteSource disconnects the repository and deletes the webhook Berth registered at the host. A host that
+// refuses does not keep the source: the answer's Warning header says the hook is left there.
 func (a *api) deleteSource(c *gin.Context) {
 	r, ok := a.repositoryOr404(c)
 	if !ok {
 		return
 	}
-	err := a.Store.DeleteSource(c.Request.Context(), r.FullName)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
+	defer cancel()
+	src, err := a.Store.GetSource(ctx, r.FullName)
+	if err == nil && src.HostHookID != "" && a.Builds != nil {
+		if herr := a.dropHostHook(ctx, src); herr != nil {
+			c.Header("Warning", `199 berth "the webhook at the Git host was not deleted: `+strings.ReplaceAll(herr.Error(), `"`, `'`)+`"`)
+		}
+	}
+	if err == nil {
+		err = a.Store.DeleteSource(ctx, r.FullName)
+	}
 	if a.Builds != nil {
 		a.Builds.Forget(r.FullName)
 	}
@@ -266,6 +396,25 @@ func (a *api) deleteSource(c *gin.Context) {
 		return
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// getSourceRefs answers the source's branches and tags from its Git server (SPEC §16), for pickers.
+func (a *api) getSourceRefs(c *gin.Context) {
+	if !a.buildsOr503(c) {
+		return
+	}
+	src, ok := a.sourceOr404(c)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), resolveTimeout)
+	defer cancel()
+	refs, err := a.Builds.Refs(ctx, src)
+	if err != nil {
+		fail(c, gitServerFailure(ctx, err, "the branches and tags"))
+		return
+	}
+	c.JSON(http.StatusOK, refs)
 }
 
 // checkCloneURL applies gitclone.CheckSource, the one place that judges a source URL (on its parsed,

@@ -93,6 +93,12 @@ type Store interface {
 	ForgetDelivery(ctx context.Context, repo, key string) error
 	DeleteDeliveriesBefore(ctx context.Context, t time.Time) (int64, error)
 
+	// Code accounts on Git hosts (SPEC §16)
+	CreateCodeAccount(ctx context.Context, a *CodeAccount) error
+	GetCodeAccount(ctx context.Context, id string) (*CodeAccount, error)
+	ListCodeAccounts(ctx context.Context, accountID string, p Page) ([]CodeAccount, int64, error)
+	DeleteCodeAccount(ctx context.Context, id string) error
+
 	// Build rules (SPEC §5)
 	CreateBuildRule(ctx context.Context, r *BuildRule) error
 	GetBuildRule(ctx context.Context, repo, id string) (*BuildRule, error)

@@ -37,14 +37,23 @@ type Source struct {
 	Username string `bson:"username"`
 	// Password (a password or a token) and SSHKey are sealed with the instance's secretbox; WebhookSecret too.
 	// They never leave the store except to clone or to verify a delivery.
-	Password      string    `bson:"password"`
-	SSHKey        string    `bson:"ssh_key"`
-	WebhookSecret string    `bson:"webhook_secret"`
-	AutoBuild     bool      `bson:"auto_build"`
-	OverseasBuild bool      `bson:"overseas_build"`
-	NoCache       bool      `bson:"no_cache"`
-	CreatedAt     time.Time `bson:"created_at"`
-	UpdatedAt     time.Time `bson:"updated_at"`
+	Password      string `bson:"password"`
+	SSHKey        string `bson:"ssh_key"`
+	WebhookSecret string `bson:"webhook_secret"`
+	AutoBuild     bool   `bson:"auto_build"`
+	OverseasBuild bool   `bson:"overseas_build"`
+	NoCache       bool   `bson:"no_cache"`
+	// CodeAccount is the id of the code account the source was connected with (SPEC §16), "" for a URL and
+	// credentials; GitRepository the repository on the host (owner/name; the API's "repository").
+	CodeAccount   string `bson:"code_account,omitempty"`
+	GitRepository string `bson:"git_repository,omitempty"`
+	// HostHookID is the host's id of the webhook Berth registered there ("" when none is); WebhookRegistered
+	// says it is in place with the current secret, WebhookError why not.
+	HostHookID        string    `bson:"host_hook_id,omitempty"`
+	WebhookRegistered bool      `bson:"webhook_registered"`
+	WebhookError      string    `bson:"webhook_error,omitempty"`
+	CreatedAt         time.Time `bson:"created_at"`
+	UpdatedAt         time.Time `bson:"updated_at"`
 }
 
 // sourceHook maps a webhook id to its repository.
@@ -68,14 +77,20 @@ func NewHookID() string {
 }
 
 // PutSource creates or replaces the source of src.Repository. A new source gets a hook id unless one is set;
-// a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist. It holds
-// the source's lease, so two puts at once agree on the hook id.
+// a replaced one keeps its hook id and creation time. ErrNotFound when the repository does not exist,
+// ErrNoCodeAccount when the code account it names does not. It holds the source's lease, so two puts at once
+// agree on the hook id, and the code account's, so that the account is not deleted meanwhile.
 func (s *Mongo) PutSource(ctx context.Context, src *Source) (created bool, err error) {
 	ctx, unlock, err := s.lock(ctx, "source/"+src.Repository)
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
+	unlockAccount, err := s.codeAccountExists(ctx, src.CodeAccount)
+	if err != nil {
+		return false, err
+	}
+	defer unlockAccount()
 	if _, err := findOne[Repository](ctx, s.c(colRepositories), bson.M{"_id": src.Repository}); err != nil {
 		return false, err
 	}

@@ -184,6 +184,8 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 		{colBuilds, bson.D{{Key: "status", Value: 1}, {Key: "_id", Value: 1}}},
 		{colBuildLogs, bson.D{{Key: "repository", Value: 1}}},
 		{colSourceHooks, bson.D{{Key: "repository", Value: 1}}},
+		{colSources, bson.D{{Key: "code_account", Value: 1}, {Key: "_id", Value: 1}}},
+		{colCodeAccounts, bson.D{{Key: "account_id", Value: 1}, {Key: "created_at", Value: 1}, {Key: "_id", Value: 1}}},
 		{colHookDeliveries, bson.D{{Key: "repository", Value: 1}}},
 		{colHookDeliveries, bson.D{{Key: "at", Value: 1}}},
 		{colTriggers, bson.D{{Key: "repository", Value: 1}, {Key: "created_at", Value: 1}}},
@@ -231,7 +233,7 @@ func (s *Mongo) ensureIndexes(ctx context.Context) error {
 var allCollections = []string{colMeta, colUsers, colAccessKeys, colPolicies, colNamespaces, colRepositories,
 	colTags, colSources, colSourceHooks, colHookDeliveries, colBuildRules, colBuilds, colBuildLogs, colScans,
 	colSecurityPolicies, colTriggers, colTriggerRecords, colGCRuns, colSessions, colKeys,
-	colRetentionRules, colRetentionRuns, colAuditLog}
+	colRetentionRules, colRetentionRuns, colAuditLog, colCodeAccounts}
 
 // Page selects one page of a list. Page counts from 1.
 type Page struct {

@@ -30,6 +30,13 @@ func (db *DB) PutSource(ctx context.Context, src *store.Source) (created bool, e
 		} else if !ok {
 			return store.ErrNotFound
 		}
+		if src.CodeAccount != "" {
+			if ok, err := exists(ctx, tx, tCodeAccounts, src.CodeAccount); err != nil {
+				return err
+			} else if !ok {
+				return store.ErrNoCodeAccount
+			}
+		}
 		src.ID = src.Repository
 		old, err := get[store.Source](ctx, tx, tSources, src.Repository)
 		switch {

@@ -64,6 +64,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		_ = w.Close()
 		return nil, fmt.Errorf("the store %s: %w (is it a Berth store? move it away to start afresh)", path, err)
 	}
+	if err := upgrade(ctx, w); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("upgrade the store %s: %w", path, err)
+	}
 	_ = os.Chmod(path, 0o600)
 	r, err := sql.Open("sqlite", dsn("&_pragma=query_only(1)"))
 	if err != nil {
@@ -74,6 +78,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxIdleConns(8)
 	db.r = r
 	return db, nil
+}
+
+// upgrade adds the columns of upgrades that a table lacks, then runs what needs them.
+func upgrade(ctx context.Context, w *sql.DB) error {
+	for _, u := range upgrades {
+		var n int
+		if err := w.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", u.table, u.column).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := w.ExecContext(ctx, "ALTER TABLE "+u.table+" ADD COLUMN "+u.column+" "+u.definition); err != nil {
+				return err
+			}
+		}
+		if _, err := w.ExecContext(ctx, u.then); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Path is the database's file.

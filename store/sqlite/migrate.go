@@ -47,6 +47,7 @@ var migrations = []struct {
 	{"builds", tBuilds}, {"build_logs", tBuildLogs}, {"triggers", tTriggers},
 	{"trigger_records", tTriggerRecords}, {"gc_runs", tGCRuns},
 	{"retention_rules", tRetentionRules}, {"retention_runs", tRetentionRuns}, {"audit_log", tAuditLog},
+	{"code_accounts", tCodeAccounts},
 }
 
 // MigrateFrom copies every document of src (a Berth database on MongoDB or FerretDB, e.g. the embedded

@@ -45,11 +45,14 @@ func TestQueriesUseIndexes(t *testing.T) {
 		{tPolicies, "", byID},
 		{tGCRuns, "", byIDDesc},
 		{tRetentionRuns, "namespace = ?", byIDDesc},
+		{tCodeAccounts, "account_id = ?", byCreated},
 	} {
 		queries = append(queries, pageSQL(l.t, l.where, l.o.fwd), pageSQL(l.t, l.where, l.o.rev))
 	}
 	queries = append(queries,
 		"SELECT doc FROM tags WHERE id = ?",
+		"SELECT id FROM sources WHERE code_account = ? ORDER BY id LIMIT ?",
+		"SELECT count(*) FROM code_accounts WHERE account_id = ?",
 		"SELECT n FROM counters WHERE key = ?",
 		"SELECT repository FROM tags WHERE repository = ? AND digest = ?",
 		"SELECT doc FROM tags WHERE pushed_at >= ? ORDER BY pushed_at DESC LIMIT ?",

@@ -41,7 +41,8 @@ CREATE INDEX IF NOT EXISTS scans_pending ON scans(pending) WHERE pending = 1;
 CREATE TABLE IF NOT EXISTS security_policies (id TEXT PRIMARY KEY, repository TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS security_policies_repository ON security_policies(repository);
 
-CREATE TABLE IF NOT EXISTS sources (id TEXT PRIMARY KEY, hook_id TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (id TEXT PRIMARY KEY, hook_id TEXT NOT NULL, code_account TEXT NOT NULL DEFAULT '',
+	doc BLOB NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS sources_hook ON sources(hook_id);
 CREATE TABLE IF NOT EXISTS hook_deliveries (id TEXT PRIMARY KEY, repository TEXT NOT NULL, at INTEGER NOT NULL,
 	doc BLOB NOT NULL);
@@ -83,6 +84,11 @@ CREATE INDEX IF NOT EXISTS audit_log_user ON audit_log(user, id, action, resourc
 CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log(action, id, user, resource);
 CREATE INDEX IF NOT EXISTS audit_log_resource ON audit_log(resource, id, user, action);
 
+-- Code accounts of a main account in creation order.
+CREATE TABLE IF NOT EXISTS code_accounts (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+	doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS code_accounts_account ON code_accounts(account_id, created_at, id);
+
 CREATE TABLE IF NOT EXISTS gc_runs (id TEXT PRIMARY KEY, finished INTEGER NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gc_runs_unfinished ON gc_runs(finished) WHERE finished = 0;
 
@@ -94,6 +100,14 @@ CREATE TABLE IF NOT EXISTS retention_runs (id TEXT PRIMARY KEY, namespace TEXT N
 CREATE INDEX IF NOT EXISTS retention_runs_namespace ON retention_runs(namespace, id);
 CREATE INDEX IF NOT EXISTS retention_runs_unfinished ON retention_runs(finished) WHERE finished = 0;
 `
+
+// upgrades are the columns later versions added to a table an older store has without them (CREATE TABLE IF NOT
+// EXISTS leaves that table as it was), then the statements that need them.
+var upgrades = []struct{ table, column, definition, then string }{
+	// The sources of a code account (deleting one that is in use is refused).
+	{"sources", "code_account", "TEXT NOT NULL DEFAULT ''",
+		"CREATE INDEX IF NOT EXISTS sources_code_account ON sources(code_account, id)"},
+}
 
 func doc[T any]() func() any { return func() any { return new(T) } }
 
@@ -138,10 +152,15 @@ var (
 			p := d.(*store.SecurityPolicy)
 			return p.ID, []any{p.Repository}
 		}}
-	tSources = &table{name: "sources", cols: []string{"hook_id"}, newDoc: doc[store.Source](),
+	tSources = &table{name: "sources", cols: []string{"hook_id", "code_account"}, newDoc: doc[store.Source](),
 		values: func(d any) (string, []any) {
 			s := d.(*store.Source)
-			return s.ID, []any{s.HookID}
+			return s.ID, []any{s.HookID, s.CodeAccount}
+		}}
+	tCodeAccounts = &table{name: "code_accounts", cols: []string{"account_id", "created_at"}, newDoc: doc[store.CodeAccount](),
+		values: func(d any) (string, []any) {
+			a := d.(*store.CodeAccount)
+			return a.ID, []any{a.AccountID, ms(a.CreatedAt)}
 		}}
 	tHookDeliveries = &table{name: "hook_deliveries", cols: []string{"repository", "at"}, newDoc: doc[hookDelivery](),
 		values: func(d any) (string, []any) {

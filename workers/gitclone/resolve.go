@@ -2,12 +2,15 @@ package gitclone
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/berth-dev/berth/webhooks/outbound"
@@ -86,4 +89,53 @@ func ResolveRef(ctx context.Context, url string, refType RefType, name string, c
 		kind = "tag"
 	}
 	return "", "", fmt.Errorf("%w: %s %q does not exist in %s", ErrRefNotFound, kind, name, src.display)
+}
+
+// MaxRefs bounds the branches, and apart the tags, ListRefs returns.
+const MaxRefs = 1000
+
+// Refs are a remote's branch and tag names, sorted; Truncated says more than MaxRefs of either were cut.
+type Refs struct {
+	Branches  []string `json:"branches"`
+	Tags      []string `json:"tags"`
+	Truncated bool     `json:"truncated"`
+}
+
+// ListRefs asks the remote (like git ls-remote --heads --tags) for its branches and tags, for pickers. A
+// non-nil guard confines it as CloneRequest.Guard does a clone.
+func ListRefs(ctx context.Context, url string, creds *Credentials, guard *outbound.Guard) (*Refs, error) {
+	src, err := newSource(url, creds, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := src.guard(ctx, guard); err != nil {
+		return nil, err
+	}
+	ctx = withGuard(ctx, guard)
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{src.url}})
+	list, err := remote.ListContext(ctx, &git.ListOptions{Auth: src.auth})
+	out := &Refs{Branches: []string{}, Tags: []string{}}
+	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, src.wrap(err, "")
+	}
+	for _, r := range list {
+		n := r.Name()
+		switch {
+		case n.IsBranch():
+			out.Branches = append(out.Branches, n.Short())
+		case n.IsTag():
+			out.Tags = append(out.Tags, n.Short())
+		}
+	}
+	slices.Sort(out.Branches)
+	slices.Sort(out.Tags)
+	for _, l := range []*[]string{&out.Branches, &out.Tags} {
+		if len(*l) > MaxRefs {
+			*l, out.Truncated = (*l)[:MaxRefs], true
+		}
+	}
+	return out, nil
 }
