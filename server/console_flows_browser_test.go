@@ -11,11 +11,15 @@ import (
 )
 
 // TestConsoleGuideFlowsInBrowser walks, in headless Chromium, the flows of the guide's console (SPEC §12) that
-// need no builder: "Create repository" in two steps, a build rule edited in place, a TAGS trigger's tags
+// need no builder: "Create repository" in two steps (by a code account on a fake Gitea), a build rule's branch
+// picked from a real Git server's refs and a rule edited in place, a TAGS trigger's tags
 // picked from the versions and a record that did not fire, and SPEC §9 worked case 1 without and with the
 // list grant. It writes docs/console-connect.png, docs/console-rule-edit.png and docs/console-repositories.png.
 func TestConsoleGuideFlowsInBrowser(t *testing.T) {
-	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.TriggerAllow = []string{"127.0.0.0/8"} }})
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) {
+		c.TriggerAllow = []string{"127.0.0.0/8"}
+		c.SourceAllow = []string{"127.0.0.0/8"}
+	}})
 	admin := func(method, path string, body any) *apptest.Response {
 		t.Helper()
 		return in.MustAdmin(t, method, path, body)
@@ -31,7 +35,10 @@ func TestConsoleGuideFlowsInBrowser(t *testing.T) {
 	c.open("/")
 	c.submit(`form[action="/login"]`, map[string]string{"#username": "admin", "#password": apptest.AdminPassword})
 
-	// Create repository, step 1 from the Repositories page, step 2 a Git URL with the branch to build.
+	// Create repository, step 1 from the Repositories page; step 2 binds a code account (a fake Gitea) in place,
+	// chooses one of its repositories, whose default branch becomes the branch to build, and connects it: Berth
+	// registers the webhook at the host.
+	host := newFakeGitea(t)
 	c.open("/repositories")
 	c.click(`a[href="/repositories/new"]`)
 	c.submit(`form[action="/repositories/new"]`, map[string]string{"#repo-ns": "juzhong", "#repo-name": "nginx",
@@ -39,16 +46,66 @@ func TestConsoleGuideFlowsInBrowser(t *testing.T) {
 	if s := c.text(`.steps [aria-current]`); s != "Code source" {
 		t.Fatalf("step 2: %q\n%s", s, c.text("main"))
 	}
-	c.eval(`document.querySelector("#by-url details").open = true; true`, nil)
+	c.submit(`form.bind-account`, map[string]string{"#ca-provider": "gitea", "#ca-base": host.url + "/api/v1", "#ca-user": "alice",
+		"#ca-token": "good-token"})
+	if l := c.text("table.host-repos"); !strings.Contains(l, "alice/app") || !strings.Contains(l, "alice/site") {
+		t.Fatalf("the account's repositories: %q\n%s", l, c.text("main"))
+	}
+	c.submit(`#by-account form.search[role="search"]`, map[string]string{"#cn-q": "app"})
+	if l := c.text("table.host-repos"); !strings.Contains(l, "alice/app") || strings.Contains(l, "alice/site") {
+		t.Fatalf("search app: %q", l)
+	}
+	c.click(`a[aria-label="Choose alice/app"]`)
+	var branch string
+	c.eval(`document.getElementById("cn-branch").value`, &branch)
+	if branch != "main" {
+		t.Fatalf("branch to build: %q, want the default branch main", branch)
+	}
+	c.eval(`document.getElementById("connect-h").scrollIntoView(); true`, nil)
 	c.screenshot(filepath.Join(docs, "console-connect.png"))
-	c.submit(`form.connect-url`, map[string]string{"#provider": "gitea", "#src-url": "https://git.example.com/juzhong/nginx.git",
-		"#src-branch": "main"})
-	if s := c.text(".panel.secret"); !strings.Contains(s, "shown only now") || !strings.Contains(c.text(".alert.ok"), "builds branch main") {
+	c.submit(`form.connect-account`, nil)
+	if s := c.text(".panel.secret"); !strings.Contains(s, "shown only now") || !strings.Contains(c.text(".alert.ok"), "builds branch main") ||
+		!strings.Contains(c.text("dl.facts"), "alice/app") || !strings.Contains(c.text("dl.facts"), "REGISTERED") {
 		t.Fatalf("after step 2: %q\n%s", s, c.text("main"))
+	}
+	src := admin("GET", "/api/v1/repositories/juzhong/nginx/source", nil)
+	if hooks := host.hooksOf("alice/app"); len(hooks) != 1 || hooks[0]["url"] != src.JSON["webhook_url"] {
+		t.Fatalf("hooks at the host: %v (source %s)", hooks, src.Body)
 	}
 	if r := admin("GET", "/api/v1/repositories/juzhong/nginx/build-rules", nil); len(r.Items()) != 1 || r.Items()[0]["source_ref"] != "main" {
 		t.Fatalf("rule from step 2: %s", r.Body)
 	}
+	c.open("/code-accounts")
+	if l := c.text("table.accounts"); !strings.Contains(l, "gitea") || !strings.Contains(l, "alice") {
+		t.Fatalf("code accounts: %q", l)
+	}
+
+	// A repository connected by URL to a real Git server: the rule form offers its branches, or its tags when
+	// the type is TAG; a name typed outside them still works.
+	g := newGitRepo(t)
+	g.commit(t, map[string]string{"Dockerfile": "FROM scratch\n"}, "first")
+	g.push(t, "HEAD:refs/heads/develop")
+	g.push(t, "HEAD:refs/tags/v1.0.0")
+	c.open("/repositories/juzhong/redis/connect")
+	c.eval(`document.querySelector("#by-url details").open = true; true`, nil)
+	c.submit(`form.connect-url`, map[string]string{"#provider": "generic", "#src-url": g.URL})
+	var opts []string
+	c.eval(`Array.from(document.querySelectorAll("#refs-BRANCH option")).map(function(o){return o.value}).concat(
+		Array.from(document.querySelectorAll("#refs-TAG option")).map(function(o){return "tag:" + o.value}))`, &opts)
+	if strings.Join(opts, " ") != "develop main tag:v1.0.0" {
+		t.Fatalf("refs offered: %v\n%s", opts, c.text("main"))
+	}
+	var list string
+	c.eval(`var s = document.getElementById("rule-type"); s.value = "TAG"; s.dispatchEvent(new Event("change"));
+		document.getElementById("rule-ref").getAttribute("list")`, &list)
+	if list != "refs-TAG" {
+		t.Fatalf("the TAG rule's ref list: %q", list)
+	}
+	c.submit(`form.rule-new`, map[string]string{"#rule-type": "BRANCH", "#rule-ref": "develop", "#rule-tag": "dev"})
+	if r := admin("GET", "/api/v1/repositories/juzhong/redis/build-rules", nil); len(r.Items()) != 1 || r.Items()[0]["source_ref"] != "develop" {
+		t.Fatalf("rule on a picked branch: %s", r.Body)
+	}
+	c.open("/repositories/juzhong/nginx/build")
 
 	// Edit the rule in place: the row becomes a form; saving shows the row again with the new values.
 	c.click(`table.rules a[href*="?edit="]`)

@@ -148,12 +148,15 @@ func (c *Console) hostRepositories(x *reqCtx, id string, q url.Values, data map[
 	} else if chosen != "" {
 		v.Set("q", chosen[strings.LastIndex(chosen, "/")+1:])
 	}
-	var repos list[hostRepository]
+	var repos struct {
+		Items    []hostRepository `json:"items"`
+		NextPage int              `json:"next_page"`
+	}
 	if err := x.call("GET", apiPath("code-accounts", id, "repositories")+"?"+v.Encode(), nil, &repos); err != nil {
 		data["ReposError"] = err
 	}
 	data["Repos"] = repos.Items
-	data["Q"] = search
+	data["Q"] = v.Get("q")
 	data["Page"] = page
 	link := func(p int) string {
 		l := url.Values{"account": {id}, "page": {strconv.Itoa(p)}}
@@ -165,8 +168,8 @@ func (c *Console) hostRepositories(x *reqCtx, id string, q url.Values, data map[
 	if page > 1 {
 		data["Prev"] = link(page - 1)
 	}
-	if len(repos.Items) > 0 && (repos.Total > int64(page*len(repos.Items)) || repos.Total == 0 && repos.PageSize > 0 && len(repos.Items) >= repos.PageSize) {
-		data["Next"] = link(page + 1)
+	if repos.NextPage > page {
+		data["Next"] = link(repos.NextPage)
 	}
 	if chosen == "" {
 		return

@@ -262,6 +262,7 @@ type codeAccount struct {
 	Provider  string    `json:"provider"`
 	BaseURL   string    `json:"base_url"`
 	Username  string    `json:"username"`
+	Login     string    `json:"login"` // whom the host says the token belongs to
 	CreatedAt time.Time `json:"created_at"`
 }
 
