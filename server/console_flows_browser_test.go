@@ -89,6 +89,7 @@ func TestConsoleGuideFlowsInBrowser(t *testing.T) {
 	c.open("/repositories/juzhong/redis/connect")
 	c.eval(`document.querySelector("#by-url details").open = true; true`, nil)
 	c.submit(`form.connect-url`, map[string]string{"#provider": "generic", "#src-url": g.URL})
+	c.waitJS(`document.getElementById("refs-state").getAttribute("data-loaded") === "true"`, 20*time.Second)
 	var opts []string
 	c.eval(`Array.from(document.querySelectorAll("#refs-BRANCH option")).map(function(o){return o.value}).concat(
 		Array.from(document.querySelectorAll("#refs-TAG option")).map(function(o){return "tag:" + o.value}))`, &opts)

@@ -162,13 +162,20 @@ func TestConsoleCodeAccounts(t *testing.T) {
 		len(host.hooks) != 1 || host.hooks[0] != src.JSON["webhook_url"] {
 		t.Fatalf("source %s, hooks at the host %v", src.Body, host.hooks)
 	}
-	// The build page offers the Git server's branches and tags for rules.
+	// The build page offers the Git server's branches and tags for rules (read by console.js once the page is
+	// shown, from the console's JSON answer of the API's …/source/refs).
 	st, body = b.get("/repositories/team/app/build")
-	for _, want := range []string{`<datalist id="refs-BRANCH"><option value="develop"><option value="main"></datalist>`,
-		`<datalist id="refs-TAG"><option value="v1.0.0"></datalist>`, `id="rule-ref" name="source_ref" required placeholder="main" value="" list="refs-BRANCH"`} {
+	for _, want := range []string{`<datalist id="refs-BRANCH"></datalist><datalist id="refs-TAG"></datalist>`,
+		`data-refs-url="/repositories/team/app/source/refs"`, `id="rule-ref" name="source_ref" required placeholder="main" value="" list="refs-BRANCH"`} {
 		if st != 200 || !strings.Contains(body, want) {
 			t.Fatalf("build page: %d, no %q\n%s", st, want, body)
 		}
+	}
+	st, body = b.get("/repositories/team/app/source/refs")
+	var refs struct{ Branches, Tags []string }
+	if err := json.Unmarshal([]byte(body), &refs); st != 200 || err != nil || strings.Join(refs.Branches, ",") != "develop,main" ||
+		strings.Join(refs.Tags, ",") != "v1.0.0" {
+		t.Fatalf("refs: %d %v\n%s", st, err, body)
 	}
 
 	// An account in use is not deleted (the API's message); once the source is disconnected it is.

@@ -56,14 +56,10 @@ func (c *Console) showBuildSettings(x *reqCtx, created *source) {
 	} else {
 		data["NewFields"] = ruleFields{SourceType: "BRANCH"}
 	}
-	// The source's real branches and tags, offered (not imposed: names and patterns may still be typed).
-	if data["Source"] != nil && x.can("GET", nav.API+"/source/refs") {
-		var refs sourceRefs
-		if err := x.call("GET", nav.API+"/source/refs", nil, &refs); err != nil {
-			data["RefsError"] = err
-		}
-		data["Refs"] = refs
-	}
+	// The source's real branches and tags are offered (not imposed: names and patterns may still be typed);
+	// console.js reads them from the Git server after the page has loaded (sourceRefs), so a slow Git server
+	// never slows the page.
+	data["Refs"] = data["Source"] != nil && x.can("GET", nav.API+"/source/refs")
 	x.render("build", nav.NS+"/"+nav.Name+" build", data)
 }
 
@@ -241,6 +237,12 @@ func (c *Console) buildLog(x *reqCtx) {
 		follow = "true"
 	}
 	x.c.API.ServeHTTP(x.w, x.apiRequest("GET", nav.API+"/builds/"+url.PathEscape(x.r.PathValue("id"))+"/logs?follow="+follow, nil))
+}
+
+// sourceRefs answers the source's branches and tags (GET …/source/refs) as JSON, for the rule form's pickers.
+func (c *Console) sourceRefs(x *reqCtx) {
+	nav := x.repoNav("build")
+	x.c.API.ServeHTTP(x.w, x.apiRequest("GET", nav.API+"/source/refs", nil))
 }
 
 // buildStatus answers the build as JSON, for the build page to update itself without a reload.

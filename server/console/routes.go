@@ -62,6 +62,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+repo+"/connect", c.page(c.connect))
 	m.HandleFunc("POST "+repo+"/connect", c.page(c.postConnect))
 	m.HandleFunc("POST "+repo+"/source", c.page(c.putSource))
+	m.HandleFunc("GET "+repo+"/source/refs", c.page(c.sourceRefs))
 	m.HandleFunc("POST "+repo+"/source/delete", c.page(c.deleteSource))
 	m.HandleFunc("POST "+repo+"/source/rotate-secret", c.page(c.rotateSourceSecret))
 	m.HandleFunc("POST "+repo+"/build-rules", c.page(c.createRule))

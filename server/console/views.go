@@ -250,12 +250,6 @@ type tempToken struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// sourceRefs are the connected Git repository's branches and tags (SPEC §16).
-type sourceRefs struct {
-	Branches []string `json:"branches"`
-	Tags     []string `json:"tags"`
-}
-
 // codeAccount is a bound Git host account (SPEC §16); its token is write-only.
 type codeAccount struct {
 	ID        string    `json:"id"`

@@ -69,6 +69,39 @@
     });
   }
 
+  // Build rule forms: the repository's branches and tags, read from its Git server after the page loaded.
+  function loadRefs() {
+    var state = document.querySelector("[data-refs-url]");
+    if (!state) return;
+    state.textContent = "Reading the Git repository's branches and tags…";
+    function fill(id, names) {
+      var dl = document.getElementById(id);
+      (names || []).forEach(function (n) {
+        var o = document.createElement("option");
+        o.value = n;
+        dl.appendChild(o);
+      });
+    }
+    fetch(state.getAttribute("data-refs-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) {
+        return r.json().then(function (d) {
+          if (!r.ok) throw new Error(d.message || ("HTTP " + r.status));
+          return d;
+        });
+      })
+      .then(function (d) {
+        fill("refs-BRANCH", d.branches);
+        fill("refs-TAG", d.tags);
+        state.textContent = (d.branches || []).length + " branches and " + (d.tags || []).length + " tags to pick from" +
+          (d.truncated ? " (the first ones)" : "") + "; names and patterns may also be typed.";
+        state.setAttribute("data-loaded", "true");
+      })
+      .catch(function (e) {
+        state.textContent = "The Git repository's branches and tags could not be read (" + e.message + "); type the names.";
+        state.setAttribute("data-loaded", "error");
+      });
+  }
+
   // Build rule forms: the branch/tag field offers the repository's branches or its tags, as the type says.
   function refPickers() {
     document.querySelectorAll("select[data-ref-type]").forEach(function (sel) {
@@ -226,6 +259,7 @@
     localTimes(document);
     filterFields();
     refPickers();
+    loadRefs();
     tagPickers();
     jsonEditors();
     var sec = document.getElementById("build");
