@@ -402,7 +402,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if c.has(`form[action="/namespaces"]`) {
 		t.Fatal("viewer is offered to create a namespace")
 	}
-	for _, p := range []string{"/namespaces/team", "/repositories/team/app", "/repositories/team/app/build",
+	for _, p := range []string{"/namespaces/team", "/repositories", "/repositories/team/app", "/repositories/team/app/build", "/repositories/team/app/connect",
 		"/repositories/team/app/tags/latest", "/repositories/team/app/triggers"} {
 		c.open(p)
 		var forms []string
@@ -446,8 +446,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	// At phone width the pages fit the screen (wide tables scroll inside their own box).
 	c.do(chromedp.EmulateViewport(390, 844))
-	for _, p := range []string{"/namespaces", "/namespaces/team", "/repositories/team/app", "/repositories/team/app/tags",
-		"/repositories/team/app/tags/latest", "/repositories/team/app/builds"} {
+	for _, p := range []string{"/namespaces", "/namespaces/team", "/repositories", "/repositories/team/app", "/repositories/team/app/tags",
+		"/repositories/team/app/tags/latest", "/repositories/team/app/builds", "/repositories/team/app/build", "/repositories/team/app/connect"} {
 		c.open(p)
 		var width int
 		c.eval(`document.documentElement.scrollWidth`, &width)

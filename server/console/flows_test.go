@@ -217,6 +217,7 @@ func TestConsoleWorkedCase1(t *testing.T) {
 		t.Fatalf("open a repository by name: %d %v", st, h)
 	}
 	expect("/repositories/juzhong/nginx", 200, []string{"juzhong/nginx", "the nginx"}, nil)
+	expect("/repositories/juzhong/nginx/connect", 200, []string{"You may not connect the code source"}, []string{`method="post" action="/repositories/juzhong/nginx/connect"`})
 	expect("/namespaces/other", 403, []string{"cr:GetNamespace"}, []string{"app"})
 	expect("/repositories", 200, []string{"You may not list repositories"}, []string{"nginx", "other"})
 

@@ -111,6 +111,11 @@ func (c *Console) connect(x *reqCtx) {
 		q = x.r.PostForm
 	}
 	data := map[string]any{"Nav": nav, "Repo": r, "Form": x.r.PostForm, "Self": nav.Base + "/connect"}
+	if !x.can("PUT", nav.API+"/source") {
+		data["CannotConnect"] = true
+		x.render("connect", nav.NS+"/"+nav.Name+": connect the code source", data)
+		return
+	}
 	canAccounts := x.can("GET", apiPath("code-accounts"))
 	data["CanAccounts"] = canAccounts
 	data["CanBind"] = x.can("POST", apiPath("code-accounts"))
