@@ -14,7 +14,7 @@ version=v1.26.0
 
 built_version() { # the Gitea version a binary reports (main.Version, set below), or nothing
 	[[ -x "$1" ]] || return 0
-	"$1" --version 2>/dev/null | awk '$1 == "Gitea" && $2 == "version" { print "v" $3; exit }'
+	"$1" --version 2>/dev/null | awk 'tolower($1) == "gitea" && $2 == "version" { print "v" $3; exit }'
 }
 
 if [[ "$(built_version "$bin_dir/gitea")" == "$version" && -d "$bin_dir/gitea-data/templates" ]]; then
