@@ -29,6 +29,7 @@ type Manifest struct {
 	MediaType     string            `json:"mediaType"`
 	Config        Descriptor        `json:"config"`
 	Layers        []Descriptor      `json:"layers"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
 	Subject       *Descriptor       `json:"subject,omitempty"`
 	Annotations   map[string]string `json:"annotations,omitempty"`
 }
@@ -36,6 +37,10 @@ type Manifest struct {
 const (
 	MediaOCIManifest = "application/vnd.oci.image.manifest.v1+json"
 	MediaOCIConfig   = "application/vnd.oci.image.config.v1+json"
+	// MediaOCIEmpty is the config of an artifact manifest that has none (OCI image spec 1.1), whose bytes
+	// are EmptyJSON.
+	MediaOCIEmpty = "application/vnd.oci.empty.v1+json"
+	EmptyJSON     = "{}"
 )
 
 // Digest is the sha256 digest of b in "sha256:<hex>" form.
@@ -62,6 +67,18 @@ func Build(layers []Layer, created time.Time) (manifest, config []byte, err erro
 	m.Config = Descriptor{MediaType: MediaOCIConfig, Digest: Digest(config), Size: int64(len(config))}
 	manifest, err = json.Marshal(m)
 	return manifest, config, err
+}
+
+// BuildReferrer makes an OCI 1.1 artifact manifest of artifactType that refers to subject (listed by the
+// registry's referrers API for subject's digest), with layers and the empty config (EmptyJSON, which the
+// caller pushes as a blob like the layers). The manifest is pushed by its digest, not by tag.
+func BuildReferrer(subject Descriptor, artifactType string, layers []Layer) ([]byte, error) {
+	m := Manifest{SchemaVersion: 2, MediaType: MediaOCIManifest, ArtifactType: artifactType, Subject: &subject,
+		Config: Descriptor{MediaType: MediaOCIEmpty, Digest: Digest([]byte(EmptyJSON)), Size: int64(len(EmptyJSON))}}
+	for _, l := range layers {
+		m.Layers = append(m.Layers, Descriptor{MediaType: l.MediaType, Digest: Digest(l.Data), Size: int64(len(l.Data)), Annotations: l.Annotations})
+	}
+	return json.Marshal(m)
 }
 
 // MaxLayers bounds the layers read from one accessory manifest; MaxBlob the bytes of one layer.

@@ -60,6 +60,9 @@ func (a *App) build() error {
 	if err != nil {
 		return err
 	}
+	if !c.NoBuildSigning {
+		a.pipe.runner.Signer = &workers.Signer{Key: a.SigningKey}
+	}
 	drv, err := c.storageDriver()
 	if err != nil {
 		return err
