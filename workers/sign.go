@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -17,8 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/pipeline"
 	"github.com/berth-dev/berth/policies/signature"
@@ -46,10 +47,13 @@ const (
 	mediaInToto               = "application/vnd.in-toto+json"
 )
 
-// imageRepo is one repository of Berth's registry as a build's client reaches it.
+// imageRepo is one repository of Berth's registry as a build's client reaches it: plain OCI distribution
+// requests over one authenticated transport (one token for all of a build's signing).
 type imageRepo struct {
-	repo name.Repository
-	opts []remote.Option
+	ctx    context.Context
+	repo   name.Repository
+	base   string // scheme://host/v2/namespace/repo
+	client *http.Client
 }
 
 func newImageRepo(ctx context.Context, registryHost, repository string, insecure bool, user, password string) (*imageRepo, error) {
@@ -61,64 +65,87 @@ func newImageRepo(ctx context.Context, registryHost, repository string, insecure
 	if err != nil {
 		return nil, err
 	}
-	// One token for all the requests of a build's signing, rather than one per call.
 	tr, err := transport.NewWithContext(ctx, repo.Registry, &authn.Basic{Username: user, Password: password},
 		remote.DefaultTransport, []string{repo.Scope(transport.PushScope)})
 	if err != nil {
 		return nil, fmt.Errorf("log in to %s: %w", registryHost, err)
 	}
-	return &imageRepo{repo: repo, opts: []remote.Option{remote.WithContext(ctx), remote.WithTransport(tr)}}, nil
+	return &imageRepo{ctx: ctx, repo: repo, client: &http.Client{Transport: tr},
+		base: repo.Registry.Scheme() + "://" + repo.RegistryStr() + "/v2/" + repo.RepositoryStr()}, nil
 }
 
 // name is the repository as statements and signatures name it (host/namespace/repo).
 func (r *imageRepo) name() string { return r.repo.Name() }
 
-func (r *imageRepo) manifest(ref string) (*remote.Descriptor, error) {
-	var nref name.Reference
-	if len(ref) > 7 && ref[:7] == "sha256:" {
-		nref = r.repo.Digest(ref)
-	} else {
-		nref = r.repo.Tag(ref)
+// errNotFound is a 404 of the registry.
+var errNotFound = errors.New("not found")
+
+func (r *imageRepo) do(method, path, contentType string, body []byte, accept ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(r.ctx, method, r.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
 	}
-	return remote.Get(nref, r.opts...)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for _, a := range accept {
+		req.Header.Add("Accept", a)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, signature.MaxBlob+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return resp, data, errNotFound
+	}
+	if resp.StatusCode >= 300 {
+		return resp, data, fmt.Errorf("%s %s: %d %.300s", method, path, resp.StatusCode, data)
+	}
+	if len(data) > signature.MaxBlob {
+		return nil, nil, fmt.Errorf("%s %s: more than %d bytes", method, path, signature.MaxBlob)
+	}
+	return resp, data, nil
+}
+
+// manifest reads the manifest ref (a tag or a digest): its media type and bytes.
+func (r *imageRepo) manifest(ref string) (string, []byte, error) {
+	resp, data, err := r.do(http.MethodGet, "/manifests/"+ref, "", nil, string(types.OCIImageIndex), string(types.OCIManifestSchema1),
+		string(types.DockerManifestList), string(types.DockerManifestSchema2))
+	if err != nil {
+		return "", nil, err
+	}
+	if strings.HasPrefix(ref, "sha256:") && signature.Digest(data) != ref {
+		return "", nil, fmt.Errorf("manifest %s: the registry answered other content", ref)
+	}
+	return resp.Header.Get("Content-Type"), data, nil
 }
 
 // blob reads a blob of the repository, at most signature.MaxBlob bytes.
 func (r *imageRepo) blob(dg string) ([]byte, error) {
-	l, err := remote.Layer(r.repo.Digest(dg), r.opts...)
+	_, data, err := r.do(http.MethodGet, "/blobs/"+dg, "", nil)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
+	if signature.Digest(data) != dg {
+		return nil, fmt.Errorf("blob %s: the registry answered other content", dg)
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, signature.MaxBlob+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > signature.MaxBlob {
-		return nil, fmt.Errorf("blob %s is larger than %d bytes", dg, signature.MaxBlob)
-	}
-	return b, nil
+	return data, nil
 }
 
-func (r *imageRepo) putBlob(data []byte, mt string) error {
-	return remote.WriteLayer(r.repo, static.NewLayer(data, types.MediaType(mt)), r.opts...)
+// putBlob uploads data in one request (a monolithic POST with its digest).
+func (r *imageRepo) putBlob(data []byte) error {
+	_, _, err := r.do(http.MethodPost, "/blobs/uploads/?digest="+signature.Digest(data), "application/octet-stream", data)
+	return err
 }
 
-// rawManifest is a manifest to PUT as it is.
-type rawManifest struct {
-	b  []byte
-	mt types.MediaType
-}
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
-
-func (r *imageRepo) putManifest(ref name.Reference, b []byte) error {
-	return remote.Put(ref, rawManifest{b: b, mt: types.OCIManifestSchema1}, r.opts...)
+func (r *imageRepo) putManifest(ref string, m []byte) error {
+	_, _, err := r.do(http.MethodPut, "/manifests/"+ref, signature.MediaOCIManifest, m)
+	return err
 }
 
 // accessory is the current manifest of an accessory tag and its layers' bytes; both empty when the tag is not
@@ -129,19 +156,18 @@ type accessory struct {
 }
 
 func (r *imageRepo) accessory(tag string) (*accessory, error) {
-	d, err := r.manifest(tag)
-	var te *transport.Error
-	if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+	_, raw, err := r.manifest(tag)
+	if errors.Is(err, errNotFound) {
 		return &accessory{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", tag, err)
 	}
 	var m signature.Manifest
-	if err := json.Unmarshal(d.Manifest, &m); err != nil {
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s is not an image manifest: %w", tag, err)
 	}
-	a := &accessory{manifest: d.Manifest}
+	a := &accessory{manifest: raw}
 	for i, l := range m.Layers {
 		if i == signature.MaxLayers {
 			break
@@ -161,18 +187,26 @@ func (r *imageRepo) pushAccessory(tag string, layers []signature.Layer) error {
 	if err != nil {
 		return err
 	}
-	if err := r.putBlob(config, signature.MediaOCIConfig); err != nil {
+	blobs := [][]byte{config}
+	for _, l := range layers {
+		blobs = append(blobs, l.Data)
+	}
+	if err := r.putBlobs(blobs); err != nil {
 		return fmt.Errorf("push %s: %w", tag, err)
 	}
-	for _, l := range layers {
-		if err := r.putBlob(l.Data, l.MediaType); err != nil {
-			return fmt.Errorf("push %s: %w", tag, err)
-		}
-	}
-	if err := r.putManifest(r.repo.Tag(tag), manifest); err != nil {
+	if err := r.putManifest(tag, manifest); err != nil {
 		return fmt.Errorf("push %s: %w", tag, err)
 	}
 	return nil
+}
+
+// putBlobs uploads blobs at once.
+func (r *imageRepo) putBlobs(blobs [][]byte) error {
+	var g errgroup.Group
+	for _, b := range blobs {
+		g.Go(func() error { return r.putBlob(b) })
+	}
+	return g.Wait()
 }
 
 // pushReferrer writes an artifact manifest of layers (pushed already) that refers to subject, by digest.
@@ -181,10 +215,10 @@ func (r *imageRepo) pushReferrer(subject signature.Descriptor, artifactType stri
 	if err != nil {
 		return err
 	}
-	if err := r.putBlob([]byte(signature.EmptyJSON), signature.MediaOCIEmpty); err != nil {
+	if err := r.putBlob([]byte(signature.EmptyJSON)); err != nil {
 		return fmt.Errorf("push a referrer of %s: %w", subject.Digest, err)
 	}
-	if err := r.putManifest(r.repo.Digest(signature.Digest(m)), m); err != nil {
+	if err := r.putManifest(signature.Digest(m), m); err != nil {
 		return fmt.Errorf("push a referrer of %s: %w", subject.Digest, err)
 	}
 	return nil
@@ -201,16 +235,16 @@ type pushedImage struct {
 }
 
 func (r *imageRepo) pushed(dg string) (*pushedImage, error) {
-	d, err := r.manifest(dg)
+	mt, raw, err := r.manifest(dg)
 	if err != nil {
 		return nil, fmt.Errorf("read the pushed image %s: %w", dg, err)
 	}
 	p := &pushedImage{digest: dg, statements: map[string][]signature.Statement{},
-		subject: signature.Descriptor{MediaType: string(d.MediaType), Digest: dg, Size: d.Size}}
-	if !d.MediaType.IsIndex() {
+		subject: signature.Descriptor{MediaType: mt, Digest: dg, Size: int64(len(raw))}}
+	if !types.MediaType(mt).IsIndex() {
 		return p, nil
 	}
-	idx, err := v1.ParseIndexManifest(bytes.NewReader(d.Manifest))
+	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("the pushed index %s: %w", dg, err)
 	}
@@ -224,12 +258,12 @@ func (r *imageRepo) pushed(dg string) (*pushedImage, error) {
 	}
 	for _, a := range atts {
 		of := a.Annotations[annotationRefDigest]
-		ad, err := r.manifest(a.Digest.String())
+		_, araw, err := r.manifest(a.Digest.String())
 		if err != nil {
 			return nil, fmt.Errorf("read BuildKit's attestation manifest %s: %w", a.Digest, err)
 		}
 		var m signature.Manifest
-		if err := json.Unmarshal(ad.Manifest, &m); err != nil {
+		if err := json.Unmarshal(araw, &m); err != nil {
 			return nil, fmt.Errorf("BuildKit's attestation manifest %s: %w", a.Digest, err)
 		}
 		for _, l := range m.Layers {
@@ -257,11 +291,21 @@ func (s *Signer) SignBuild(ctx context.Context, repo *imageRepo, b *store.Build,
 	if err != nil {
 		return 0, err
 	}
+	// The signatures and the attestation are independent pushes: at once.
+	var g errgroup.Group
 	for _, d := range append([]string{dg}, img.platforms...) {
-		if err := s.sign(repo, d); err != nil {
-			return 0, err
-		}
+		g.Go(func() error { return s.sign(repo, d) })
 	}
+	n, err := s.attestProvenance(repo, img, b, builderURL)
+	if werr := g.Wait(); werr != nil {
+		return 0, werr
+	}
+	return n, err
+}
+
+// attestProvenance attests BuildKit's provenance of each platform image of img, with Berth's build added.
+func (s *Signer) attestProvenance(repo *imageRepo, img *pushedImage, b *store.Build, builderURL string) (int, error) {
+	dg := img.digest
 	// One statement per platform image, about the tag's digest and that platform image: `cosign
 	// verify-attestation` checks the subject against the digest it resolves the tag to.
 	env := berthEnvironment(b, builderURL)
@@ -334,16 +378,17 @@ func (s *Signer) AttestSBOM(ctx context.Context, repo *imageRepo, sc Scanner, re
 // attestAll puts the statements about dg into its ".att" accessory, each platform image's into its own (for an
 // index of several), and all of them in one referrer of dg.
 func (s *Signer) attestAll(repo *imageRepo, img *pushedImage, dg string, all []signature.Layer, perImage map[string][]signature.Layer) error {
-	if err := s.attest(repo, dg, all); err != nil {
-		return err
-	}
+	var g errgroup.Group
+	g.Go(func() error { return s.attest(repo, dg, all) })
 	if len(img.platforms) > 1 {
 		for p, ls := range perImage {
-			if err := s.attest(repo, p, ls); err != nil {
-				return err
-			}
+			g.Go(func() error { return s.attest(repo, p, ls) })
 		}
 	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// The referrer's layers are the blobs the ".att" pushes uploaded.
 	return repo.pushReferrer(img.subject, signature.MediaDSSE, all)
 }
 
