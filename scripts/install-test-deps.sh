@@ -7,7 +7,7 @@
 #   chromium (the console's browser test);
 #   docker-compose (when the compose plugin is missing; validates deployments/compose.yaml);
 #   Go tools: the OCI distribution conformance suite, versitygw (the S3 server of the S3 driver's tests),
-#   crane and oras, buildkitd/buildctl from the pinned module, a Gitea server (bin/gitea).
+#   crane, oras and cosign, buildkitd/buildctl from the pinned module, a Gitea server (bin/gitea).
 # Quiet and quick when all is in place.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,6 +60,7 @@ go_tool() { # go_tool BINARY MODULE_PATH@VERSION
 go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 go_tool oras oras.land/oras/cmd/oras@v1.3.6
 go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
+go_tool cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 # the stock signing client (SPEC §15 tests)
 
 "$repo_root/scripts/install-buildkit.sh"
 

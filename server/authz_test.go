@@ -192,6 +192,15 @@ func TestRouteAuthorization(t *testing.T) {
 	for i, rt := range routes {
 		t.Run(rt.Method+" "+rt.Path, func(t *testing.T) {
 			path := samplePath(rt.Path)
+			if rt.Resource == resPublic {
+				// No authentication: anyone, with or without credentials, is served.
+				for _, who := range []string{"", "admin"} {
+					if w := call(h, who, rt.Method, path); w.Code == http.StatusForbidden || w.Code == http.StatusUnauthorized {
+						t.Errorf("public route as %q: %d %s", who, w.Code, w.Body)
+					}
+				}
+				return
+			}
 			res := sampleResource(rt.Resource)
 			allowed, others, denied := fmt.Sprintf("allowed-%d", i), fmt.Sprintf("others-%d", i), fmt.Sprintf("denied-%d", i)
 			auth.add(allowed, false, doc(policies.EffectAllow, []string{rt.Action}, []string{res}))
@@ -298,6 +307,12 @@ func TestRouteActionsAreKnown(t *testing.T) {
 	for _, rt := range routes {
 		k := rt.Method + " " + rt.Path
 		seen[k] = true
+		if rt.Resource == resPublic {
+			if rt.Action != "" || !strings.HasPrefix(rt.Path, "/api/v1/system/") {
+				t.Errorf("%s: a public route checks no action (has %q) and is a /api/v1/system/ path", k, rt.Action)
+			}
+			continue
+		}
 		if !slices.Contains(policies.AllActions, rt.Action) {
 			t.Errorf("%s checks %q, which is not an action in policies.AllActions", k, rt.Action)
 		}
@@ -331,8 +346,11 @@ func routeTableMarkdown() string {
 	var b strings.Builder
 	b.WriteString("| method | path | action | resource | what it does |\n|---|---|---|---|---|\n")
 	for _, rt := range routes {
-		fmt.Fprintf(&b, "| %s | `%s` | `%s` | `%s` | %s |\n", rt.Method, rt.Path, rt.Action, resourceDoc[rt.Resource],
-			strings.ReplaceAll(rt.Summary, "|", `\|`))
+		action, res := "`"+rt.Action+"`", "`"+resourceDoc[rt.Resource]+"`"
+		if rt.Resource == resPublic {
+			action, res = "none", "none: no authentication"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", rt.Method, rt.Path, action, res, strings.ReplaceAll(rt.Summary, "|", `\|`))
 	}
 	return b.String()
 }

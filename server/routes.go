@@ -21,6 +21,9 @@ const (
 	resAny        resourceKind = iota // "*"
 	resNamespace                      // acs:cr:$region:$account:repository/$ns
 	resRepository                     // acs:cr:$region:$account:repository/$ns/$repo
+	// resPublic: no authentication, no action checked (the route's Action is ""). Only for what anyone may
+	// read, like the public half of the signing key.
+	resPublic
 )
 
 // route is one REST route with the one action it checks on one resource. This table is the single source
@@ -110,6 +113,7 @@ var routes = []route{
 	{"GET", "/api/v1/policies/:name", policies.ActionGetPolicy, resAny, "Get a policy", (*api).getPolicy},
 	{"PUT", "/api/v1/policies/:name", policies.ActionUpdatePolicy, resAny, "Replace a custom policy's document (system policies are read-only)", (*api).updatePolicy},
 	{"DELETE", "/api/v1/policies/:name", policies.ActionDeletePolicy, resAny, "Delete a custom policy, detaching it from every user", (*api).deletePolicy},
+	{"GET", "/api/v1/system/signing-key", "", resPublic, "The instance's image signing key, public half, in PEM (no authentication): `cosign verify --key` takes it", (*api).getSigningKey},
 	{"GET", "/api/v1/system/scanner", policies.ActionGetSystemScanner, resAny, "The scanner's state, its vulnerability DB and the DB's last download (administrator)", (*api).getSystemScanner},
 	{"POST", "/api/v1/auth/token", policies.ActionGetAuthorizationToken, resAny, "Issue a temporary registry password (also a Bearer token for this API)", (*api).createAuthToken},
 	{"POST", "/api/v1/repositories/:ns/:repo/triggers", policies.ActionCreateTrigger, resRepository, "Create a trigger (outgoing webhook); a generated secret is shown in this answer only", (*api).createTrigger},
@@ -171,7 +175,7 @@ func (z Authorization) Check(p *Principal, method, path string) (action, resourc
 		return "", "", false, fmt.Errorf("%w: %s %s", ErrNoRoute, method, path)
 	}
 	res := resourceName(z.Region, z.AccountID, rt.Resource, params["ns"], params["repo"])
-	return rt.Action, res, p.Can(rt.Action, res), nil
+	return rt.Action, res, rt.Resource == resPublic || p.Can(rt.Action, res), nil
 }
 
 // Can reports whether p may make the API call method path; a path that is no route is not allowed.
@@ -223,6 +227,10 @@ var routeSegments = func() [][]string {
 // authorize authenticates the caller and checks the route's action on its resource.
 func (a *api) authorize(rt route) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if rt.Resource == resPublic {
+			c.Next()
+			return
+		}
 		p, _ := c.Request.Context().Value(principalKey{}).(*Principal)
 		var err error
 		if p == nil {
@@ -294,6 +302,10 @@ func (a *api) openapi(c *gin.Context) {
 		if len(params) > 0 {
 			op["parameters"] = params
 		}
+		if rt.Resource == resPublic {
+			op["description"], op["security"] = "No authentication.", []any{}
+			delete(op, "x-ram-action")
+		}
 		paths[p][strings.ToLower(rt.Method)] = op
 	}
 	c.JSON(http.StatusOK, gin.H{
@@ -316,4 +328,5 @@ var resourceDoc = map[resourceKind]string{
 	resAny:        "*",
 	resNamespace:  "acs:cr:$region:$account:repository/$ns",
 	resRepository: "acs:cr:$region:$account:repository/$ns/$repo",
+	resPublic:     "none (no authentication)",
 }

@@ -77,6 +77,13 @@ type Deps struct {
 	Scanner     ScannerStatusService // may be nil: GET /api/v1/system/scanner then answers 503
 	// Audit takes an entry for every change and failed sign-in (SPEC §14); nil keeps no audit log.
 	Audit Auditor
+	// SigningKey is the instance's image signing key (SPEC §15); nil: GET /api/v1/system/signing-key answers 503.
+	SigningKey SigningKey
+}
+
+// SigningKey is the instance's image signing key as the API shows it: its public half only.
+type SigningKey interface {
+	PublicPEM() ([]byte, error)
 }
 
 type api struct {

@@ -34,3 +34,19 @@ func (a *api) getSystemScanner(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, a.Scanner.ScannerStatus(c.Request.Context()))
 }
+
+// getSigningKey answers the public half of the instance's image signing key in PEM, the file `cosign verify
+// --key` reads. Anyone may read it: it is what verifies Berth's signatures.
+func (a *api) getSigningKey(c *gin.Context) {
+	if a.SigningKey == nil {
+		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "this server has no image signing key"))
+		return
+	}
+	pemBytes, err := a.SigningKey.PublicPEM()
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Content-Disposition", `inline; filename="berth.pub"`)
+	c.Data(http.StatusOK, "application/x-pem-file", pemBytes)
+}

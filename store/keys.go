@@ -17,6 +17,9 @@ const (
 	// KeyRegistryToken is the registry token signing key (PEM), sealed with the master key, shared by every
 	// replica so that a token one issues is accepted by the others.
 	KeyRegistryToken = "registry-token-signing-key"
+	// KeyImageSigning is the image signing key (PKCS#8 DER of an ECDSA P-256 key), sealed with the master key:
+	// every replica and worker signs builds and their attestations with it (SPEC §15).
+	KeyImageSigning = "image-signing-key"
 )
 
 // InstanceKey is one key of the instance, sealed with the master key. It is written once and never changed:

@@ -61,6 +61,11 @@ type BuildRunner struct {
 	// and returns the final status (SUCCESS, or BLOCKED when the security policy blocks the image) with a
 	// reason. nil ends builds at SUCCESS after the push.
 	AfterPush func(ctx context.Context, b *store.Build, log *pipeline.LogWriter) (status, reason string, err error)
+	// Signer, when set, has BuildKit attach SLSA provenance to every image, and signs the pushed image and
+	// attests its provenance with the instance's key during PUSHING (SPEC §15). nil: neither.
+	Signer *Signer
+	// SBOMScanner makes the SBOM (CycloneDX) of each image a signed build pushed, attested after SCANNING.
+	SBOMScanner Scanner
 	// HeartbeatInterval overrides pipeline.HeartbeatInterval (tests).
 	HeartbeatInterval time.Duration
 }
@@ -140,7 +145,7 @@ func (r *BuildRunner) Run(ctx context.Context, t *asynq.Task) error {
 	status, reason := store.BuildSuccess, ""
 	switch cause := context.Cause(bctx); {
 	case runErr == nil:
-		status, reason, runErr = r.afterPush(ctx, b.ID, blog)
+		status, reason, runErr = r.afterPush(ctx, b.ID, digest, blog)
 		if runErr != nil {
 			return r.fail(ctx, b.ID, blog, runErr)
 		}
@@ -359,6 +364,9 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	if !b.NoCache {
 		req.CacheRef = r.Registry + "/" + b.Repository + ":buildcache"
 	}
+	if r.Signer != nil {
+		req.Provenance = provenanceFor(b, src, r.registryURL())
+	}
 	// PUSHING starts when BuildKit starts pushing (the push is part of the solve). It is recorded aside, so
 	// the progress stream never waits for the store.
 	var pushing sync.WaitGroup
@@ -395,7 +403,31 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	if err := r.checkPushed(ctx, b, res.Digest); err != nil {
 		blog.Printf("warning: %v", err)
 	}
+	if r.Signer != nil {
+		signStart := time.Now()
+		repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
+		if err != nil {
+			return "", err
+		}
+		n, err := r.Signer.SignBuild(ctx, repo, b, res.Digest, r.registryURL())
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", failf("sign %s: %v", res.Digest, err)
+		}
+		blog.Printf("signed %s and attested its provenance (%d statements) in %s", res.Digest, n,
+			time.Since(signStart).Round(time.Millisecond))
+	}
 	return res.Digest, nil
+}
+
+// registryURL is the URL of Berth's registry (and API) as builds reach it: the provenance's builder id.
+func (r *BuildRunner) registryURL() string {
+	if r.Insecure {
+		return "http://" + r.Registry
+	}
+	return "https://" + r.Registry
 }
 
 // checkout clones src at the build's commit into dir, or reuses a checkout of that very commit kept in
@@ -451,8 +483,9 @@ func checkoutKey(src *store.Source, commit string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// afterPush runs the SCANNING stage when one is configured.
-func (r *BuildRunner) afterPush(ctx context.Context, id string, blog *pipeline.LogWriter) (status, reason string, err error) {
+// afterPush runs the SCANNING stage when one is configured, then attests the image's SBOM when builds are
+// signed: the scan has analysed the image's layers by then, so the SBOM reads them from the scanner's cache.
+func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pipeline.LogWriter) (status, reason string, err error) {
 	if r.AfterPush == nil {
 		return store.BuildSuccess, "", nil
 	}
@@ -460,7 +493,27 @@ func (r *BuildRunner) afterPush(ctx context.Context, id string, blog *pipeline.L
 	if err != nil {
 		return "", "", err
 	}
-	return r.AfterPush(ctx, b, blog)
+	status, reason, err = r.AfterPush(ctx, b, blog)
+	if err != nil || r.Signer == nil || r.SBOMScanner == nil {
+		return status, reason, err
+	}
+	start := time.Now()
+	user, password := r.Credentials.Issue(b.Repository, pipeline.ScanTaskTimeout)
+	repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
+	if err != nil {
+		return "", "", err
+	}
+	n, err := r.Signer.AttestSBOM(ctx, repo, r.SBOMScanner, ScanRequest{Username: user, Password: password, Insecure: r.Insecure}, digest)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return "", "", ctx.Err()
+	case err != nil:
+		// The image is built, pushed, signed and judged; only its SBOM is missing, which the log says.
+		blog.Printf("warning: no SBOM attested: %v", err)
+	default:
+		blog.Printf("attested the SBOM of %s (%d images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
+	}
+	return status, reason, nil
 }
 
 // checkPushed confirms that the tag shows in the repository's versions at the pushed digest.

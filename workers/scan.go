@@ -26,6 +26,8 @@ type ScanRequest struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
+	// SBOM asks for the image's CycloneDX SBOM in the report too.
+	SBOM bool `json:"sbom,omitempty"`
 }
 
 // ScanReport is berth-scanner's report (the fields Berth keeps).
@@ -37,6 +39,8 @@ type ScanReport struct {
 	StartedAt       time.Time           `json:"started_at"`
 	FinishedAt      time.Time           `json:"finished_at"`
 	Vulnerabilities []ScanVulnerability `json:"vulnerabilities"`
+	// SBOM is the image's CycloneDX JSON SBOM when the request asked for it.
+	SBOM json.RawMessage `json:"sbom,omitempty"`
 }
 
 // ScanVulnerability is one finding of a ScanReport.

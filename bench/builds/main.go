@@ -72,6 +72,7 @@ var (
 	work        = flag.Int("work", 400000, "loop iterations of the benchmark Dockerfile's RUN step (its CPU work)")
 	verbose     = flag.Bool("v", false, "print each Berth build's stage times and timing lines")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the webhook runs to this file")
+	unsigned    = flag.Bool("unsigned", true, "also build on a second Berth with build signing and attestation off (Config.NoBuildSigning), alternating, to measure what they cost")
 	smoke       = flag.Bool("smoke", false, "a few hooks and one build per row, to check the bench still runs (the test command)")
 )
 
@@ -121,47 +122,70 @@ func run() error {
 		buildctl = p
 	}
 
-	cfg, err := app.ParseConfig("serve", nil)
+	b, cfg, a, closeBerth, err := openBerth(ctx, filepath.Join(tmp, "data"), daemon, addr, false)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	cfg.Addr, cfg.DataDir, cfg.NamespaceLimit = ln.Addr().String(), filepath.Join(tmp, "data"), 0
-	if daemon != nil {
-		// buildkitd reaches Berth's registry through the one path its sandbox opens to it.
-		if _, err := daemon.AllowRegistry(ctx, cfg.Addr); err != nil {
-			return err
-		}
-	}
-	cfg.BuildkitAddr, cfg.RedisAddr = addr, *redisAddr
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	os.Setenv("BERTH_ADMIN_PASSWORD", adminPassword)
-	a, err := app.Open(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(ctx, ln) }()
-	defer func() { cancel(); <-served }()
-	b := &berth{url: "http://" + cfg.Addr, host: cfg.Addr, client: &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: *concurrency * 2}}}
-	if err := b.waitReady(); err != nil {
-		return err
-	}
+	defer closeBerth()
 	fmt.Printf("Berth %s, %d CPUs, store: %s, queue: %s\n", b.url, runtime.NumCPU(), storeName(cfg), queueName(cfg, a))
 
 	// Builds first, while the builds collection is small (the embedded store reads it whole for any query but
 	// one by _id).
 	if addr == "" || buildctl == "" || *runs < 1 {
 		fmt.Println("build comparison skipped: no buildkitd/buildctl (scripts/install-buildkit.sh), or -runs 0")
-	} else if err := benchBuilds(b, tmp, addr, buildctl); err != nil {
-		return err
+	} else {
+		var nb *berth
+		if *unsigned {
+			u, _, _, closeU, err := openBerth(ctx, filepath.Join(tmp, "data-unsigned"), daemon, addr, true)
+			if err != nil {
+				return err
+			}
+			defer closeU()
+			nb = u
+		}
+		if err := benchBuilds(b, nb, tmp, addr, buildctl); err != nil {
+			return err
+		}
 	}
 	return benchHooks(b)
+}
+
+// openBerth starts a Berth in dataDir on a loopback port whose builds run on the buildkitd at bkAddr (daemon,
+// when this bench started it, opens its path to the registry); unsigned turns build signing off.
+func openBerth(ctx context.Context, dataDir string, daemon *buildkit.Daemon, bkAddr string, unsigned bool) (*berth, *app.Config, *app.App, func(), error) {
+	cfg, err := app.ParseConfig("serve", nil)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	cfg.Addr, cfg.DataDir, cfg.NamespaceLimit, cfg.NoBuildSigning = ln.Addr().String(), dataDir, 0, unsigned
+	if daemon != nil {
+		// buildkitd reaches Berth's registry through the one path its sandbox opens to it.
+		if _, err := daemon.AllowRegistry(ctx, cfg.Addr); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	cfg.BuildkitAddr, cfg.RedisAddr = bkAddr, *redisAddr
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	os.Setenv("BERTH_ADMIN_PASSWORD", adminPassword)
+	a, err := app.Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(sctx, ln) }()
+	closeBerth := func() { cancel(); <-served; a.Close() }
+	b := &berth{url: "http://" + cfg.Addr, host: cfg.Addr, client: &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: *concurrency * 2}}}
+	if err := b.waitReady(); err != nil {
+		closeBerth()
+		return nil, nil, nil, nil, err
+	}
+	return b, cfg, a, closeBerth, nil
 }
 
 func storeName(c *app.Config) string {
@@ -294,8 +318,9 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[max(0, min(i, len(sorted))-1)].Round(10 * time.Microsecond)
 }
 
-// benchBuilds compares a push → SUCCESS in Berth with `buildctl build` of the same checkout.
-func benchBuilds(b *berth, tmp, addr, buildctl string) error {
+// benchBuilds compares a push → SUCCESS in Berth with `buildctl build` of the same checkout, and, when u is
+// set, with the same build on u, a Berth that neither signs nor attests its builds.
+func benchBuilds(b, u *berth, tmp, addr, buildctl string) error {
 	if _, err := b.call("POST", "/api/v1/namespaces", map[string]any{"name": "library", "default_visibility": "PUBLIC"}, 201); err != nil {
 		return err
 	}
@@ -324,14 +349,36 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 	if err != nil {
 		return err
 	}
-	src, err := b.call("PUT", "/api/v1/repositories/bench/app/source", map[string]any{"provider": "github", "url": gitURL, "no_cache": true}, 201)
+	// connect gives bench/app of a Berth the repository as its source, with a rule building main.
+	connect := func(b *berth) (*buildSide, error) {
+		src, err := b.call("PUT", "/api/v1/repositories/bench/app/source", map[string]any{"provider": "github", "url": gitURL, "no_cache": true}, 201)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := b.call("POST", "/api/v1/repositories/bench/app/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}, 201); err != nil {
+			return nil, err
+		}
+		return &buildSide{b: b, hookURL: src["webhook_url"].(string), secret: src["webhook_secret"].(string)}, nil
+	}
+	signed, err := connect(b)
 	if err != nil {
 		return err
 	}
-	if _, err := b.call("POST", "/api/v1/repositories/bench/app/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main"}, 201); err != nil {
-		return err
+	sides := []*buildSide{signed}
+	if u != nil {
+		// The unsigned Berth builds FROM the same base image, which is public in the first.
+		if _, err := u.call("POST", "/api/v1/namespaces", map[string]any{"name": "bench"}, 201); err != nil {
+			return err
+		}
+		if _, err := u.call("POST", "/api/v1/namespaces/bench/repositories", map[string]any{"name": "app"}, 201); err != nil {
+			return err
+		}
+		unsignedSide, err := connect(u)
+		if err != nil {
+			return err
+		}
+		sides = append(sides, unsignedSide)
 	}
-	hookURL, secret := src["webhook_url"].(string), src["webhook_secret"].(string)
 	dockerConfig := filepath.Join(tmp, "docker")
 	os.MkdirAll(dockerConfig, 0o700)
 	auth := base64.StdEncoding.EncodeToString([]byte("admin:" + adminPassword))
@@ -340,7 +387,8 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 	var delivery int
 	// berthBuild pushes and waits for SUCCESS; it returns the time to the end of PUSHING (clone, build and
 	// push: what buildctl does) and to the final status (with the SCANNING stage).
-	berthBuild := func() (pushed, final, before time.Duration, err error) {
+	berthBuild := func(side *buildSide) (pushed, final, before time.Duration, err error) {
+		b, hookURL, secret := side.b, side.hookURL, side.secret
 		delivery++
 		// Each delivery differs (the message): the same signed body again is a replay and builds nothing.
 		body, _ := json.Marshal(map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": commit,
@@ -387,7 +435,7 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 				if *verbose {
 					log, _ := b.text("/api/v1/repositories/bench/app/builds/" + ans.Builds[0] + "/logs")
 					for _, l := range strings.Split(log, "\n") {
-						if strings.Contains(l, "cloned in") || strings.Contains(l, "built and pushed") {
+						if strings.Contains(l, "cloned in") || strings.Contains(l, "built and pushed") || strings.Contains(l, "attested") {
 							line += " " + l[strings.Index(l, "] ")+11:]
 						}
 					}
@@ -457,17 +505,19 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 		noCache   bool
 		newCommit bool
 	}{{"no cache", true, false}, {"registry cache, same commit", false, false}, {"registry cache, new commit", false, true}} {
-		if _, err := b.call("PUT", "/api/v1/repositories/bench/app/source", map[string]any{"no_cache": mode.noCache}, 200); err != nil {
-			return err
-		}
-		// Warm both sides (and prime the caches).
-		if _, _, _, err := berthBuild(); err != nil {
-			return err
+		// Warm every side (and prime the caches).
+		for _, side := range sides {
+			if _, err := side.b.call("PUT", "/api/v1/repositories/bench/app/source", map[string]any{"no_cache": mode.noCache}, 200); err != nil {
+				return err
+			}
+			if _, _, _, err := berthBuild(side); err != nil {
+				return err
+			}
 		}
 		if _, err := rawBuild(mode.noCache); err != nil {
 			return err
 		}
-		var pushedT, finalT, rawT, preT []time.Duration
+		var pushedT, finalT, rawT, preT, uPushedT, uFinalT []time.Duration
 		for range *runs {
 			if mode.newCommit {
 				if err := newCommit(); err != nil {
@@ -479,11 +529,21 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 			if err := prune(); err != nil {
 				return err
 			}
-			p, f, pre, err := berthBuild()
+			p, f, pre, err := berthBuild(signed)
 			if err != nil {
 				return err
 			}
 			pushedT, finalT, preT = append(pushedT, p), append(finalT, f), append(preT, pre)
+			if len(sides) > 1 {
+				if err := prune(); err != nil {
+					return err
+				}
+				p, f, _, err := berthBuild(sides[1])
+				if err != nil {
+					return err
+				}
+				uPushedT, uFinalT = append(uPushedT, p), append(uFinalT, f)
+			}
 			if err := prune(); err != nil {
 				return err
 			}
@@ -497,9 +557,20 @@ func benchBuilds(b *berth, tmp, addr, buildctl string) error {
 		fmt.Printf("  %-33s buildctl %v   Berth pushed %v (%.2f×)   Berth SUCCESS %v (%.2f×)   webhook → BUILDING %v\n", mode.name+":",
 			rm.Round(time.Millisecond), pm.Round(time.Millisecond), float64(pm)/float64(rm), fm.Round(time.Millisecond), float64(fm)/float64(rm),
 			median(preT).Round(time.Millisecond))
+		if len(uPushedT) > 0 {
+			upm, ufm := median(uPushedT), median(uFinalT)
+			fmt.Printf("  %-33s Berth unsigned: pushed %v, SUCCESS %v   signed/unsigned: pushed %.2f×, SUCCESS %.2f×\n", "",
+				upm.Round(time.Millisecond), ufm.Round(time.Millisecond), float64(pm)/float64(upm), float64(fm)/float64(ufm))
+		}
 	}
 	fmt.Println()
 	return nil
+}
+
+// buildSide is a Berth whose bench/app builds the benchmark repository, and its webhook.
+type buildSide struct {
+	b               *berth
+	hookURL, secret string
 }
 
 func median(ds []time.Duration) time.Duration {

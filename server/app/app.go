@@ -44,6 +44,9 @@ type App struct {
 	Instance *store.Instance
 	Access   *access.Service
 	Registry *registry.Registry
+	// SigningKey is the instance's image signing key (SPEC §15): builds sign with it; its public half is served
+	// at GET /api/v1/system/signing-key and verifies signatures for the security policy.
+	SigningKey *pipeline.SigningKey
 	// GC runs the registry's garbage collection: on schedule in Serve, on demand from the API and berth admin gc.
 	GC *pipeline.GarbageCollector
 	// Retention runs namespaces' tag retention rules.

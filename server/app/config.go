@@ -64,6 +64,9 @@ type Config struct {
 
 	S3 S3Config
 
+	// NoBuildSigning leaves builds unsigned and unattested (no flag: benchmarks compare with and without).
+	NoBuildSigning bool
+
 	// Logger, when set, is used instead of one made from LogLevel and LogFormat (tests set it).
 	Logger *slog.Logger
 }

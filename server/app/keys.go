@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/store/secretbox"
@@ -78,50 +80,84 @@ func (a *App) registrySigningKey(ctx context.Context) (crypto.Signer, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", file, err)
 	}
+	pemBytes, err := a.sharedKey(ctx, store.KeyRegistryToken, "registry token signing key", func() ([]byte, string, error) {
+		if local != nil {
+			if _, err := registry.ParseSigningKey(local); err != nil {
+				return nil, "", fmt.Errorf("%s: %w", file, err)
+			}
+			return local, file, nil
+		}
+		k, err := registry.NewSigningKeyPEM()
+		return k, "new", err
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := registry.ParseSigningKey(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("the registry token signing key kept in the store: %w", err)
+	}
+	if local != nil {
+		if lk, err := registry.ParseSigningKey(local); err != nil || !samePublicKey(lk, key) {
+			a.Logger.Warn("the registry token signing key in the data dir differs from the instance's, kept in the store; "+
+				"the file is not used", "file", file)
+		}
+	}
+	return key, nil
+}
+
+// imageSigningKey returns the instance's image signing key (SPEC §15: ECDSA P-256, made at first start), kept
+// in the store sealed with the master key, so that every replica and worker signs with the same key.
+func (a *App) imageSigningKey(ctx context.Context) (*pipeline.SigningKey, error) {
+	der, err := a.sharedKey(ctx, store.KeyImageSigning, "image signing key", func() ([]byte, string, error) {
+		k, err := signature.GenerateKey()
+		if err != nil {
+			return nil, "", err
+		}
+		der, err := signature.MarshalPrivateKey(k)
+		return der, "new", err
+	})
+	if err != nil {
+		return nil, err
+	}
+	key, err := signature.ParsePrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("the image signing key kept in the store: %w", err)
+	}
+	return pipeline.NewSigningKey(key)
+}
+
+// sharedKey returns the plaintext of the instance key id (what names it in messages), storing the one initial
+// makes (and says where it came from) when the store has none. Processes starting together store at most one:
+// the unique id decides, and the others load the winner's.
+func (a *App) sharedKey(ctx context.Context, id, what string, initial func() (key []byte, from string, err error)) ([]byte, error) {
 	for range 2 {
-		k, err := a.Store.GetInstanceKey(ctx, store.KeyRegistryToken)
+		k, err := a.Store.GetInstanceKey(ctx, id)
 		if err == nil {
-			pemBytes, err := a.Box.Open(k.Sealed)
+			pt, err := a.Box.Open(k.Sealed)
 			if err != nil {
-				return nil, fmt.Errorf("open the registry token signing key kept in the store: %w", err)
+				return nil, fmt.Errorf("open the %s kept in the store: %w", what, err)
 			}
-			key, err := registry.ParseSigningKey(pemBytes)
-			if err != nil {
-				return nil, fmt.Errorf("the registry token signing key kept in the store: %w", err)
-			}
-			if local != nil {
-				if lk, err := registry.ParseSigningKey(local); err != nil || !samePublicKey(lk, key) {
-					a.Logger.Warn("the registry token signing key in the data dir differs from the instance's, kept in the store; "+
-						"the file is not used", "file", file)
-				}
-			}
-			return key, nil
+			return pt, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("read the registry token signing key from the store: %w", err)
+			return nil, fmt.Errorf("read the %s from the store: %w", what, err)
 		}
-		pemBytes, from := local, file
-		if pemBytes == nil {
-			if pemBytes, err = registry.NewSigningKeyPEM(); err != nil {
-				return nil, err
-			}
-			from = "new"
-		}
-		key, err := registry.ParseSigningKey(pemBytes)
+		key, from, err := initial()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
+			return nil, err
 		}
-		err = a.Store.InsertInstanceKey(ctx, store.KeyRegistryToken, a.Box.Seal(pemBytes))
+		err = a.Store.InsertInstanceKey(ctx, id, a.Box.Seal(key))
 		if err == nil {
-			a.Logger.Info("registry token signing key stored, sealed, in the store: every replica signs with it", "from", from)
+			a.Logger.Info(what+" stored, sealed, in the store: every replica uses it", "from", from)
 			return key, nil
 		}
 		if !errors.Is(err, store.ErrAlreadyExists) {
-			return nil, fmt.Errorf("store the registry token signing key: %w", err)
+			return nil, fmt.Errorf("store the %s: %w", what, err)
 		}
 		// Another process stored its key first: load that one.
 	}
-	return nil, errors.New("the registry token signing key was stored by another process but cannot be read back")
+	return nil, fmt.Errorf("the %s was stored by another process but cannot be read back", what)
 }
 
 func samePublicKey(a, b crypto.Signer) bool {

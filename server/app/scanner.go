@@ -77,6 +77,8 @@ func (a *App) newScanning() (*scanning, error) {
 	if a.pipe != nil && a.pipe.runner != nil {
 		// A build ends BLOCKED when the security policy blocks the image it pushed.
 		a.pipe.runner.AfterPush = s.scans.AfterBuildPush
+		// Signed builds attest their images' SBOMs, which the scanner makes.
+		a.pipe.runner.SBOMScanner = s
 	}
 	a.stops = append(a.stops, s.close)
 	return s, nil

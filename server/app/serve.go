@@ -53,9 +53,15 @@ func (a *App) build() error {
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	signingKey, err := a.registrySigningKey(ctx)
+	if err == nil {
+		a.SigningKey, err = a.imageSigningKey(ctx)
+	}
 	cancel()
 	if err != nil {
 		return err
+	}
+	if !c.NoBuildSigning {
+		a.pipe.runner.Signer = &workers.Signer{Key: a.SigningKey}
 	}
 	drv, err := c.storageDriver()
 	if err != nil {
@@ -100,7 +106,7 @@ func (a *App) build() error {
 		NamespaceLimit: c.NamespaceLimit, Registry: reg, Metrics: a.Metrics,
 		Triggers: a.triggers, Builds: a.pipe.builds, Scans: a.scan.scans, SourceGuard: a.pipe.guard,
 		Workers: workerService(a.workerRegistry()), GC: a.GC, Retention: a.Retention,
-		Scanner: a.scan, Audit: a.Audit,
+		Scanner: a.scan, Audit: a.Audit, SigningKey: a.SigningKey,
 		Ready: []server.ReadinessCheck{
 			{Name: "store", Check: a.Store.Ping},
 			{Name: "queue", Check: func(context.Context) error { return a.Queue.Ping() }},

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -77,6 +78,76 @@ type BuildRequest struct {
 	// so a short-lived token works as the secret. Empty strings mean
 	// anonymous; a nil Auth means anonymous everywhere.
 	Auth func(host string) (username, secret string)
+	// Provenance, when set, has BuildKit attach SLSA provenance (attest:provenance, mode=max) to the image: the
+	// pushed tag is then an image index holding an attestation manifest beside each platform image.
+	Provenance *Provenance
+}
+
+// Provenance is what a build's SLSA provenance names beyond what BuildKit records of the build itself (its
+// frontend, Dockerfile, build args, base images, steps): where the build context came from.
+type Provenance struct {
+	// BuilderID is the provenance's builder.id, a URI naming the builder (Berth's build).
+	BuilderID string
+	// Source is the Git URL the context was cloned from; credentials in it are dropped. Revision is the commit.
+	Source, Revision string
+	// ContextDir is the build context's directory in the repository ("/" for the root).
+	ContextDir string
+	// Version is the SLSA provenance version: ProvenanceV02 (default, what `cosign verify-attestation --type
+	// slsaprovenance` reads) or ProvenanceV1.
+	Version string
+}
+
+// SLSA provenance versions BuildKit writes.
+const (
+	ProvenanceV02 = "v0.2"
+	ProvenanceV1  = "v1"
+)
+
+// attrs sets the frontend attributes of p: attest:provenance, and vcs:* which BuildKit copies into the
+// provenance's metadata (https://docs.docker.com/build/metadata/attestations/slsa-definitions/).
+func (p *Provenance) attrs(attrs map[string]string) error {
+	version := p.Version
+	if version == "" {
+		version = ProvenanceV02
+	}
+	if version != ProvenanceV02 && version != ProvenanceV1 {
+		return fmt.Errorf("build: provenance version %q is not %s or %s", version, ProvenanceV02, ProvenanceV1)
+	}
+	att := "mode=max,version=" + version
+	if p.BuilderID != "" {
+		if strings.ContainsAny(p.BuilderID, ",\"\n") {
+			return fmt.Errorf("build: provenance builder id %q may not hold commas, quotes or newlines", p.BuilderID)
+		}
+		att += ",builder-id=" + p.BuilderID
+	}
+	attrs["attest:provenance"] = att
+	if p.Source != "" {
+		attrs["vcs:source"] = RedactURL(p.Source)
+	}
+	if p.Revision != "" {
+		attrs["vcs:revision"] = p.Revision
+	}
+	if p.ContextDir != "" {
+		attrs["vcs:localdir:context"] = p.ContextDir
+		attrs["vcs:localdir:dockerfile"] = p.ContextDir
+	}
+	return nil
+}
+
+// RedactURL is a Git URL without the credentials it may hold, as provenance and logs may show it: an http(s)
+// URL loses its user info (https://user:token@host/…, or a token given as the user), any other its password
+// (ssh://git@host/… keeps "git"). A URL that does not parse as one (scp-like git@host:path) holds no password.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.User == nil {
+		return raw
+	}
+	if u.Scheme == "http" || u.Scheme == "https" {
+		u.User = nil
+	} else {
+		u.User = url.User(u.User.Username())
+	}
+	return u.String()
 }
 
 // BuildResult describes a pushed image.
@@ -251,6 +322,11 @@ func solveOpt(req BuildRequest) (client.SolveOpt, error) {
 	}
 	if len(req.Platforms) > 0 {
 		attrs["platform"] = strings.Join(req.Platforms, ",")
+	}
+	if req.Provenance != nil {
+		if err := req.Provenance.attrs(attrs); err != nil {
+			return client.SolveOpt{}, err
+		}
 	}
 	if req.NoCache {
 		attrs["no-cache"] = "" // empty: every stage

@@ -1,0 +1,235 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"go/build"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/policies/signature"
+	"github.com/berth-dev/berth/server/app"
+	"github.com/berth-dev/berth/server/app/apptest"
+)
+
+// cosignBin is the stock cosign client (scripts/install-test-deps.sh installs it into $(go env GOPATH)/bin).
+func cosignBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("cosign"); err == nil {
+		return p
+	}
+	p := filepath.Join(build.Default.GOPATH, "bin", "cosign")
+	_, err := os.Stat(p)
+	need(t, "cosign (scripts/install-test-deps.sh: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)", err)
+	return p
+}
+
+// cosign runs the stock client as the administrator, with a home, Docker config and cache of its own.
+type cosign struct {
+	bin, home string
+}
+
+func newCosign(t *testing.T) *cosign {
+	return &cosign{bin: cosignBin(t), home: t.TempDir()}
+}
+
+// verify runs `cosign SUB --key KEY … REF` and returns its stdout; it fails the test unless cosign succeeds.
+func (c *cosign) verify(t *testing.T, key, ref, sub string, extra ...string) string {
+	t.Helper()
+	args := append([]string{sub, "--key", key}, extra...)
+	args = append(args, ref)
+	out, errOut, err := c.runRef(args)
+	if err != nil {
+		t.Fatalf("cosign %s: %v\n%s\n%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+// runRef runs cosign with args whose last is the image reference, adding the flags every call needs before it.
+func (c *cosign) runRef(args []string) (string, string, error) {
+	ref := args[len(args)-1]
+	full := append(append([]string{}, args[:len(args)-1]...), "--insecure-ignore-tlog=true", "--allow-http-registry",
+		"--registry-username", "admin", "--registry-password", apptest.AdminPassword, ref)
+	cmd := exec.Command(c.bin, full...)
+	cmd.Env = append(os.Environ(), "HOME="+c.home, "DOCKER_CONFIG="+filepath.Join(c.home, ".docker"),
+		"SIGSTORE_NO_CACHE=true", "TUF_ROOT="+filepath.Join(c.home, ".sigstore"))
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// statements decodes the DSSE envelopes `cosign verify-attestation` prints, one a line.
+func statements(t *testing.T, out string) []signature.Statement {
+	t.Helper()
+	var sts []signature.Statement
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var env signature.Envelope
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatalf("verify-attestation output: %v: %q", err, line)
+		}
+		payload, err := base64.StdEncoding.DecodeString(env.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st signature.Statement
+		if err := json.Unmarshal(payload, &st); err != nil {
+			t.Fatal(err)
+		}
+		sts = append(sts, st)
+	}
+	return sts
+}
+
+// TestBuildsSignedAndAttested: a Git-driven build is signed with the instance's key and its SLSA provenance is
+// attested; the stock cosign verifies both with the key GET /api/v1/system/signing-key answers without
+// authentication, the provenance names the Git URL (without the source's credentials), the commit, the rule
+// and the Dockerfile, it is listed by the referrers API, and an image pushed over the tag by hand fails
+// verification.
+func TestBuildsSignedAndAttested(t *testing.T) {
+	bk := buildkitAddr(t)
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
+		t.Fatalf("namespace: %d %s", r.Status, r.Body)
+	}
+	createRepo(t, in, "demo", "signed", "PRIVATE")
+	const repo = "demo/signed"
+	api := "/api/v1/repositories/" + repo
+
+	// The signing key: public, PEM, the same on every call.
+	resp, err := http.Get(in.URL + "/api/v1/system/signing-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-pem-file" {
+		t.Fatalf("signing key: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), pemBytes)
+	}
+	if _, err := signature.ParsePublicKeyPEM(pemBytes); err != nil {
+		t.Fatalf("signing key: %v\n%s", err, pemBytes)
+	}
+	if strings.Contains(string(pemBytes), "PRIVATE") {
+		t.Fatal("the signing key endpoint shows a private key")
+	}
+	keyFile := filepath.Join(t.TempDir(), "berth.pub")
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	g := newGitRepo(t)
+	commit := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
+		"hello.txt": "signed hello\n"}, "first")
+	const sourcePassword = "source-token-never-shown"
+	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": g.URL,
+		"username": "dev", "password": sourcePassword})
+	if r.Status != 201 {
+		t.Fatalf("put source: %d %s", r.Status, r.Body)
+	}
+	hookURL, secret := r.JSON["webhook_url"].(string), r.JSON["webhook_secret"].(string)
+	r = in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main", "image_tag": "latest"})
+	if r.Status != 201 {
+		t.Fatalf("rule: %d %s", r.Status, r.Body)
+	}
+	ruleID := r.JSON["id"].(string)
+	status, ans := sendHook(t, hookURL, secret, "push", "sig-1", githubPush("refs/heads/main", strings.Repeat("0", 40), commit))
+	ids := hookBuilds(t, ans)
+	if status != http.StatusAccepted || len(ids) != 1 {
+		t.Fatalf("hook: %d %v", status, ans)
+	}
+	b := waitBuild(t, in, repo, ids[0], buildTimeout)
+	requireSuccess(t, in, repo, b)
+	log := buildLog(t, in, repo, ids[0])
+	if !strings.Contains(log, "signed "+b["digest"].(string)) {
+		t.Errorf("build log does not say the image was signed:\n%s", log)
+	}
+	dg := b["digest"].(string)
+	ref := in.Host + "/" + repo + ":latest"
+
+	cs := newCosign(t)
+	cs.verify(t, keyFile, ref, "verify")
+	cs.verify(t, keyFile, in.Host+"/"+repo+"@"+dg, "verify")
+	out := cs.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance")
+	sts := statements(t, out)
+	if len(sts) == 0 {
+		t.Fatal("verify-attestation printed no statement")
+	}
+	st := sts[0]
+	if st.PredicateType != signature.PredicateSLSAProvenance {
+		t.Errorf("predicate type %s", st.PredicateType)
+	}
+	if bytes.Contains(st.Predicate, []byte(sourcePassword)) {
+		t.Error("the provenance holds the source's password")
+	}
+	var pred struct {
+		Builder struct {
+			ID string `json:"id"`
+		} `json:"builder"`
+		Invocation struct {
+			Parameters struct {
+				Args map[string]string `json:"args"`
+			} `json:"parameters"`
+			Environment struct {
+				Berth map[string]string `json:"berth"`
+			} `json:"environment"`
+		} `json:"invocation"`
+		Metadata struct {
+			BuildKit struct {
+				VCS map[string]string `json:"vcs"`
+			} `json:"https://mobyproject.org/buildkit@v1#metadata"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+		t.Fatal(err)
+	}
+	berth := pred.Invocation.Environment.Berth
+	if berth["commit"] != commit || berth["rule_id"] != ruleID || berth["build_id"] != ids[0] ||
+		berth["dockerfile"] != "/Dockerfile" || berth["repository"] != repo {
+		t.Errorf("provenance's berth environment: %v (want commit %s, rule %s)", berth, commit, ruleID)
+	}
+	if vcs := pred.Metadata.BuildKit.VCS; vcs["revision"] != commit || vcs["source"] != g.URL {
+		t.Errorf("provenance's vcs: %v (want %s at %s)", vcs, g.URL, commit)
+	}
+	if pred.Builder.ID != in.URL || pred.Invocation.Parameters.Args["filename"] != "Dockerfile" {
+		t.Errorf("builder %q, args %v", pred.Builder.ID, pred.Invocation.Parameters.Args)
+	}
+
+	// The attestation is a referrer of the image.
+	req, _ := http.NewRequest("GET", in.URL+"/v2/"+repo+"/referrers/"+dg, nil)
+	req.SetBasicAuth("admin", apptest.AdminPassword)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs struct {
+		Manifests []struct {
+			ArtifactType string `json:"artifactType"`
+		} `json:"manifests"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&refs)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(refs.Manifests) == 0 || refs.Manifests[0].ArtifactType != signature.MediaDSSE {
+		t.Errorf("referrers of %s: %d %v %+v", dg, resp.StatusCode, err, refs)
+	}
+
+	// Accessory tags are no versions.
+	r = in.Admin(t, "GET", api+"/tags", nil)
+	if r.Status != 200 || strings.Contains(string(r.Body), ".sig") || strings.Contains(string(r.Body), ".att") {
+		t.Errorf("tags list accessories: %d %s", r.Status, r.Body)
+	}
+
+	// Another image pushed over the tag by hand is not Berth's: cosign refuses it.
+	pushImage(t, in, repo+":latest")
+	if out, errOut, err := cs.runRef([]string{"verify", "--key", keyFile, ref}); err == nil {
+		t.Fatalf("cosign verify accepted an image pushed by hand:\n%s\n%s", out, errOut)
+	} else if !strings.Contains(errOut, "no signatures found") && !strings.Contains(errOut, "no matching signatures") {
+		t.Errorf("cosign verify of the tampered tag: %v\n%s", err, errOut)
+	}
+}
