@@ -134,7 +134,8 @@ func LoadPolicy(ctx context.Context, st store.Store, repo string) (EffectivePoli
 // PolicyFromStore converts a stored policy.
 func PolicyFromStore(sp *store.SecurityPolicy) security.Policy {
 	p := security.Policy{BlockSeverity: sp.BlockSeverity, OnlyFixable: sp.OnlyFixable, BlockUnscanned: sp.BlockUnscanned,
-		Allowlist: make([]security.AllowEntry, len(sp.Allowlist))}
+		Allowlist: make([]security.AllowEntry, len(sp.Allowlist)), RequireSignature: sp.RequireSignature,
+		TrustedKeys: append([]string{}, sp.TrustedKeys...)}
 	for i, e := range sp.Allowlist {
 		p.Allowlist[i] = security.AllowEntry{ID: e.ID, ExpiresAt: e.ExpiresAt}
 	}
@@ -144,7 +145,8 @@ func PolicyFromStore(sp *store.SecurityPolicy) security.Policy {
 // PolicyToStore converts a policy for the store; repo is "" for a namespace's policy.
 func PolicyToStore(p security.Policy, ns, repo string) *store.SecurityPolicy {
 	sp := &store.SecurityPolicy{Namespace: ns, Repository: repo, BlockSeverity: p.BlockSeverity, OnlyFixable: p.OnlyFixable,
-		BlockUnscanned: p.BlockUnscanned, Allowlist: make([]store.AllowEntry, len(p.Allowlist))}
+		BlockUnscanned: p.BlockUnscanned, Allowlist: make([]store.AllowEntry, len(p.Allowlist)),
+		RequireSignature: p.RequireSignature, TrustedKeys: append([]string{}, p.TrustedKeys...)}
 	for i, e := range p.Allowlist {
 		sp.Allowlist[i] = store.AllowEntry{ID: e.ID, ExpiresAt: e.ExpiresAt}
 	}

@@ -56,7 +56,7 @@ var routes = []route{
 	{"POST", "/api/v1/repositories/:ns/:repo/tags/:tag/scan", policies.ActionCreateRepositoryScan, resRepository, "Scan a version again now (202; the previous result stays in force until the new one is in)", (*api).createScan},
 	{"GET", "/api/v1/repositories/:ns/:repo/tags/:tag/scan", policies.ActionGetRepositoryScan, resRepository, "A version's scan: status, scanner, DB version, summary and vulnerabilities", (*api).getScan},
 	{"GET", "/api/v1/namespaces/:ns/security-policy", policies.ActionGetNamespaceSecurityPolicy, resNamespace, "The namespace's security policy (the default blocks nothing)", (*api).getNamespacePolicy},
-	{"PUT", "/api/v1/namespaces/:ns/security-policy", policies.ActionUpdateNamespaceSecurityPolicy, resNamespace, "Replace the namespace's security policy; its images are judged again at once", (*api).putNamespacePolicy},
+	{"PUT", "/api/v1/namespaces/:ns/security-policy", policies.ActionUpdateNamespaceSecurityPolicy, resNamespace, "Replace the namespace's security policy {block_severity, only_fixable, allowlist, block_unscanned, require_signature, trusted_keys (PEM public keys, at most 10)}; its images are judged again at once", (*api).putNamespacePolicy},
 	// Retention rules and runs of a namespace (SPEC §14).
 	{"GET", "/api/v1/namespaces/:ns/retention-rules", policies.ActionListRetentionRule, resNamespace, "List the namespace's retention rules (at most 15)", (*api).listRetentionRules},
 	{"POST", "/api/v1/namespaces/:ns/retention-rules", policies.ActionCreateRetentionRule, resNamespace, "Add a retention rule: {repository_pattern, tag_pattern, keep_last, keep_days, enabled}", (*api).createRetentionRule},

@@ -211,7 +211,10 @@ type securityPolicy struct {
 	OnlyFixable    bool         `json:"only_fixable"`
 	Allowlist      []allowEntry `json:"allowlist"`
 	BlockUnscanned bool         `json:"block_unscanned"`
-	Override       bool         `json:"override,omitempty"`
+	// RequireSignature and TrustedKeys: SPEC §15's signature requirement.
+	RequireSignature bool     `json:"require_signature"`
+	TrustedKeys      []string `json:"trusted_keys"`
+	Override         bool     `json:"override,omitempty"`
 }
 
 type user struct {
