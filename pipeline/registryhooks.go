@@ -31,6 +31,9 @@ type RegistryHooks struct {
 	Logger *slog.Logger
 	// Blocked, when set, refuses pulls of blocked images (the security policy).
 	Blocked func(ctx context.Context, repo, digest string) error
+	// AccessoriesChanged, when set, is called when a signature, attestation or SBOM is pushed or deleted (the
+	// gate forgets its verdicts: a signature pushed later unblocks a require_signature image).
+	AccessoriesChanged func()
 
 	content atomic.Pointer[Content]
 }
@@ -87,6 +90,9 @@ func (h *RegistryHooks) EnsureRepository(ctx context.Context, subj registry.Subj
 
 // ManifestPushed records the image version of a push by tag and emits its push event.
 func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.ManifestEvent) error {
+	if IsAccessoryTag(ev.Tag) || (ev.Tag == "" && AccessoryKind(ev.Payload) != "") {
+		h.accessoriesChanged()
+	}
 	if ev.Tag == "" || isBuildCache(ev.Payload) || IsAccessoryTag(ev.Tag) {
 		// A BuildKit registry cache (…:buildcache) or a cosign signature, attestation or SBOM of an image
 		// (sha256-<digest>.sig|.att|.sbom) is no image version: nothing to list, scan, announce or retain.
@@ -208,8 +214,18 @@ func (h *RegistryHooks) ManifestDeleted(ctx context.Context, name, dgst string) 
 	return h.Store.DeleteImageVersionsByDigest(ctx, name, dgst)
 }
 
+func (h *RegistryHooks) accessoriesChanged() {
+	if h.AccessoriesChanged != nil {
+		h.AccessoriesChanged()
+	}
+}
+
 // TagDeleted forgets the tag.
 func (h *RegistryHooks) TagDeleted(ctx context.Context, name, tag string) error {
+	if IsAccessoryTag(tag) {
+		h.accessoriesChanged()
+		return nil
+	}
 	err := h.Store.DeleteImageVersion(ctx, name, tag)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

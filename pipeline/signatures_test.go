@@ -1,0 +1,271 @@
+package pipeline
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/berth-dev/berth/policies/security"
+	"github.com/berth-dev/berth/policies/signature"
+	"github.com/berth-dev/berth/registry"
+	"github.com/berth-dev/berth/registry/registrytest"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/store/storetest"
+)
+
+// testRegistry is a real registry over a real store, its hooks Berth's, served over HTTP for pushes.
+type testRegistry struct {
+	t     *testing.T
+	st    store.Store
+	reg   *registry.Registry
+	hooks *RegistryHooks
+	host  string
+}
+
+func newTestRegistry(t *testing.T) *testRegistry {
+	t.Helper()
+	st := storetest.New(t)
+	ctx := context.Background()
+	if err := st.CreateNamespace(ctx, &store.Namespace{Name: "ns", AccountID: "1", AutoCreateRepo: true, DefaultVisibility: "PRIVATE"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	hooks := &RegistryHooks{Store: st}
+	ts := httptest.NewUnstartedServer(nil)
+	reg, err := registry.New(registry.Config{RootDir: t.TempDir(), PublicURL: "http://" + ts.Listener.Addr().String()},
+		registrytest.AllowAll{}, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks.SetContent(reg)
+	ts.Config.Handler = reg
+	ts.Start()
+	t.Cleanup(func() { ts.Close(); reg.Close() })
+	return &testRegistry{t: t, st: st, reg: reg, hooks: hooks, host: ts.Listener.Addr().String()}
+}
+
+func (r *testRegistry) ref(s string) name.Reference {
+	r.t.Helper()
+	ref, err := name.ParseReference(r.host+"/"+s, name.Insecure)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return ref
+}
+
+var pushAuth = remote.WithAuth(&authn.Basic{Username: "tester", Password: "x"})
+
+// pushImage pushes a random image as repo:tag and answers its digest.
+func (r *testRegistry) pushImage(repoTag string) string {
+	r.t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := remote.Write(r.ref(repoTag), img, pushAuth); err != nil {
+		r.t.Fatal(err)
+	}
+	dg, _ := img.Digest()
+	return dg.String()
+}
+
+type rawManifest struct {
+	b  []byte
+	mt types.MediaType
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
+
+// pushAccessory pushes layers as cosign does under the accessory tag of digest in repo; it answers the
+// accessory manifest's digest.
+func (r *testRegistry) pushAccessory(repo, digest, suffix string, layers []signature.Layer) string {
+	r.t.Helper()
+	m, cfg, err := signature.Build(layers, time.Now())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	repoRef, err := name.NewRepository(r.host+"/"+repo, name.Insecure)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	blobs := [][]byte{cfg}
+	for _, l := range layers {
+		blobs = append(blobs, l.Data)
+	}
+	for _, b := range blobs {
+		if err := remote.WriteLayer(repoRef, static.NewLayer(b, types.OCILayer), pushAuth); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	tag, err := signature.Tag(digest, suffix)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := remote.Put(r.ref(repo+":"+tag), rawManifest{m, types.OCIManifestSchema1}, pushAuth); err != nil {
+		r.t.Fatal(err)
+	}
+	return signature.Digest(m)
+}
+
+// signLayers are simple-signing layers of digest, one signed by each key.
+func signLayers(t *testing.T, ref, digest string, keys ...*ecdsa.PrivateKey) []signature.Layer {
+	t.Helper()
+	var out []signature.Layer
+	for _, k := range keys {
+		payload, err := signature.NewPayload(ref, digest, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, err := signature.Sign(k, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, signature.Layer{MediaType: signature.MediaSimpleSigning, Data: payload,
+			Annotations: map[string]string{signature.AnnotationSignature: sig}})
+	}
+	return out
+}
+
+// attestLayer is a DSSE layer of an in-toto statement about digest, signed by key.
+func attestLayer(t *testing.T, ref, digest, predicateType, predicate string, key *ecdsa.PrivateKey) signature.Layer {
+	t.Helper()
+	st, err := signature.NewStatement(ref, digest, predicateType, json.RawMessage(predicate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := signature.SignEnvelope(key, signature.PayloadTypeInToto, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(env)
+	return signature.Layer{MediaType: signature.MediaDSSE, Data: b, Annotations: map[string]string{signature.AnnotationPredicateType: predicateType}}
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := signature.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func pemOf(t *testing.T, k *ecdsa.PrivateKey) string {
+	t.Helper()
+	b, err := signature.PublicKeyPEM(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestGateRequireSignature: under require_signature an image is blocked until a signature by the instance key
+// or a trusted key is pushed (the push clears the cached verdict); a signature by any other key does not count;
+// the signature manifest itself is never blocked (cosign reads it to verify).
+func TestGateRequireSignature(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRegistry(t)
+	instance, user := newKey(t), newKey(t)
+	g := NewGate(r.st)
+	g.TTL = time.Hour // only Changed refreshes within the test
+	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
+	g.SetContent(r.reg)
+	r.hooks.AccessoriesChanged = g.Changed
+
+	d1 := r.pushImage("ns/app:v1")
+	if v, err := g.Verdict(ctx, "ns/app", d1); err != nil || v.Blocked {
+		t.Fatalf("no policy: %+v %v", v, err)
+	}
+	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "NONE", RequireSignature: true}, "ns", "")))
+	g.Changed()
+	err := g.Check(ctx, "ns/app", d1)
+	if registry.ErrorCode(err) != registry.CodeDenied || !strings.Contains(err.Error(), "not signed by the instance key or a trusted key") ||
+		!strings.Contains(err.Error(), "namespace ns (require_signature)") {
+		t.Fatalf("unsigned: %v", err)
+	}
+
+	// Signed by a key nobody trusts: still blocked, and the verdict was judged again (the push cleared it).
+	sigByUser := r.pushAccessory("ns/app", d1, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user))
+	if err := g.Check(ctx, "ns/app", d1); registry.ErrorCode(err) != registry.CodeDenied {
+		t.Fatalf("signed by an untrusted key: %v", err)
+	}
+	if s, _ := g.Signature(ctx, "ns/app", d1); s.Signed {
+		t.Fatalf("signature by an untrusted key counted: %+v", s)
+	}
+	// The signature itself is pulled freely, by digest.
+	if err := g.Check(ctx, "ns/app", sigByUser); err != nil {
+		t.Fatalf("pull of the signature manifest: %v", err)
+	}
+	// cosign sign with the instance key adds its layer: pulls go through at once.
+	r.pushAccessory("ns/app", d1, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user, instance))
+	if err := g.Check(ctx, "ns/app", d1); err != nil {
+		t.Fatalf("signed by the instance key: %v", err)
+	}
+	if s, _ := g.Signature(ctx, "ns/app", d1); !s.Signed || !s.Instance || s.KeyID != signature.KeyID(instance.Public()) {
+		t.Fatalf("signature status: %+v", s)
+	}
+
+	// A signature of another image does not sign this one.
+	d2 := r.pushImage("ns/app:v2")
+	r.pushAccessory("ns/app", d2, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user))
+	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "NONE", RequireSignature: true,
+		TrustedKeys: []string{pemOf(t, user)}}, "ns", "ns/app")))
+	g.Changed()
+	if err := g.Check(ctx, "ns/app", d2); registry.ErrorCode(err) != registry.CodeDenied || !strings.Contains(err.Error(), "repository ns/app") {
+		t.Fatalf("a signature naming another digest: %v", err)
+	}
+	// The user's key, trusted by the repository's policy, signs v2.
+	r.pushAccessory("ns/app", d2, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d2, user))
+	if err := g.Check(ctx, "ns/app", d2); err != nil {
+		t.Fatalf("signed by a trusted key: %v", err)
+	}
+	if s, _ := g.Signature(ctx, "ns/app", d2); !s.Signed || s.Instance || s.KeyID != signature.KeyID(user.Public()) {
+		t.Fatalf("signature status: %+v", s)
+	}
+	// Deleting the signature blocks again.
+	tag, _ := signature.Tag(d2, signature.SuffixSignature)
+	must(t, r.reg.DeleteTag(ctx, "ns/app", tag))
+	if err := g.Check(ctx, "ns/app", d2); registry.ErrorCode(err) != registry.CodeDenied {
+		t.Fatalf("after its signature was deleted: %v", err)
+	}
+	// With block_unscanned too, the vulnerability reason comes first; the signature is not even read.
+	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "HIGH", BlockUnscanned: true, RequireSignature: true}, "ns", "ns/app")))
+	g.Changed()
+	if err := g.Check(ctx, "ns/app", d1); registry.ErrorCode(err) != registry.CodeDenied || !strings.Contains(err.Error(), "block_unscanned") {
+		t.Fatalf("unscanned and signed: %v", err)
+	}
+	if err := g.Check(ctx, "ns/app", sigByUser); err != nil {
+		t.Fatalf("an unscanned signature manifest is blocked: %v", err)
+	}
+}
+
+func TestAccessoryKind(t *testing.T) {
+	for _, c := range []struct {
+		payload, want string
+	}{
+		{`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}]}`, ""},
+		{`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`, KindSignature},
+		{`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[{"mediaType":"application/vnd.dsse.envelope.v1+json"}]}`, KindAttestation},
+		{`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[{"mediaType":"text/spdx"}]}`, KindSBOM},
+		{`{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"layers":[{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}],"subject":{"digest":"sha256:1"}}`, KindAttestation},
+		{`{"artifactType":"application/x-thing","layers":[{"mediaType":"application/octet-stream"}],"subject":{"digest":"sha256:1"}}`, "artifact"},
+		{`{"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"},{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`, ""},
+		{`not json`, ""},
+	} {
+		if got := AccessoryKind([]byte(c.payload)); got != c.want {
+			t.Errorf("AccessoryKind(%s) = %q, want %q", c.payload, got, c.want)
+		}
+	}
+}
