@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/policies/signature"
-	"github.com/berth-dev/berth/registry"
 )
 
 // UnsignedReason is why require_signature blocks an image.
@@ -87,7 +86,7 @@ func VerifyImageSignature(ctx context.Context, c Content, repo, digest string, k
 		return nil, err
 	}
 	_, payload, _, err := c.GetManifest(ctx, repo, tag)
-	if registry.ErrorCode(err) == registry.CodeManifestUnknown || registry.ErrorCode(err) == registry.CodeNameUnknown {
+	if isUnknown(err) {
 		return nil, signature.ErrNotVerified
 	}
 	if err != nil {

@@ -269,3 +269,164 @@ func TestAccessoryKind(t *testing.T) {
 		}
 	}
 }
+
+// pushReferrer pushes, by digest, an artifact manifest whose subject is digest (an OCI 1.1 referrer, as
+// `cosign sign --registry-referrers-mode=oci-1-1` or `oras attach` write); it answers its digest.
+func (r *testRegistry) pushReferrer(repo, digest string, layers []signature.Layer) string {
+	r.t.Helper()
+	m, cfg, err := signature.Build(layers, time.Now())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var man signature.Manifest
+	must(r.t, json.Unmarshal(m, &man))
+	_, subj, _, err := r.reg.GetManifest(context.Background(), repo, digest)
+	must(r.t, err)
+	man.Subject = &signature.Descriptor{MediaType: string(types.OCIManifestSchema1), Digest: digest, Size: int64(len(subj))}
+	m, _ = json.Marshal(man)
+	repoRef, _ := name.NewRepository(r.host+"/"+repo, name.Insecure)
+	for _, b := range append([][]byte{cfg}, layers[0].Data) {
+		must(r.t, remote.WriteLayer(repoRef, static.NewLayer(b, types.OCILayer), pushAuth))
+	}
+	dg := signature.Digest(m)
+	must(r.t, remote.Put(r.ref(repo+"@"+dg), rawManifest{m, types.OCIManifestSchema1}, pushAuth))
+	return dg
+}
+
+// present reports whether the manifest and every blob of accessory dg are still in repo.
+func (r *testRegistry) present(repo, dg string) (manifest bool, blobs int) {
+	r.t.Helper()
+	ctx := context.Background()
+	_, payload, _, err := r.reg.GetManifest(ctx, repo, dg)
+	if err != nil {
+		if registry.ErrorCode(err) != registry.CodeManifestUnknown {
+			r.t.Fatal(err)
+		}
+		return false, 0
+	}
+	var m signature.Manifest
+	must(r.t, json.Unmarshal(payload, &m))
+	for _, d := range append([]signature.Descriptor{m.Config}, m.Layers...) {
+		if rc, _, err := r.reg.OpenBlob(ctx, repo, d.Digest); err == nil {
+			rc.Close()
+			blobs++
+		}
+	}
+	return true, blobs
+}
+
+// TestAccessoriesListedAndCollected: an image's signature, attestation and referrer are listed with it (the
+// signature verified, by the instance key); they stay while a tag names the image, their tags go with its
+// last tag or with its manifest, and garbage collection then frees their manifests and blobs; the accessories
+// of a live image survive collection.
+func TestAccessoriesListedAndCollected(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRegistry(t)
+	instance := newKey(t)
+	g := NewGate(r.st)
+	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
+	g.SetContent(r.reg)
+	r.hooks.AccessoriesChanged = g.Changed
+	ref := r.host + "/ns/app"
+
+	attach := func(dg string) (sig, att, referrer string) {
+		sig = r.pushAccessory("ns/app", dg, signature.SuffixSignature, signLayers(t, ref, dg, instance))
+		att = r.pushAccessory("ns/app", dg, signature.SuffixAttestation, []signature.Layer{
+			attestLayer(t, ref, dg, signature.PredicateSLSAProvenance, `{"builder":{"id":"berth"}}`, instance),
+			attestLayer(t, ref, dg, signature.PredicateCycloneDX, `{"bomFormat":"CycloneDX"}`, instance)})
+		referrer = r.pushReferrer("ns/app", dg, []signature.Layer{{MediaType: "application/spdx+json", Data: []byte(`{"spdxVersion":"SPDX-2.3","x":"` + dg + `"}`)}})
+		return
+	}
+	d1 := r.pushImage("ns/app:v1")
+	r.pushImage("ns/app:filler") // another image, so that the repository stays
+	sig1, att1, ref1 := attach(d1)
+	// The same image under a second tag.
+	_, p1, _, _ := r.reg.GetManifest(ctx, "ns/app", d1)
+	must(t, remote.Put(r.ref("ns/app:also"), rawManifest{p1, types.DockerManifestSchema2}, pushAuth))
+
+	acc, err := g.Accessories(ctx, "ns/app", d1)
+	must(t, err)
+	got := map[string]Accessory{}
+	for _, a := range acc {
+		got[a.Digest] = a
+	}
+	if a := got[sig1]; a.Type != KindSignature || !a.Verified || !a.SignedByInstance || a.SignedBy != signature.KeyID(instance.Public()) ||
+		a.Referrer || !strings.HasSuffix(a.Tag, ".sig") || a.Size == 0 {
+		t.Errorf("signature: %+v", a)
+	}
+	if a := got[att1]; a.Type != KindAttestation || !a.Verified || len(a.PredicateTypes) != 2 || !strings.HasSuffix(a.Tag, ".att") {
+		t.Errorf("attestation: %+v", a)
+	}
+	if a := got[ref1]; a.Type != KindSBOM || !a.Referrer || a.Tag != "" {
+		t.Errorf("referrer: %+v", a)
+	}
+	if len(acc) != 3 {
+		t.Errorf("accessories: %+v", acc)
+	}
+	atts, err := g.Attestations(ctx, "ns/app", d1)
+	if err != nil || len(atts) != 2 || atts[1].PredicateType != signature.PredicateCycloneDX {
+		t.Fatalf("attestations: %+v %v", atts, err)
+	}
+	// None of them is a version.
+	if vs, _ := r.st.ImageVersionsByDigest(ctx, "ns/app", sig1, 10); len(vs) != 0 {
+		t.Errorf("the signature is a version: %+v", vs)
+	}
+
+	// A second image keeps its accessories through everything below.
+	d2 := r.pushImage("ns/app:v2")
+	sig2, att2, ref2 := attach(d2)
+	// A third is deleted by digest (registry DELETE): its accessory tags go at once.
+	d3 := r.pushImage("ns/app:v3")
+	sig3, _, _ := attach(d3)
+	must(t, r.reg.DeleteManifest(ctx, "ns/app", d3))
+	if _, _, _, err := r.reg.GetManifest(ctx, "ns/app", "sha256-"+d3[7:]+".sig"); !isUnknown(err) {
+		t.Fatalf("the signature tag of a deleted manifest: %v", err)
+	}
+
+	// Deleting one of two tags keeps the accessories; deleting the last drops their tags.
+	must(t, DeleteTag(ctx, r.reg, r.st, "ns/app", "also"))
+	if acc, _ := g.Accessories(ctx, "ns/app", d1); len(acc) != 3 {
+		t.Fatalf("after deleting one of two tags: %+v", acc)
+	}
+	must(t, DeleteTag(ctx, r.reg, r.st, "ns/app", "v1"))
+	if acc, _ := g.Accessories(ctx, "ns/app", d1); len(acc) != 1 || !acc[0].Referrer {
+		t.Fatalf("after deleting the last tag, the tagged accessories stay: %+v", acc)
+	}
+	tags, _ := r.reg.ListTags(ctx, "ns/app")
+	if strings.Contains(strings.Join(tags, ","), d1[7:]) {
+		t.Fatalf("tags left: %v", tags)
+	}
+
+	// Before collection everything is still stored; after it, what belonged to v1 and v3 is gone, blobs too.
+	for _, dg := range []string{sig1, att1, ref1} {
+		if m, n := r.present("ns/app", dg); !m || n < 2 {
+			t.Fatalf("%s before collection: manifest %v, %d blobs", dg, m, n)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // past the collector's clock slack
+	st, err := r.reg.GarbageCollect(ctx, registry.GCOptions{})
+	must(t, err)
+	for _, dg := range []string{d1, sig1, att1, ref1, sig3} {
+		if m, _ := r.present("ns/app", dg); m {
+			t.Errorf("%s survived collection", dg)
+		}
+	}
+	blobs := 0
+	for _, l := range signLayers(t, ref, d1, instance) { // the payload blob is deterministic
+		if rc, _, err := r.reg.OpenBlob(ctx, "ns/app", signature.Digest(l.Data)); err == nil {
+			rc.Close()
+			blobs++
+		}
+	}
+	if blobs != 0 || st.BlobsDeleted == 0 {
+		t.Errorf("v1's signature payload is still stored (%d), %d blobs deleted", blobs, st.BlobsDeleted)
+	}
+	for _, dg := range []string{d2, sig2, att2, ref2} {
+		if m, n := r.present("ns/app", dg); !m || (dg != d2 && n < 2) {
+			t.Errorf("%s of a live image: manifest %v, %d blobs", dg, m, n)
+		}
+	}
+	if acc, _ := g.Accessories(ctx, "ns/app", d2); len(acc) != 3 {
+		t.Errorf("a live image's accessories after collection: %+v", acc)
+	}
+}

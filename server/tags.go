@@ -34,6 +34,12 @@ type tagView struct {
 	Vulnerabilities vulnCounts `json:"vulnerabilities"`
 	Blocked         bool       `json:"blocked"`
 	PullCommand     string     `json:"pull_command"`
+	// Signed, SignatureKey (the key id) and SignedByInstance, and Accessories: one version's view only (SPEC
+	// §15); lists leave them out rather than read every row's signature.
+	Signed           *bool                `json:"signed,omitempty"`
+	SignatureKey     string               `json:"signature_key,omitempty"`
+	SignedByInstance bool                 `json:"signed_by_instance,omitempty"`
+	Accessories      []pipeline.Accessory `json:"accessories,omitempty"`
 }
 
 // tagViewer views the versions of one request: their pull commands name the registry as its client reaches it.
@@ -65,7 +71,25 @@ func (a *api) getTag(c *gin.Context) {
 	if v, ok := a.tagOr404(c); ok {
 		views := []tagView{tagViewer(c)(v)}
 		a.fillScans(c, views, v.Repository)
+		a.fillSignatures(c, &views[0], v.Repository)
 		c.JSON(http.StatusOK, views[0])
+	}
+}
+
+// fillSignatures adds whether the version is signed and its accessories (signatures, attestations, SBOMs).
+func (a *api) fillSignatures(c *gin.Context, v *tagView, repo string) {
+	if a.Scans == nil {
+		return
+	}
+	ctx := c.Request.Context()
+	s, err := a.Scans.Signature(ctx, repo, v.Digest)
+	if err != nil {
+		logger(c).Warn("signature of a version", "repository", repo, "digest", v.Digest, "err", err)
+		return
+	}
+	v.Signed, v.SignatureKey, v.SignedByInstance = &s.Signed, s.KeyID, s.Instance
+	if v.Accessories, err = a.Scans.Accessories(ctx, repo, v.Digest); err != nil {
+		logger(c).Warn("accessories of a version", "repository", repo, "digest", v.Digest, "err", err)
 	}
 }
 
