@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -12,13 +11,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/policies/security"
 	"github.com/berth-dev/berth/policies/signature"
+	"github.com/berth-dev/berth/policies/signature/sigtest"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/registry/registrytest"
 	"github.com/berth-dev/berth/store"
@@ -32,6 +31,8 @@ type testRegistry struct {
 	reg   *registry.Registry
 	hooks *RegistryHooks
 	host  string
+	// images pushed, by digest
+	images map[string]v1.Image
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
@@ -52,7 +53,7 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	ts.Config.Handler = reg
 	ts.Start()
 	t.Cleanup(func() { ts.Close(); reg.Close() })
-	return &testRegistry{t: t, st: st, reg: reg, hooks: hooks, host: ts.Listener.Addr().String()}
+	return &testRegistry{t: t, st: st, reg: reg, hooks: hooks, host: ts.Listener.Addr().String(), images: map[string]v1.Image{}}
 }
 
 func (r *testRegistry) ref(s string) name.Reference {
@@ -77,98 +78,14 @@ func (r *testRegistry) pushImage(repoTag string) string {
 		r.t.Fatal(err)
 	}
 	dg, _ := img.Digest()
+	r.images[dg.String()] = img
 	return dg.String()
 }
 
-type rawManifest struct {
-	b  []byte
-	mt types.MediaType
-}
-
-func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
-func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
-
-// pushAccessory pushes layers as cosign does under the accessory tag of digest in repo; it answers the
-// accessory manifest's digest.
+// pushAccessory pushes layers under the accessory tag of digest in repo; it answers the manifest's digest.
 func (r *testRegistry) pushAccessory(repo, digest, suffix string, layers []signature.Layer) string {
 	r.t.Helper()
-	m, cfg, err := signature.Build(layers, time.Now())
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	repoRef, err := name.NewRepository(r.host+"/"+repo, name.Insecure)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	blobs := [][]byte{cfg}
-	for _, l := range layers {
-		blobs = append(blobs, l.Data)
-	}
-	for _, b := range blobs {
-		if err := remote.WriteLayer(repoRef, static.NewLayer(b, types.OCILayer), pushAuth); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	tag, err := signature.Tag(digest, suffix)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := remote.Put(r.ref(repo+":"+tag), rawManifest{m, types.OCIManifestSchema1}, pushAuth); err != nil {
-		r.t.Fatal(err)
-	}
-	return signature.Digest(m)
-}
-
-// signLayers are simple-signing layers of digest, one signed by each key.
-func signLayers(t *testing.T, ref, digest string, keys ...*ecdsa.PrivateKey) []signature.Layer {
-	t.Helper()
-	var out []signature.Layer
-	for _, k := range keys {
-		payload, err := signature.NewPayload(ref, digest, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := signature.Sign(k, payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, signature.Layer{MediaType: signature.MediaSimpleSigning, Data: payload,
-			Annotations: map[string]string{signature.AnnotationSignature: sig}})
-	}
-	return out
-}
-
-// attestLayer is a DSSE layer of an in-toto statement about digest, signed by key.
-func attestLayer(t *testing.T, ref, digest, predicateType, predicate string, key *ecdsa.PrivateKey) signature.Layer {
-	t.Helper()
-	st, err := signature.NewStatement(ref, digest, predicateType, json.RawMessage(predicate))
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := signature.SignEnvelope(key, signature.PayloadTypeInToto, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(env)
-	return signature.Layer{MediaType: signature.MediaDSSE, Data: b, Annotations: map[string]string{signature.AnnotationPredicateType: predicateType}}
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := signature.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func pemOf(t *testing.T, k *ecdsa.PrivateKey) string {
-	t.Helper()
-	b, err := signature.PublicKeyPEM(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return sigtest.Push(r.t, r.host, repo, digest, suffix, nil, layers, pushAuth)
 }
 
 // TestGateRequireSignature: under require_signature an image is blocked until a signature by the instance key
@@ -177,7 +94,7 @@ func pemOf(t *testing.T, k *ecdsa.PrivateKey) string {
 func TestGateRequireSignature(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
-	instance, user := newKey(t), newKey(t)
+	instance, user := sigtest.NewKey(t), sigtest.NewKey(t)
 	g := NewGate(r.st)
 	g.TTL = time.Hour // only Changed refreshes within the test
 	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
@@ -197,7 +114,7 @@ func TestGateRequireSignature(t *testing.T) {
 	}
 
 	// Signed by a key nobody trusts: still blocked, and the verdict was judged again (the push cleared it).
-	sigByUser := r.pushAccessory("ns/app", d1, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user))
+	sigByUser := r.pushAccessory("ns/app", d1, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d1, user))
 	if err := g.Check(ctx, "ns/app", d1); registry.ErrorCode(err) != registry.CodeDenied {
 		t.Fatalf("signed by an untrusted key: %v", err)
 	}
@@ -209,7 +126,7 @@ func TestGateRequireSignature(t *testing.T) {
 		t.Fatalf("pull of the signature manifest: %v", err)
 	}
 	// cosign sign with the instance key adds its layer: pulls go through at once.
-	r.pushAccessory("ns/app", d1, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user, instance))
+	r.pushAccessory("ns/app", d1, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d1, user, instance))
 	if err := g.Check(ctx, "ns/app", d1); err != nil {
 		t.Fatalf("signed by the instance key: %v", err)
 	}
@@ -219,15 +136,15 @@ func TestGateRequireSignature(t *testing.T) {
 
 	// A signature of another image does not sign this one.
 	d2 := r.pushImage("ns/app:v2")
-	r.pushAccessory("ns/app", d2, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d1, user))
+	r.pushAccessory("ns/app", d2, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d1, user))
 	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "NONE", RequireSignature: true,
-		TrustedKeys: []string{pemOf(t, user)}}, "ns", "ns/app")))
+		TrustedKeys: []string{sigtest.PEM(t, user)}}, "ns", "ns/app")))
 	g.Changed()
 	if err := g.Check(ctx, "ns/app", d2); registry.ErrorCode(err) != registry.CodeDenied || !strings.Contains(err.Error(), "repository ns/app") {
 		t.Fatalf("a signature naming another digest: %v", err)
 	}
 	// The user's key, trusted by the repository's policy, signs v2.
-	r.pushAccessory("ns/app", d2, signature.SuffixSignature, signLayers(t, r.host+"/ns/app", d2, user))
+	r.pushAccessory("ns/app", d2, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d2, user))
 	if err := g.Check(ctx, "ns/app", d2); err != nil {
 		t.Fatalf("signed by a trusted key: %v", err)
 	}
@@ -270,27 +187,13 @@ func TestAccessoryKind(t *testing.T) {
 	}
 }
 
-// pushReferrer pushes, by digest, an artifact manifest whose subject is digest (an OCI 1.1 referrer, as
-// `cosign sign --registry-referrers-mode=oci-1-1` or `oras attach` write); it answers its digest.
+// pushReferrer pushes, by digest, an artifact whose subject is digest (an OCI 1.1 referrer, as `cosign sign
+// --registry-referrers-mode=oci-1-1` or `oras attach` write); it answers its digest.
 func (r *testRegistry) pushReferrer(repo, digest string, layers []signature.Layer) string {
 	r.t.Helper()
-	m, cfg, err := signature.Build(layers, time.Now())
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	var man signature.Manifest
-	must(r.t, json.Unmarshal(m, &man))
-	_, subj, _, err := r.reg.GetManifest(context.Background(), repo, digest)
+	mt, subj, _, err := r.reg.GetManifest(context.Background(), repo, digest)
 	must(r.t, err)
-	man.Subject = &signature.Descriptor{MediaType: string(types.OCIManifestSchema1), Digest: digest, Size: int64(len(subj))}
-	m, _ = json.Marshal(man)
-	repoRef, _ := name.NewRepository(r.host+"/"+repo, name.Insecure)
-	for _, b := range append([][]byte{cfg}, layers[0].Data) {
-		must(r.t, remote.WriteLayer(repoRef, static.NewLayer(b, types.OCILayer), pushAuth))
-	}
-	dg := signature.Digest(m)
-	must(r.t, remote.Put(r.ref(repo+"@"+dg), rawManifest{m, types.OCIManifestSchema1}, pushAuth))
-	return dg
+	return sigtest.Push(r.t, r.host, repo, digest, "", &signature.Descriptor{MediaType: mt, Digest: digest, Size: int64(len(subj))}, layers, pushAuth)
 }
 
 // present reports whether the manifest and every blob of accessory dg are still in repo.
@@ -322,7 +225,7 @@ func (r *testRegistry) present(repo, dg string) (manifest bool, blobs int) {
 func TestAccessoriesListedAndCollected(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
-	instance := newKey(t)
+	instance := sigtest.NewKey(t)
 	g := NewGate(r.st)
 	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
 	g.SetContent(r.reg)
@@ -330,10 +233,10 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	ref := r.host + "/ns/app"
 
 	attach := func(dg string) (sig, att, referrer string) {
-		sig = r.pushAccessory("ns/app", dg, signature.SuffixSignature, signLayers(t, ref, dg, instance))
+		sig = r.pushAccessory("ns/app", dg, signature.SuffixSignature, sigtest.SignLayers(t, ref, dg, instance))
 		att = r.pushAccessory("ns/app", dg, signature.SuffixAttestation, []signature.Layer{
-			attestLayer(t, ref, dg, signature.PredicateSLSAProvenance, `{"builder":{"id":"berth"}}`, instance),
-			attestLayer(t, ref, dg, signature.PredicateCycloneDX, `{"bomFormat":"CycloneDX"}`, instance)})
+			sigtest.AttestLayer(t, ref, dg, signature.PredicateSLSAProvenance, `{"builder":{"id":"berth"}}`, instance),
+			sigtest.AttestLayer(t, ref, dg, signature.PredicateCycloneDX, `{"bomFormat":"CycloneDX"}`, instance)})
 		referrer = r.pushReferrer("ns/app", dg, []signature.Layer{{MediaType: "application/spdx+json", Data: []byte(`{"spdxVersion":"SPDX-2.3","x":"` + dg + `"}`)}})
 		return
 	}
@@ -341,8 +244,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	r.pushImage("ns/app:filler") // another image, so that the repository stays
 	sig1, att1, ref1 := attach(d1)
 	// The same image under a second tag.
-	_, p1, _, _ := r.reg.GetManifest(ctx, "ns/app", d1)
-	must(t, remote.Put(r.ref("ns/app:also"), rawManifest{p1, types.DockerManifestSchema2}, pushAuth))
+	must(t, remote.Write(r.ref("ns/app:also"), r.images[d1], pushAuth))
 
 	acc, err := g.Accessories(ctx, "ns/app", d1)
 	must(t, err)
@@ -412,7 +314,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 		}
 	}
 	blobs := 0
-	for _, l := range signLayers(t, ref, d1, instance) { // the payload blob is deterministic
+	for _, l := range sigtest.SignLayers(t, ref, d1, instance) { // the payload blob is deterministic
 		if rc, _, err := r.reg.OpenBlob(ctx, "ns/app", signature.Digest(l.Data)); err == nil {
 			rc.Close()
 			blobs++
