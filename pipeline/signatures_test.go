@@ -285,6 +285,11 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 		t.Fatalf("the signature tag of a deleted manifest: %v", err)
 	}
 
+	// A fourth loses its tag to a newer image: its accessories stay tagged until the image itself is collected.
+	d4 := r.pushImage("ns/app:moving")
+	sig4, _, _ := attach(d4)
+	r.pushImage("ns/app:moving")
+
 	// Deleting one of two tags keeps the accessories; deleting the last drops their tags.
 	must(t, DeleteTag(ctx, r.reg, r.st, "ns/app", "also"))
 	if acc, _ := g.Accessories(ctx, "ns/app", d1); len(acc) != 3 {
@@ -327,6 +332,20 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 		if m, n := r.present("ns/app", dg); !m || (dg != d2 && n < 2) {
 			t.Errorf("%s of a live image: manifest %v, %d blobs", dg, m, n)
 		}
+	}
+	// The image whose tag moved was collected, and its accessories' tags went with it; the next collection
+	// frees them.
+	if m, _ := r.present("ns/app", d4); m {
+		t.Errorf("the untagged image survived collection")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	_, err = r.reg.GarbageCollect(ctx, registry.GCOptions{})
+	must(t, err)
+	if m, _ := r.present("ns/app", sig4); m {
+		t.Errorf("the signature of a collected image survived the next collection")
+	}
+	if m, _ := r.present("ns/app", sig2); !m {
+		t.Errorf("the signature of a live image was collected")
 	}
 	if acc, _ := g.Accessories(ctx, "ns/app", d2); len(acc) != 3 {
 		t.Errorf("a live image's accessories after collection: %+v", acc)
