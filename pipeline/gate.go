@@ -2,13 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/policies/security"
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/store"
 )
@@ -28,21 +31,58 @@ type Gate struct {
 	Store store.Store
 	// TTL bounds how long an answer is reused; 0 means DefaultGateTTL.
 	TTL time.Duration
+	// InstanceKey answers the instance's signing public key (SPEC §15), nil while there is none; nil itself
+	// means no instance key. Signatures by it satisfy require_signature, as do those by a trusted key.
+	InstanceKey func() crypto.PublicKey
+
+	content atomic.Pointer[Content]
 
 	mu       sync.Mutex
 	gen      uint64
-	verdicts map[string]cachedVerdict // repo@digest
-	policies map[string]cachedPolicy  // repo
+	verdicts map[string]cached[Verdict]         // repo@digest
+	policies map[string]cached[EffectivePolicy] // repo
+	sigs     map[string]cached[SignatureStatus] // repo@digest
 }
 
-type cachedVerdict struct {
-	v   Verdict
+// cached is an answer of the gate and when it stops being reused.
+type cached[V any] struct {
+	v   V
 	exp time.Time
 }
 
-type cachedPolicy struct {
-	p   EffectivePolicy
-	exp time.Time
+// through answers what m holds under key while it is fresh, else load's answer, remembered. When load fails
+// and staleOK, a stale answer is better than none.
+func through[V any](g *Gate, m *map[string]cached[V], key string, staleOK bool, load func(now time.Time) (V, error)) (V, error) {
+	now := time.Now()
+	g.mu.Lock()
+	c, found := (*m)[key]
+	gen := g.gen
+	g.mu.Unlock()
+	if found && now.Before(c.exp) {
+		return c.v, nil
+	}
+	v, err := load(now)
+	if err != nil {
+		if found && staleOK {
+			return c.v, nil
+		}
+		return v, err
+	}
+	remember(g, m, gen, key, v, now)
+	return v, nil
+}
+
+// remember keeps v under key unless something changed since gen (then v may already be stale).
+func remember[V any](g *Gate, m *map[string]cached[V], gen uint64, key string, v V, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gen != gen {
+		return
+	}
+	if *m == nil || len(*m) >= gateCacheMax {
+		*m = map[string]cached[V]{}
+	}
+	(*m)[key] = cached[V]{v: v, exp: now.Add(g.ttl())}
 }
 
 // EffectivePolicy is the policy in force for a repository and where it comes from.
@@ -52,6 +92,8 @@ type EffectivePolicy struct {
 	Override bool
 	// Owner names it for messages: "namespace NS" or "repository NS/REPO".
 	Owner string
+	// Keys are the parsed TrustedKeys.
+	Keys []crypto.PublicKey
 }
 
 // Verdict is the gate's answer for one image version.
@@ -73,11 +115,16 @@ func (g *Gate) ttl() time.Duration {
 	return g.TTL
 }
 
-// Changed forgets every cached answer: call it when a scan finishes or a policy changes.
+// SetContent gives the gate the registry it reads signatures from (made after the gate itself). Without it,
+// require_signature finds no signature.
+func (g *Gate) SetContent(c Content) { g.content.Store(&c) }
+
+// Changed forgets every cached answer: call it when a scan finishes, a policy changes or a signature is pushed
+// or deleted.
 func (g *Gate) Changed() {
 	g.mu.Lock()
 	g.gen++
-	g.verdicts, g.policies = nil, nil
+	g.verdicts, g.policies, g.sigs = nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -90,34 +137,16 @@ func (g *Gate) generation() uint64 {
 // Policy returns the policy in force for repo (namespace/name): its override, else its namespace's, else
 // the default (nothing blocks).
 func (g *Gate) Policy(ctx context.Context, repo string) (EffectivePolicy, error) {
-	now := time.Now()
-	g.mu.Lock()
-	c, ok := g.policies[repo]
-	gen := g.gen
-	g.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.p, nil
-	}
-	p, err := LoadPolicy(ctx, g.Store, repo)
-	if err != nil {
-		return EffectivePolicy{}, err
-	}
-	g.mu.Lock()
-	if g.gen == gen {
-		if g.policies == nil || len(g.policies) >= gateCacheMax {
-			g.policies = map[string]cachedPolicy{}
-		}
-		g.policies[repo] = cachedPolicy{p: p, exp: now.Add(g.ttl())}
-	}
-	g.mu.Unlock()
-	return p, nil
+	return through(g, &g.policies, repo, false, func(time.Time) (EffectivePolicy, error) {
+		return LoadPolicy(ctx, g.Store, repo)
+	})
 }
 
 // LoadPolicy reads the policy in force for repo from the store, uncached.
 func LoadPolicy(ctx context.Context, st store.Store, repo string) (EffectivePolicy, error) {
 	ns, _, _ := strings.Cut(repo, "/")
 	if sp, err := st.GetSecurityPolicy(ctx, repo); err == nil {
-		return EffectivePolicy{Policy: PolicyFromStore(sp), Override: true, Owner: "repository " + repo}, nil
+		return withKeys(EffectivePolicy{Policy: PolicyFromStore(sp), Override: true, Owner: "repository " + repo}), nil
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return EffectivePolicy{}, err
 	}
@@ -128,13 +157,25 @@ func LoadPolicy(ctx context.Context, st store.Store, repo string) (EffectivePoli
 	if err != nil {
 		return EffectivePolicy{}, err
 	}
-	return EffectivePolicy{Policy: PolicyFromStore(sp), Owner: "namespace " + ns}, nil
+	return withKeys(EffectivePolicy{Policy: PolicyFromStore(sp), Owner: "namespace " + ns}), nil
+}
+
+// withKeys parses the policy's trusted keys. They were validated when the policy was saved; a key that no
+// longer parses counts for nothing (require_signature then wants another signature, never fewer).
+func withKeys(p EffectivePolicy) EffectivePolicy {
+	for _, k := range p.TrustedKeys {
+		if pub, err := signature.ParsePublicKeyPEM([]byte(k)); err == nil {
+			p.Keys = append(p.Keys, pub)
+		}
+	}
+	return p
 }
 
 // PolicyFromStore converts a stored policy.
 func PolicyFromStore(sp *store.SecurityPolicy) security.Policy {
 	p := security.Policy{BlockSeverity: sp.BlockSeverity, OnlyFixable: sp.OnlyFixable, BlockUnscanned: sp.BlockUnscanned,
-		Allowlist: make([]security.AllowEntry, len(sp.Allowlist))}
+		Allowlist: make([]security.AllowEntry, len(sp.Allowlist)), RequireSignature: sp.RequireSignature,
+		TrustedKeys: append([]string{}, sp.TrustedKeys...)}
 	for i, e := range sp.Allowlist {
 		p.Allowlist[i] = security.AllowEntry{ID: e.ID, ExpiresAt: e.ExpiresAt}
 	}
@@ -144,7 +185,8 @@ func PolicyFromStore(sp *store.SecurityPolicy) security.Policy {
 // PolicyToStore converts a policy for the store; repo is "" for a namespace's policy.
 func PolicyToStore(p security.Policy, ns, repo string) *store.SecurityPolicy {
 	sp := &store.SecurityPolicy{Namespace: ns, Repository: repo, BlockSeverity: p.BlockSeverity, OnlyFixable: p.OnlyFixable,
-		BlockUnscanned: p.BlockUnscanned, Allowlist: make([]store.AllowEntry, len(p.Allowlist))}
+		BlockUnscanned: p.BlockUnscanned, Allowlist: make([]store.AllowEntry, len(p.Allowlist)),
+		RequireSignature: p.RequireSignature, TrustedKeys: append([]string{}, p.TrustedKeys...)}
 	for i, e := range p.Allowlist {
 		sp.Allowlist[i] = store.AllowEntry{ID: e.ID, ExpiresAt: e.ExpiresAt}
 	}
@@ -158,31 +200,10 @@ func needsScan(p security.Policy) bool {
 
 // Verdict says whether repo@digest is blocked.
 func (g *Gate) Verdict(ctx context.Context, repo, digest string) (Verdict, error) {
-	key := repo + "@" + digest
-	now := time.Now()
-	g.mu.Lock()
-	c, ok := g.verdicts[key]
-	gen := g.gen
-	g.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v, nil
-	}
-	v, err := g.verdict(ctx, repo, digest, now)
-	if err != nil {
-		if ok { // stale is better than refusing every pull while the store is away
-			return c.v, nil
-		}
-		return Verdict{}, err
-	}
-	g.mu.Lock()
-	if g.gen == gen {
-		if g.verdicts == nil || len(g.verdicts) >= gateCacheMax {
-			g.verdicts = map[string]cachedVerdict{}
-		}
-		g.verdicts[key] = cachedVerdict{v: v, exp: now.Add(g.ttl())}
-	}
-	g.mu.Unlock()
-	return v, nil
+	// A stale verdict is better than refusing every pull while the store is away.
+	return through(g, &g.verdicts, repo+"@"+digest, true, func(now time.Time) (Verdict, error) {
+		return g.verdict(ctx, repo, digest, now)
+	})
 }
 
 func (g *Gate) verdict(ctx context.Context, repo, digest string, now time.Time) (Verdict, error) {
@@ -190,16 +211,37 @@ func (g *Gate) verdict(ctx context.Context, repo, digest string, now time.Time) 
 	if err != nil {
 		return Verdict{}, err
 	}
-	if !needsScan(p.Policy) {
-		return Verdict{Status: "-"}, nil
+	open := Verdict{Status: "-"}
+	if !needsScan(p.Policy) && !p.RequireSignature {
+		return open, nil
 	}
-	sc, err := g.Store.GetScan(ctx, digest)
-	if errors.Is(err, store.ErrNotFound) {
-		sc = nil
-	} else if err != nil {
+	// A signature, attestation or SBOM is never scanned nor signed itself: cosign must read it to verify.
+	if g.isAccessory(ctx, repo, digest) {
+		return open, nil
+	}
+	v := open
+	if needsScan(p.Policy) {
+		sc, err := g.Store.GetScan(ctx, digest)
+		if errors.Is(err, store.ErrNotFound) {
+			sc = nil
+		} else if err != nil {
+			return Verdict{}, err
+		}
+		v = Evaluate(p, sc, now)
+	}
+	if v.Blocked || !p.RequireSignature {
+		return v, nil
+	}
+	sig, err := g.signatureOf(ctx, repo, digest, p)
+	if err != nil {
 		return Verdict{}, err
 	}
-	return Evaluate(p, sc, now), nil
+	if !sig.Signed {
+		v.Blocked = true
+		v.Reason = "blocked by security policy (require_signature): " + UnsignedReason
+		v.Message = "blocked by the security policy of " + p.Owner + " (require_signature): " + UnsignedReason
+	}
+	return v, nil
 }
 
 // Evaluate applies p to a stored scan (nil: never scanned).

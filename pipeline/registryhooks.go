@@ -13,6 +13,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/store"
 )
@@ -31,6 +32,9 @@ type RegistryHooks struct {
 	Logger *slog.Logger
 	// Blocked, when set, refuses pulls of blocked images (the security policy).
 	Blocked func(ctx context.Context, repo, digest string) error
+	// AccessoriesChanged, when set, is called when a signature, attestation or SBOM is pushed or deleted (the
+	// gate forgets its verdicts: a signature pushed later unblocks a require_signature image).
+	AccessoriesChanged func()
 
 	content atomic.Pointer[Content]
 }
@@ -87,6 +91,9 @@ func (h *RegistryHooks) EnsureRepository(ctx context.Context, subj registry.Subj
 
 // ManifestPushed records the image version of a push by tag and emits its push event.
 func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.ManifestEvent) error {
+	if IsAccessoryTag(ev.Tag) || (ev.Tag == "" && AccessoryKind(ev.Payload) != "") {
+		h.accessoriesChanged()
+	}
 	if ev.Tag == "" || isBuildCache(ev.Payload) || IsAccessoryTag(ev.Tag) {
 		// A BuildKit registry cache (…:buildcache) or a cosign signature, attestation or SBOM of an image
 		// (sha256-<digest>.sig|.att|.sbom) is no image version: nothing to list, scan, announce or retain.
@@ -203,18 +210,69 @@ func (h *RegistryHooks) platformOf(ctx context.Context, repo string, cfg ocispec
 	return p
 }
 
-// ManifestDeleted forgets every tag that pointed at the deleted manifest.
+// ManifestDeleted forgets every tag that pointed at the deleted manifest, and deletes its accessories.
 func (h *RegistryHooks) ManifestDeleted(ctx context.Context, name, dgst string) error {
-	return h.Store.DeleteImageVersionsByDigest(ctx, name, dgst)
+	if err := h.Store.DeleteImageVersionsByDigest(ctx, name, dgst); err != nil {
+		return err
+	}
+	return h.dropAccessories(ctx, name, dgst)
+}
+
+func (h *RegistryHooks) accessoriesChanged() {
+	if h.AccessoriesChanged != nil {
+		h.AccessoriesChanged()
+	}
 }
 
 // TagDeleted forgets the tag.
 func (h *RegistryHooks) TagDeleted(ctx context.Context, name, tag string) error {
-	err := h.Store.DeleteImageVersion(ctx, name, tag)
+	if IsAccessoryTag(tag) {
+		h.accessoriesChanged()
+		return nil
+	}
+	v, err := h.Store.GetImageVersion(ctx, name, tag)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	err = h.Store.DeleteImageVersion(ctx, name, tag)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// The image's signatures and attestations go with its last tag (SPEC §15).
+	if others, err := h.Store.ImageVersionsByDigest(ctx, name, v.Digest, 1); err != nil || len(others) > 0 {
+		return err
+	}
+	return h.dropAccessories(ctx, name, v.Digest)
+}
+
+// dropAccessories deletes the accessory tags (sha256-<hex>.sig|.att|.sbom) of image dgst; the garbage collector
+// then collects their manifests and blobs, and the referrers of the image with it.
+func (h *RegistryHooks) dropAccessories(ctx context.Context, name, dgst string) error {
+	c := h.content.Load()
+	if c == nil {
+		return nil
+	}
+	del, ok := (*c).(TagDeleter)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, suffix := range []string{signature.SuffixSignature, signature.SuffixAttestation, signature.SuffixSBOM} {
+		tag, err := signature.Tag(dgst, suffix)
+		if err != nil {
+			return nil // not a sha256 image: it has none
+		}
+		if err := del.DeleteTag(ctx, name, tag); err != nil && !isUnknown(err) {
+			errs = append(errs, fmt.Errorf("delete %s:%s: %w", name, tag, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // CheckPull refuses pulls of blocked images. The scanner pulls them all (it is what unblocks them), and a

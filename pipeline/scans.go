@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -267,6 +268,21 @@ func (s *Scans) log() *slog.Logger {
 // Verdict is the gate's verdict on repo@digest.
 func (s *Scans) Verdict(ctx context.Context, repo, digest string) (Verdict, error) {
 	return s.Gate.Verdict(ctx, repo, digest)
+}
+
+// Signature says whether repo@digest is signed by the instance key or a trusted key.
+func (s *Scans) Signature(ctx context.Context, repo, digest string) (SignatureStatus, error) {
+	return s.Gate.Signature(ctx, repo, digest)
+}
+
+// Accessories lists the signatures, attestations and SBOMs of repo@digest.
+func (s *Scans) Accessories(ctx context.Context, repo, digest string) ([]Accessory, error) {
+	return s.Gate.Accessories(ctx, repo, digest)
+}
+
+// Attestations are the verified statements about repo@digest.
+func (s *Scans) Attestations(ctx context.Context, repo, digest string) ([]signature.Attestation, error) {
+	return s.Gate.Attestations(ctx, repo, digest)
 }
 
 // PolicyChanged makes the gate judge every image again with the policies as they are now.

@@ -19,6 +19,7 @@ package registry
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-dev/berth/registry/manifest"
 	"github.com/berth-dev/berth/registry/reference"
 	"github.com/berth-dev/berth/registry/storage"
 	"github.com/berth-dev/berth/registry/storage/driver"
@@ -356,6 +358,29 @@ func (r *Registry) OpenBlob(ctx context.Context, name, dgst string) (io.ReadClos
 		return nil, 0, storageErr(err)
 	}
 	return rc, size, nil
+}
+
+// Referrers lists the manifests whose subject is dgst (what GET /v2/<name>/referrers/<digest> answers).
+func (r *Registry) Referrers(ctx context.Context, name, dgst string) ([]manifest.Descriptor, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	dg, err := reference.Parse(dgst)
+	if err != nil {
+		return nil, ErrDigestInvalid(err.Error())
+	}
+	raw, err := r.store.Referrers(ctx, name, dg)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	out := make([]manifest.Descriptor, 0, len(raw))
+	for _, b := range raw {
+		var d manifest.Descriptor
+		if json.Unmarshal(b, &d) == nil {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // ListTags lists a repository's tags, sorted.

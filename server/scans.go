@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/store"
 )
 
@@ -19,6 +20,10 @@ type ScanService interface {
 	Verdict(ctx context.Context, repo, digest string) (pipeline.Verdict, error)
 	// PolicyChanged makes the gate judge again with the new policy.
 	PolicyChanged()
+	// Signature, Accessories and Attestations read an image's signatures and attestations (SPEC §15).
+	Signature(ctx context.Context, repo, digest string) (pipeline.SignatureStatus, error)
+	Accessories(ctx context.Context, repo, digest string) ([]pipeline.Accessory, error)
+	Attestations(ctx context.Context, repo, digest string) ([]signature.Attestation, error)
 }
 
 type vulnView struct {

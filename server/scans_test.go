@@ -32,6 +32,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
 	"github.com/berth-dev/berth/workers/scandb"
@@ -629,6 +630,9 @@ func TestSecurityPolicyAPI(t *testing.T) {
 		{map[string]any{"block_severity": "HIGH", "allowlist": []map[string]any{{"id": "CVE-1"}, {"id": "cve-1"}}}, "repeats"},
 		{map[string]any{"block_severity": "HIGH", "unknown": true}, "unknown"},
 		{`{"block_severity": 3}`, "block_severity"},
+		{map[string]any{"require_signature": true, "trusted_keys": []string{"not a key"}}, `trusted_keys[0]: not a PEM \"PUBLIC KEY\" block`},
+		{map[string]any{"trusted_keys": make([]string, 11)}, "trusted_keys has 11 keys; the limit is 10"},
+		{map[string]any{"trusted_keys": "one"}, "trusted_keys"},
 	} {
 		for _, path := range []string{"/api/v1/namespaces/demo/security-policy", "/api/v1/repositories/demo/app/security-policy"} {
 			r := in.Admin(t, "PUT", path, c.body)
@@ -644,6 +648,9 @@ func TestSecurityPolicyAPI(t *testing.T) {
 	}
 	if l, ok := r.JSON["allowlist"].([]any); !ok || len(l) != 0 {
 		t.Errorf("allowlist: %s", r.Body)
+	}
+	if l, ok := r.JSON["trusted_keys"].([]any); !ok || len(l) != 0 || r.JSON["require_signature"] != false {
+		t.Errorf("trusted_keys: %s", r.Body)
 	}
 	if r := in.Admin(t, "GET", "/api/v1/repositories/demo/app/security-policy", nil); r.JSON["block_severity"] != "MEDIUM" || r.JSON["override"] != false {
 		t.Errorf("inherited: %s", r.Body)
@@ -661,6 +668,15 @@ func TestSecurityPolicyAPI(t *testing.T) {
 	createRepo(t, in, "demo", "app", "PRIVATE")
 	if r := in.Admin(t, "GET", "/api/v1/repositories/demo/app/security-policy", nil); r.JSON["override"] != false {
 		t.Errorf("override outlived its repository: %s", r.Body)
+	}
+	// A trusted key is kept as given and read back.
+	key, _ := signature.GenerateKey()
+	pub, _ := signature.PublicKeyPEM(key.Public())
+	putPolicy(t, in, "/api/v1/repositories/demo/app/security-policy", map[string]any{"block_severity": "NONE",
+		"require_signature": true, "trusted_keys": []string{string(pub)}})
+	if r := in.Admin(t, "GET", "/api/v1/repositories/demo/app/security-policy", nil); r.JSON["require_signature"] != true ||
+		fmt.Sprint(r.JSON["trusted_keys"]) != fmt.Sprint([]any{string(pub)}) {
+		t.Errorf("require_signature: %s", r.Body)
 	}
 }
 

@@ -23,6 +23,9 @@ func viewSecurityPolicy(p security.Policy) security.Policy {
 	if p.Allowlist == nil {
 		p.Allowlist = []security.AllowEntry{}
 	}
+	if p.TrustedKeys == nil {
+		p.TrustedKeys = []string{}
+	}
 	return p
 }
 

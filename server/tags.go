@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -34,6 +35,16 @@ type tagView struct {
 	Vulnerabilities vulnCounts `json:"vulnerabilities"`
 	Blocked         bool       `json:"blocked"`
 	PullCommand     string     `json:"pull_command"`
+	// Signed, SignatureKey (the key id) and SignedByInstance, and Accessories: one version's view only (SPEC
+	// §15); lists leave them out rather than read every row's signature.
+	Signed           *bool                `json:"signed,omitempty"`
+	SignatureKey     string               `json:"signature_key,omitempty"`
+	SignedByInstance bool                 `json:"signed_by_instance,omitempty"`
+	Accessories      []pipeline.Accessory `json:"accessories,omitempty"`
+	// Provenance is read from the version's verified SLSA provenance attestation; HasSBOM says a verified
+	// CycloneDX attestation is there (GET …/tags/{tag}/sbom).
+	Provenance *pipeline.Provenance `json:"provenance,omitempty"`
+	HasSBOM    bool                 `json:"has_sbom,omitempty"`
 }
 
 // tagViewer views the versions of one request: their pull commands name the registry as its client reaches it.
@@ -65,8 +76,56 @@ func (a *api) getTag(c *gin.Context) {
 	if v, ok := a.tagOr404(c); ok {
 		views := []tagView{tagViewer(c)(v)}
 		a.fillScans(c, views, v.Repository)
+		a.fillSignatures(c, &views[0], v.Repository)
 		c.JSON(http.StatusOK, views[0])
 	}
+}
+
+// fillSignatures adds whether the version is signed and its accessories (signatures, attestations, SBOMs).
+func (a *api) fillSignatures(c *gin.Context, v *tagView, repo string) {
+	if a.Scans == nil {
+		return
+	}
+	ctx := c.Request.Context()
+	s, err := a.Scans.Signature(ctx, repo, v.Digest)
+	if err != nil {
+		logger(c).Warn("signature of a version", "repository", repo, "digest", v.Digest, "err", err)
+		return
+	}
+	v.Signed, v.SignatureKey, v.SignedByInstance = &s.Signed, s.KeyID, s.Instance
+	if v.Accessories, err = a.Scans.Accessories(ctx, repo, v.Digest); err != nil {
+		logger(c).Warn("accessories of a version", "repository", repo, "digest", v.Digest, "err", err)
+	}
+	atts, err := a.Scans.Attestations(ctx, repo, v.Digest)
+	if err != nil {
+		logger(c).Warn("attestations of a version", "repository", repo, "digest", v.Digest, "err", err)
+	}
+	v.Provenance, v.HasSBOM = pipeline.ProvenanceOf(atts), pipeline.SBOMOf(atts) != nil
+}
+
+// getTagSBOM serves the version's SBOM: the CycloneDX predicate of its verified attestation, as a download.
+func (a *api) getTagSBOM(c *gin.Context) {
+	v, ok := a.tagOr404(c)
+	if !ok {
+		return
+	}
+	if a.Scans == nil {
+		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "signatures cannot be read: the scan service is not running"))
+		return
+	}
+	atts, err := a.Scans.Attestations(c.Request.Context(), v.Repository, v.Digest)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	sbom := pipeline.SBOMOf(atts)
+	if sbom == nil {
+		fail(c, notFound("%s:%s has no SBOM: no CycloneDX attestation (cosign attest --type cyclonedx) signed by the instance key or a trusted key", v.Repository, v.Tag))
+		return
+	}
+	name := strings.NewReplacer("/", "_", ":", "_").Replace(v.Repository + "_" + v.Tag)
+	c.Header("Content-Disposition", `attachment; filename="`+name+`.cdx.json"`)
+	c.Data(http.StatusOK, "application/vnd.cyclonedx+json", sbom)
 }
 
 func (a *api) deleteTag(c *gin.Context) {

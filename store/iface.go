@@ -67,6 +67,8 @@ type Store interface {
 	ListImageVersions(ctx context.Context, repo string, p Page) ([]ImageVersion, int64, error)
 	DeleteImageVersion(ctx context.Context, repo, tag string) error
 	DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error
+	// ImageVersionsByDigest returns up to limit versions of repo that point at digest.
+	ImageVersionsByDigest(ctx context.Context, repo, digest string, limit int) ([]ImageVersion, error)
 
 	// Scans, security policies and the scan DB version (SPEC §6, §7)
 	GetScan(ctx context.Context, digest string) (*Scan, error)

@@ -117,10 +117,19 @@ func TestVersionsPagingAtScale(t *testing.T) {
 	}
 	all = slices.Delete(all, 5, 6)
 	digest := fmt.Sprintf("sha256:%064x", 7)
+	if vs, err := s.ImageVersionsByDigest(ctx, "team/busy", digest, 100); err != nil || len(vs) != n/500 || vs[0].Digest != digest {
+		t.Fatalf("versions by digest: %d (want %d) %v", len(vs), n/500, err)
+	}
+	if vs, err := s.ImageVersionsByDigest(ctx, "team/quiet", digest, 100); err != nil || len(vs) != 0 {
+		t.Fatalf("versions by digest of another repository: %d %v", len(vs), err)
+	}
 	if err := s.DeleteImageVersionsByDigest(ctx, "team/busy", digest); err != nil {
 		t.Fatal(err)
 	}
 	all = slices.DeleteFunc(all, func(v store.ImageVersion) bool { return v.Digest == digest })
+	if vs, err := s.ImageVersionsByDigest(ctx, "team/busy", digest, 100); err != nil || len(vs) != 0 {
+		t.Fatalf("versions by digest after their delete: %d %v", len(vs), err)
+	}
 	if len(all) != n-1-n/500 {
 		t.Fatalf("fixture: %d versions left", len(all))
 	}

@@ -242,7 +242,10 @@ type SecurityPolicy struct {
 	OnlyFixable    bool         `bson:"only_fixable"`
 	Allowlist      []AllowEntry `bson:"allowlist"`
 	BlockUnscanned bool         `bson:"block_unscanned"`
-	UpdatedAt      time.Time    `bson:"updated_at"`
+	// RequireSignature and TrustedKeys (PEM public keys) are SPEC §15's signature requirement.
+	RequireSignature bool      `bson:"require_signature"`
+	TrustedKeys      []string  `bson:"trusted_keys"`
+	UpdatedAt        time.Time `bson:"updated_at"`
 }
 
 // AllowEntry allowlists one vulnerability id until ExpiresAt (nil: for ever).

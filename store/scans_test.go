@@ -101,10 +101,12 @@ func TestSecurityPolicies(t *testing.T) {
 	if err := s.CreateRepository(ctx, &store.Repository{Namespace: "ns", Name: "app", AccountID: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutSecurityPolicy(ctx, &store.SecurityPolicy{Namespace: "ns", Repository: "ns/app", BlockSeverity: "LOW"}); err != nil {
+	if err := s.PutSecurityPolicy(ctx, &store.SecurityPolicy{Namespace: "ns", Repository: "ns/app", BlockSeverity: "LOW",
+		RequireSignature: true, TrustedKeys: []string{"-----BEGIN PUBLIC KEY-----\nk1\n", "k2"}}); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := s.GetSecurityPolicy(ctx, "ns/app"); err != nil || p.BlockSeverity != "LOW" {
+	if p, err := s.GetSecurityPolicy(ctx, "ns/app"); err != nil || p.BlockSeverity != "LOW" || !p.RequireSignature ||
+		len(p.TrustedKeys) != 2 || p.TrustedKeys[0] != "-----BEGIN PUBLIC KEY-----\nk1\n" || p.TrustedKeys[1] != "k2" {
 		t.Fatalf("override: %v %+v", err, p)
 	}
 	// The override dies with its repository; the namespace's policy stays.

@@ -58,6 +58,17 @@ func (s *Mongo) DeleteImageVersion(ctx context.Context, repo, tag string) error 
 	return nil
 }
 
+// ImageVersionsByDigest returns up to limit versions of repo that point at digest.
+func (s *Mongo) ImageVersionsByDigest(ctx context.Context, repo, digest string, limit int) ([]ImageVersion, error) {
+	cur, err := s.c(colTags).Find(ctx, bson.M{"repository": repo, "digest": digest}, options.Find().SetLimit(int64(limit)))
+	if err != nil {
+		return nil, err
+	}
+	vs := []ImageVersion{}
+	err = cur.All(ctx, &vs)
+	return vs, err
+}
+
 // DeleteImageVersionsByDigest forgets every tag of repo that points at digest (a manifest deleted by digest).
 func (s *Mongo) DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error {
 	_, err := s.c(colTags).DeleteMany(ctx, bson.M{"repository": repo, "digest": digest})

@@ -10,10 +10,13 @@
 package security
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/policies/signature"
 )
 
 // Severities: the block thresholds of a Policy, and Trivy's severities of a
@@ -39,6 +42,8 @@ const (
 const (
 	MaxAllowlistEntries = 1000
 	MaxIDLength         = 128
+	// MaxTrustedKeys bounds trusted_keys; each key is at most signature.MaxKeyPEM bytes.
+	MaxTrustedKeys = 10
 )
 
 // ErrInvalidPolicy is wrapped by every error Validate returns.
@@ -56,6 +61,14 @@ type Policy struct {
 	// BlockUnscanned blocks images whose scan is not DONE (not scanned yet,
 	// still scanning, or failed).
 	BlockUnscanned bool `json:"block_unscanned"`
+	// RequireSignature blocks images without a valid cosign signature (a
+	// ".sig" accessory) by the instance's signing key or one of TrustedKeys
+	// (SPEC §15). The signature check itself is the pipeline's gate: it reads
+	// the registry.
+	RequireSignature bool `json:"require_signature"`
+	// TrustedKeys are PEM public keys (cosign.pub) whose signatures count
+	// besides the instance key's.
+	TrustedKeys []string `json:"trusted_keys"`
 }
 
 // AllowEntry allowlists one vulnerability id (CVE, GHSA, …), matched without
@@ -68,7 +81,7 @@ type AllowEntry struct {
 
 // Default is the policy of a namespace nobody has configured: nothing blocks.
 func Default() Policy {
-	return Policy{BlockSeverity: SeverityNone, Allowlist: []AllowEntry{}}
+	return Policy{BlockSeverity: SeverityNone, Allowlist: []AllowEntry{}, TrustedKeys: []string{}}
 }
 
 // Effective is the policy in force for a repository: its own when it has one,
@@ -130,7 +143,30 @@ func (p Policy) Validate() error {
 		}
 		seen[key] = i
 	}
-	return nil
+	_, err := p.Keys()
+	return err
+}
+
+// Keys parses TrustedKeys. Errors wrap ErrInvalidPolicy and name the entry.
+func (p Policy) Keys() ([]crypto.PublicKey, error) {
+	if len(p.TrustedKeys) > MaxTrustedKeys {
+		return nil, fmt.Errorf("%w: trusted_keys has %d keys; the limit is %d", ErrInvalidPolicy, len(p.TrustedKeys), MaxTrustedKeys)
+	}
+	keys := make([]crypto.PublicKey, 0, len(p.TrustedKeys))
+	ids := make(map[string]int, len(p.TrustedKeys))
+	for i, k := range p.TrustedKeys {
+		pub, err := signature.ParsePublicKeyPEM([]byte(k))
+		if err != nil {
+			return nil, fmt.Errorf("%w: trusted_keys[%d]: %s", ErrInvalidPolicy, i, strings.TrimPrefix(err.Error(), signature.ErrInvalid.Error()+": "))
+		}
+		id := signature.KeyID(pub)
+		if j, dup := ids[id]; dup {
+			return nil, fmt.Errorf("%w: trusted_keys[%d] is the same key as trusted_keys[%d]", ErrInvalidPolicy, i, j)
+		}
+		ids[id] = i
+		keys = append(keys, pub)
+	}
+	return keys, nil
 }
 
 // Vulnerability is one finding of a scan.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/policies/signature"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -117,11 +119,32 @@ func TestValidate(t *testing.T) {
 		}
 		return out
 	}
+	pemOf := func() string {
+		k, err := signature.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := signature.PublicKeyPEM(k.Public())
+		return string(b)
+	}
+	key := pemOf()
+	keys := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = pemOf()
+		}
+		return out
+	}
 	tests := []struct {
 		name   string
 		policy Policy
 		err    string // substring; "" means valid
 	}{
+		{"require_signature with trusted keys", Policy{BlockSeverity: SeverityNone, RequireSignature: true, TrustedKeys: keys(MaxTrustedKeys)}, ""},
+		{"too many trusted keys", Policy{BlockSeverity: SeverityNone, TrustedKeys: keys(MaxTrustedKeys + 1)}, "trusted_keys has 11 keys; the limit is 10"},
+		{"trusted key not PEM", Policy{BlockSeverity: SeverityNone, TrustedKeys: []string{key, "ssh-ed25519 AAAA"}}, `trusted_keys[1]: not a PEM "PUBLIC KEY" block`},
+		{"trusted key too long", Policy{BlockSeverity: SeverityNone, TrustedKeys: []string{strings.Repeat("A", signature.MaxKeyPEM+1)}}, "trusted_keys[0]: public key PEM is 8193 bytes"},
+		{"trusted key twice", Policy{BlockSeverity: SeverityNone, TrustedKeys: []string{key, "\n" + key}}, "trusted_keys[1] is the same key as trusted_keys[0]"},
 		{"default", Default(), ""},
 		{"every severity", Policy{BlockSeverity: SeverityCritical, OnlyFixable: true, BlockUnscanned: true, Allowlist: []AllowEntry{{ID: "GHSA-xxxx-yyyy-zzzz", ExpiresAt: at(time.Hour)}}}, ""},
 		{"expired entries are fine", Policy{BlockSeverity: SeverityLow, Allowlist: []AllowEntry{{ID: "CVE-1", ExpiresAt: at(-time.Hour)}}}, ""},
@@ -157,10 +180,10 @@ func TestPolicyJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"block_severity":"NONE","only_fixable":false,"allowlist":[],"block_unscanned":false}`; string(b) != want {
+	if want := `{"block_severity":"NONE","only_fixable":false,"allowlist":[],"block_unscanned":false,"require_signature":false,"trusted_keys":[]}`; string(b) != want {
 		t.Errorf("Default JSON = %s, want %s", b, want)
 	}
-	in := `{"block_severity":"HIGH","only_fixable":true,"allowlist":[{"id":"CVE-2024-3094","expires_at":"2027-01-01T00:00:00Z"},{"id":"CVE-1","expires_at":null}],"block_unscanned":true}`
+	in := `{"block_severity":"HIGH","only_fixable":true,"allowlist":[{"id":"CVE-2024-3094","expires_at":"2027-01-01T00:00:00Z"},{"id":"CVE-1","expires_at":null}],"block_unscanned":true,"require_signature":true,"trusted_keys":["k"]}`
 	var p Policy
 	if err := json.Unmarshal([]byte(in), &p); err != nil {
 		t.Fatal(err)

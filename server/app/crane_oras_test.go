@@ -14,24 +14,6 @@ import (
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
-// goTool finds a client installed with go install (scripts/install-test-deps.sh): on PATH or in
-// $(go env GOPATH)/bin. Outside CI a missing one skips the test; in CI it fails.
-func goTool(t *testing.T, bin string) string {
-	t.Helper()
-	if p, err := exec.LookPath(bin); err == nil {
-		return p
-	}
-	out, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(out)), "bin", bin)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; the test command installs it (scripts/install-test-deps.sh)", bin)
-		}
-		t.Skipf("%s is not installed (run scripts/install-test-deps.sh)", bin)
-	}
-	return p
-}
-
 // run runs a client command and returns its combined output, failing the test when it fails.
 func run(t *testing.T, env []string, bin string, args ...string) string {
 	t.Helper()
@@ -52,7 +34,7 @@ func runErr(env []string, bin string, args ...string) (string, error) {
 // TestCrane: crane logs in, pushes a three-layer image, lists, resolves, pulls it back byte for byte and
 // copies it to a new tag; without credentials its push is refused (401).
 func TestCrane(t *testing.T) {
-	crane := goTool(t, "crane")
+	crane := apptest.GoTool(t, "crane")
 	in := apptest.Start(t, apptest.Options{})
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team", "auto_create_repo": true}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)
@@ -102,7 +84,7 @@ func TestCrane(t *testing.T) {
 // TestOras: oras pushes an artifact of two files with its own artifact type, pulls the files back, attaches
 // a signature-like artifact to it as a referrer, and discovers that referrer through the registry.
 func TestOras(t *testing.T) {
-	oras := goTool(t, "oras")
+	oras := apptest.GoTool(t, "oras")
 	in := apptest.Start(t, apptest.Options{})
 	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "team", "auto_create_repo": true}); r.Status != 201 {
 		t.Fatalf("namespace: %s", r.Body)

@@ -51,6 +51,8 @@ func (a *App) newScanning() (*scanning, error) {
 	c := a.Cfg
 	s := &scanning{app: a, creds: pipeline.NewScanCredentials(a.Box.Derive("scan-credentials")), gate: pipeline.NewGate(a.Store),
 		dbDir: c.ScanDBDir, cacheDir: filepath.Join(c.DataDir, "scan-cache")}
+	// The instance signing key's public half (SPEC §15) satisfies require_signature.
+	s.gate.InstanceKey = a.instancePublicKey
 	if s.dbDir == "" {
 		s.dbDir = filepath.Join(c.DataDir, "trivy")
 	}

@@ -50,7 +50,8 @@ func (a *App) build() error {
 	if a.scan, err = a.newScanning(); err != nil {
 		return err
 	}
-	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check}
+	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check,
+		AccessoriesChanged: a.scan.gate.Changed}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	signingKey, err := a.registrySigningKey(ctx)
 	if err == nil {
@@ -93,6 +94,7 @@ func (a *App) build() error {
 	a.Registry = reg
 	a.stops = append(a.stops, func() { _ = reg.Close() })
 	hooks.SetContent(reg)
+	a.scan.gate.SetContent(reg)
 	if a.GC, err = a.newGarbageCollector(); err != nil {
 		return err
 	}

@@ -232,7 +232,21 @@ func policyForm(f url.Values) (map[string]any, error) {
 		allow = append(allow, e)
 	}
 	return map[string]any{"block_severity": f.Get("block_severity"), "only_fixable": checked(f.Get("only_fixable")),
-		"block_unscanned": checked(f.Get("block_unscanned")), "allowlist": allow}, nil
+		"block_unscanned": checked(f.Get("block_unscanned")), "allowlist": allow,
+		"require_signature": checked(f.Get("require_signature")), "trusted_keys": pemBlocks(f.Get("trusted_keys"))}, nil
+}
+
+// pemBlocks splits pasted public keys into one entry per PEM block; text that is no block is passed on as it
+// is, for the API to name what is wrong with it.
+func pemBlocks(text string) []string {
+	const end = "-----END PUBLIC KEY-----"
+	keys := []string{}
+	for _, part := range strings.SplitAfter(strings.ReplaceAll(text, "\r\n", "\n"), end) {
+		if part = strings.TrimSpace(part); part != "" {
+			keys = append(keys, part+"\n")
+		}
+	}
+	return keys
 }
 
 func (c *Console) putNamespacePolicy(x *reqCtx) {

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"encoding/json"
 	"net/url"
+	"strings"
 )
 
 // repoNav is what every page of a repository shows above its own content.
@@ -99,6 +101,21 @@ func (c *Console) tagPage(x *reqCtx) {
 		}
 	}
 	x.render("tag", nav.NS+"/"+nav.Name+":"+tg, data)
+}
+
+// tagSBOM downloads the version's SBOM through the API (its route decides who may).
+func (c *Console) tagSBOM(x *reqCtx) {
+	nav := x.repoNav("tags")
+	tg := x.r.PathValue("tag")
+	var sbom json.RawMessage
+	if err := x.call("GET", nav.API+"/tags/"+url.PathEscape(tg)+"/sbom", nil, &sbom); err != nil {
+		x.fail(err)
+		return
+	}
+	name := strings.NewReplacer("/", "_", ":", "_").Replace(nav.NS + "_" + nav.Name + "_" + tg)
+	x.w.Header().Set("Content-Type", "application/vnd.cyclonedx+json")
+	x.w.Header().Set("Content-Disposition", `attachment; filename="`+name+`.cdx.json"`)
+	_, _ = x.w.Write(sbom)
 }
 
 func (c *Console) rescan(x *reqCtx) {

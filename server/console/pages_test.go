@@ -1,12 +1,14 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
@@ -44,6 +46,24 @@ func TestConsoleForms(t *testing.T) {
 	st, _, body = b.post("/namespaces/team/security-policy", url.Values{"block_severity": {"SOMETIMES"}})
 	if st != http.StatusBadRequest || !strings.Contains(body, "INVALID_ARGUMENT") {
 		t.Fatalf("bad policy: %d\n%s", st, body)
+	}
+	// require_signature with two pasted keys: one entry each, shown again in the form.
+	var pems []string
+	for range 2 {
+		k, _ := signature.GenerateKey()
+		p, _ := signature.PublicKeyPEM(k.Public())
+		pems = append(pems, string(p))
+	}
+	st, _, body = b.post("/namespaces/team/security-policy", url.Values{"block_severity": {"NONE"}, "require_signature": {"on"},
+		"trusted_keys": {strings.ReplaceAll(pems[0]+"\n"+pems[1], "\n", "\r\n")}})
+	must("signature policy", st, body, "Security policy saved", `name="require_signature" checked`, strings.Split(pems[1], "\n")[1])
+	if r := in.Admin(t, "GET", "/api/v1/namespaces/team/security-policy", nil); r.JSON["require_signature"] != true ||
+		fmt.Sprint(r.JSON["trusted_keys"]) != fmt.Sprint([]any{pems[0], pems[1]}) {
+		t.Fatalf("signature policy after the form: %s", r.Body)
+	}
+	st, _, body = b.post("/namespaces/team/security-policy", url.Values{"block_severity": {"NONE"}, "trusted_keys": {"ssh-ed25519 AAAA"}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "trusted_keys[0]") {
+		t.Fatalf("bad trusted key: %d\n%s", st, body)
 	}
 	st, _, body = b.post("/namespaces/team/repositories", url.Values{"name": {"app"}, "visibility": {"PRIVATE"}})
 	must("repository", st, body)

@@ -52,6 +52,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+repo+"/delete", c.page(c.deleteRepository))
 	m.HandleFunc("GET "+repo+"/tags", c.page(c.tags))
 	m.HandleFunc("GET "+repo+"/tags/{tag}", c.page(c.tagPage))
+	m.HandleFunc("GET "+repo+"/tags/{tag}/sbom", c.page(c.tagSBOM))
 	m.HandleFunc("POST "+repo+"/tags/{tag}/scan", c.page(c.rescan))
 	m.HandleFunc("POST "+repo+"/tags/{tag}/delete", c.page(c.deleteTag))
 	m.HandleFunc("GET "+repo+"/security", c.page(c.repoSecurity))

@@ -78,6 +78,35 @@ type tag struct {
 	Vulnerabilities counts    `json:"vulnerabilities"`
 	Blocked         bool      `json:"blocked"`
 	PullCommand     string    `json:"pull_command"`
+	// One version's page only (SPEC §15).
+	Signed           bool        `json:"signed"`
+	SignatureKey     string      `json:"signature_key"`
+	SignedByInstance bool        `json:"signed_by_instance"`
+	Accessories      []accessory `json:"accessories"`
+	Provenance       *provenance `json:"provenance"`
+	HasSBOM          bool        `json:"has_sbom"`
+}
+
+type accessory struct {
+	Type             string   `json:"type"`
+	Tag              string   `json:"tag"`
+	Digest           string   `json:"digest"`
+	Referrer         bool     `json:"referrer"`
+	Size             int64    `json:"size"`
+	PredicateTypes   []string `json:"predicate_types"`
+	Verified         bool     `json:"verified"`
+	SignedBy         string   `json:"signed_by"`
+	SignedByInstance bool     `json:"signed_by_instance"`
+}
+
+type provenance struct {
+	GitURL     string     `json:"git_url"`
+	Commit     string     `json:"commit"`
+	Dockerfile string     `json:"dockerfile"`
+	BuildRule  string     `json:"build_rule"`
+	Builder    string     `json:"builder"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
 }
 
 type layer struct {
@@ -217,7 +246,10 @@ type securityPolicy struct {
 	OnlyFixable    bool         `json:"only_fixable"`
 	Allowlist      []allowEntry `json:"allowlist"`
 	BlockUnscanned bool         `json:"block_unscanned"`
-	Override       bool         `json:"override,omitempty"`
+	// RequireSignature and TrustedKeys: SPEC §15's signature requirement.
+	RequireSignature bool     `json:"require_signature"`
+	TrustedKeys      []string `json:"trusted_keys"`
+	Override         bool     `json:"override,omitempty"`
 }
 
 type user struct {

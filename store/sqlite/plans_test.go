@@ -55,6 +55,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"SELECT count(*) FROM code_accounts WHERE account_id = ?",
 		"SELECT n FROM counters WHERE key = ?",
 		"SELECT repository FROM tags WHERE repository = ? AND digest = ?",
+		"SELECT doc FROM tags WHERE repository = ? AND digest = ? LIMIT ?",
 		"SELECT doc FROM tags WHERE pushed_at >= ? ORDER BY pushed_at DESC LIMIT ?",
 		"SELECT doc FROM scans WHERE id IN (?, ?, ?)",
 		"SELECT doc FROM scans WHERE pending = 1 LIMIT ?",

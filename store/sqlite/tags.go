@@ -59,6 +59,11 @@ func (db *DB) DeleteImageVersion(ctx context.Context, repo, tag string) error {
 	return db.write(ctx, func(tx *sql.Tx) error { return removeID(ctx, tx, tTags, repo+":"+tag) })
 }
 
+// ImageVersionsByDigest returns up to limit versions of repo that point at digest.
+func (db *DB) ImageVersionsByDigest(ctx context.Context, repo, digest string, limit int) ([]store.ImageVersion, error) {
+	return docs[store.ImageVersion](ctx, db.r, "SELECT doc FROM tags WHERE repository = ? AND digest = ? LIMIT ?", repo, digest, limit)
+}
+
 // DeleteImageVersionsByDigest forgets every tag of repo that points at digest.
 func (db *DB) DeleteImageVersionsByDigest(ctx context.Context, repo, digest string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
