@@ -458,7 +458,7 @@ func hostMessage(raw []byte) string {
 	}
 	msg := strings.Join(parts, "; ")
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
 	}
 	return msg
 }
