@@ -207,9 +207,17 @@ func TestCodeAccountAPI(t *testing.T) {
 	if r := in.Admin(t, "GET", src, nil); r.JSON["webhook_registered"] != true || r.JSON["repository"] != "alice/app" || r.JSON["webhook_secret"] != nil {
 		t.Fatalf("get source: %s", r.Body)
 	}
-	// Changing a setting leaves the hook alone.
+	// Changing a setting leaves the hook and the account alone, also when the same url and provider come again
+	// (as a settings form sends them).
 	if r := in.Admin(t, "PUT", src, map[string]any{"no_cache": true}); r.Status != 200 || len(host.hooksOf("alice/app")) != 1 {
 		t.Fatalf("put no_cache: %d %s; hooks %v", r.Status, r.Body, host.hooksOf("alice/app"))
+	}
+	r = in.Admin(t, "PUT", src, map[string]any{"provider": "gitea", "url": host.url + "/alice/app.git", "auto_build": true})
+	if r.Status != 200 || r.JSON["account_id"] != id || r.JSON["webhook_registered"] != true || len(host.hooksOf("alice/app")) != 1 {
+		t.Fatalf("put the same url again: %d %s; hooks %v", r.Status, r.Body, host.hooksOf("alice/app"))
+	}
+	if r := in.Admin(t, "PUT", src, map[string]any{"token": "other"}); r.Status != 400 || !strings.Contains(string(r.Body), "code account's") {
+		t.Fatalf("a token for an account source: %d %s", r.Status, r.Body)
 	}
 
 	// Rotation gives the hook the new secret.
@@ -244,6 +252,12 @@ func TestCodeAccountAPI(t *testing.T) {
 	if r := in.Admin(t, "PUT", other, map[string]any{"register_webhook": false}); r.Status != 200 || r.JSON["webhook_registered"] != false ||
 		len(host.hooksOf("alice/site")) != 0 {
 		t.Fatalf("register_webhook false: %d %s; hooks %v", r.Status, r.Body, host.hooksOf("alice/site"))
+	}
+
+	// A url instead detaches the source from the account (and from its credentials).
+	if r := in.Admin(t, "PUT", other, map[string]any{"provider": "generic", "url": host.url + "/alice/site.git"}); r.Status != 200 ||
+		r.JSON["account_id"] != nil || r.JSON["repository"] != nil || r.JSON["username"] != "" {
+		t.Fatalf("detach: %d %s", r.Status, r.Body)
 	}
 
 	// A token on a provider other than generic registers too (the API root from the clone URL).

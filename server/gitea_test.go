@@ -240,19 +240,20 @@ func TestGiteaAccount(t *testing.T) {
 	const repo = "team/app"
 	api := "/api/v1/repositories/" + repo
 
-	// A repository on Gitea with a Dockerfile, pushed with git.
+	// A repository on Gitea (its first commit made by Gitea itself: a push made just before the webhook exists
+	// may still be delivered to it, as Gitea handles pushes from a queue), cloned, with a Dockerfile pushed later.
 	var created struct {
 		FullName string `json:"full_name"`
 		CloneURL string `json:"clone_url"`
 	}
-	if st := g.call(t, "POST", "/api/v1/user/repos", map[string]any{"name": "webapp", "private": true, "default_branch": "main"}, &created, false); st != 201 {
+	if st := g.call(t, "POST", "/api/v1/user/repos", map[string]any{"name": "webapp", "private": true, "default_branch": "main", "auto_init": true, "readme": "Default"}, &created, false); st != 201 {
 		t.Fatalf("gitea repository: %d", st)
 	}
-	work := t.TempDir()
-	run(t, work, "git", "init", "-q", "-b", "main")
+	work := filepath.Join(t.TempDir(), "work")
+	pushURL := strings.Replace(created.CloneURL, "http://", "http://"+g.User+":"+g.Token+"@", 1)
+	run(t, "", "git", "clone", "-q", pushURL, work)
 	run(t, work, "git", "config", "user.email", "dev@example.com")
 	run(t, work, "git", "config", "user.name", "Dev")
-	pushURL := strings.Replace(created.CloneURL, "http://", "http://"+g.User+":"+g.Token+"@", 1)
 	commit := func(content string) string {
 		t.Helper()
 		files := map[string]string{"Dockerfile": "FROM " + base + "\nCOPY hello.txt /hello.txt\n", "hello.txt": content}
@@ -266,7 +267,6 @@ func TestGiteaAccount(t *testing.T) {
 		run(t, work, "git", "push", "-q", pushURL, "HEAD:refs/heads/main")
 		return run(t, work, "git", "rev-parse", "HEAD")
 	}
-	commit("first\n")
 
 	// Bind the account; a wrong token is refused with Gitea's answer.
 	if r := in.Admin(t, "POST", "/api/v1/code-accounts", map[string]any{"provider": "gitea", "base_url": g.URL + "/api/v1", "token": "0123456789abcdef"}); r.Status != 422 ||
@@ -316,7 +316,7 @@ func TestGiteaAccount(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("no build of %s %s after a minute: builds %s", repo, sha, r.Body)
+				t.Fatalf("no build of %s %s (%q) after a minute: builds %s", repo, sha, content, r.Body)
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
@@ -329,6 +329,9 @@ func TestGiteaAccount(t *testing.T) {
 		t.Fatalf("rotate: %d %s", r.Status, r.Body)
 	}
 	pushAndBuild("third\n", 2)
+	if r := in.Admin(t, "GET", api+"/builds", nil); r.JSON["total"] != 2.0 {
+		t.Fatalf("builds after two pushes: %s", r.Body)
+	}
 
 	// Disconnect: the hook is gone from Gitea; the account may go too.
 	if r := in.Admin(t, "DELETE", api+"/source", nil); r.Status != 204 || r.Header.Get("Warning") != "" {

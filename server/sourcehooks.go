@@ -101,7 +101,7 @@ func (a *api) updateHostHook(ctx context.Context, c *gin.Context, src *store.Sou
 		err = errNoHostCredentials
 	}
 	if err == nil {
-		err = host.UpdateHook(ctx, name, src.HostHookID, githost.Hook{URL: webhookURL(c, src), Secret: secret})
+		src.HostHookID, err = host.UpdateHook(ctx, name, src.HostHookID, githost.Hook{URL: webhookURL(c, src), Secret: secret})
 	}
 	if errors.Is(err, githost.ErrNotFound) {
 		a.createHostHook(ctx, c, src, secret)
@@ -112,7 +112,7 @@ func (a *api) updateHostHook(ctx context.Context, c *gin.Context, src *store.Sou
 		src.WebhookRegistered, src.WebhookError = false, err.Error()
 		return
 	}
-	src.WebhookRegistered, src.WebhookError = true, ""
+	src.WebhookRegistered, src.WebhookError = src.HostHookID != "", ""
 }
 
 // dropHostHook deletes src's webhook at the host.

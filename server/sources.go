@@ -194,10 +194,14 @@ func (a *api) applySourceRequest(ctx context.Context, c *gin.Context, src *store
 		return a.applyAccountSource(ctx, src, req, admin)
 	}
 	if src.CodeAccount != "" {
+		creds := req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil
+		same := req.URL != nil && *req.URL == src.URL && (req.Provider == nil || *req.Provider == src.Provider)
 		switch {
+		case same && !creds:
+			return nil // the same url and provider again (a settings form sends them): settings only
 		case req.URL != nil: // connected by URL from now on: the account's credentials go with it
 			src.CodeAccount, src.GitRepository, src.Username, src.Password, src.SSHKey = "", "", "", "", ""
-		case req.Provider != nil || req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil:
+		case req.Provider != nil || creds:
 			return badRequest("this source's provider and credentials are its code account's: give url (and credentials) to connect it without the account, or account_id and repository")
 		default:
 			return nil // settings only

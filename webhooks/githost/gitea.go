@@ -35,6 +35,16 @@ func (g *gitea) Repositories(ctx context.Context, q string, page int) (*Page, er
 	return p, nil
 }
 
+// UpdateHook makes hook id again with h: Gitea's PATCH …/hooks/{id} (EditHookOption) changes the URL, the
+// content type and the events, never the secret. The old hook goes first, so that no delivery is signed with
+// the old secret after this returns.
+func (g *gitea) UpdateHook(ctx context.Context, fullName, id string, h Hook) (string, error) {
+	if err := g.DeleteHook(ctx, fullName, id); err != nil {
+		return id, err
+	}
+	return g.CreateHook(ctx, fullName, h)
+}
+
 func (g *gitea) Repository(ctx context.Context, fullName string) (*Repository, error) {
 	return repository[githubRepo](ctx, g.client, fullName)
 }

@@ -72,8 +72,10 @@ type Host interface {
 	Repository(ctx context.Context, fullName string) (*Repository, error)
 	// CreateHook creates h on repository fullName and returns the host's id of the hook.
 	CreateHook(ctx context.Context, fullName string, h Hook) (string, error)
-	// UpdateHook sets the URL and secret of hook id.
-	UpdateHook(ctx context.Context, fullName, id string, h Hook) error
+	// UpdateHook sets the URL and secret of hook id and returns the hook's id afterwards: the same, except on
+	// Gitea, whose API cannot change a hook's secret, where the hook is made again ("" when it was deleted and
+	// could not be made again).
+	UpdateHook(ctx context.Context, fullName, id string, h Hook) (string, error)
 	// DeleteHook deletes hook id; a hook that is gone already is no error.
 	DeleteHook(ctx context.Context, fullName, id string) error
 }
@@ -103,6 +105,7 @@ type Error struct {
 	Status   int    // the HTTP status (0 when there was no answer)
 	Kind     error  // one of the Err… values
 	Message  string // the host's own message, when it gave one
+	Cause    error  // why there was no answer (an *outbound.RefusedError when the guard refused the host)
 }
 
 func (e *Error) Error() string {
@@ -131,7 +134,12 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-func (e *Error) Unwrap() error { return e.Kind }
+func (e *Error) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
 
 // New returns the Host of a. guard confines every connection (nil: a guard that refuses every non-public
 // address).
@@ -312,14 +320,14 @@ func (c *client) CreateHook(ctx context.Context, fullName string, h Hook) (strin
 	return id, nil
 }
 
-func (c *client) UpdateHook(ctx context.Context, fullName, id string, h Hook) error {
+func (c *client) UpdateHook(ctx context.Context, fullName, id string, h Hook) (string, error) {
 	path, err := c.repoPath(fullName)
 	if err != nil {
-		return err
+		return id, err
 	}
 	_, err = c.do(ctx, call{op: fmt.Sprintf("update webhook %s on %s", id, fullName), method: c.updateMethod,
 		path: path + "/hooks/" + url.PathEscape(id), body: c.hookBody(h, false)})
-	return err
+	return id, err
 }
 
 func (c *client) DeleteHook(ctx context.Context, fullName, id string) error {
@@ -370,7 +378,7 @@ func (c *client) do(ctx context.Context, k call) (http.Header, error) {
 		if errors.As(err, &refused) {
 			msg = refused.Error()
 		}
-		return nil, &Error{Provider: c.provider, Op: k.op, Kind: ErrUnavailable, Message: msg}
+		return nil, &Error{Provider: c.provider, Op: k.op, Kind: ErrUnavailable, Message: msg, Cause: err}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
@@ -450,7 +458,7 @@ func hostMessage(raw []byte) string {
 	}
 	msg := strings.Join(parts, "; ")
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
 	}
 	return msg
 }
