@@ -191,3 +191,26 @@ func TestConsoleCodeAccounts(t *testing.T) {
 		t.Fatalf("after delete:\n%s", body)
 	}
 }
+
+// TestConsoleBindReturnsOnlyToConnect: a bind form's next sends the browser back to a step 2 page only.
+func TestConsoleBindReturnsOnlyToConnect(t *testing.T) {
+	host := newGiteaHost(t)
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.SourceAllow = []string{"127.0.0.0/8"} }})
+	b := newBrowser(t, in)
+	b.signIn("admin", apptest.AdminPassword)
+	for next, want := range map[string]string{
+		"/repositories/team/app/connect": "/repositories/team/app/connect?account=",
+		"//evil.example/x/y/connect":     "",
+		"/repositories/../../x/connect":  "",
+		"https://evil.example/":          "",
+	} {
+		st, h, body := b.post("/code-accounts", url.Values{"provider": {"gitea"}, "base_url": {host.URL + "/api/v1"}, "username": {"alice"},
+			"token": {"good-token"}, "next": {next}})
+		switch loc := h.Get("Location"); {
+		case want != "" && (st != http.StatusSeeOther || !strings.HasPrefix(loc, want)):
+			t.Fatalf("next %q: %d %q", next, st, loc)
+		case want == "" && (st != 200 || loc != "" || !strings.Contains(body, "is bound")):
+			t.Fatalf("next %q: %d %q", next, st, loc)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -10,6 +11,9 @@ import (
 // Code accounts (SPEC §16) and "Create repository" as two steps (SPEC §12, as in the guide's console): step 1
 // names the repository, step 2 connects its code source, from a bound code account (an account, one of its
 // repositories, a branch), from a Git URL and credentials, or is skipped.
+
+// connectPath is a step 2 page, the only place a bind form sends the browser back to.
+var connectPath = regexp.MustCompile(`^/repositories/[a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_.-]*/connect$`)
 
 func (c *Console) codeAccounts(x *reqCtx) {
 	var l list[codeAccount]
@@ -31,7 +35,7 @@ func (c *Console) createCodeAccount(x *reqCtx) {
 		x.again(err, c.codeAccounts)
 		return
 	}
-	if next := f.Get("next"); strings.HasPrefix(next, "/repositories/") && !strings.HasPrefix(next, "//") {
+	if next := f.Get("next"); connectPath.MatchString(next) { // bound from step 2: back to it, the account chosen
 		x.done(next + "?account=" + url.QueryEscape(a.ID))
 		return
 	}
