@@ -151,6 +151,15 @@ func TestGateRequireSignature(t *testing.T) {
 	if s, _ := g.Signature(ctx, "ns/app", d2); !s.Signed || s.Instance || s.KeyID != signature.KeyID(user.Public()) {
 		t.Fatalf("signature status: %+v", s)
 	}
+	// A signature attached as an OCI referrer (cosign --registry-referrers-mode=oci-1-1) counts too.
+	d3 := r.pushImage("ns/app:v3")
+	if err := g.Check(ctx, "ns/app", d3); registry.ErrorCode(err) != registry.CodeDenied {
+		t.Fatalf("v3 unsigned: %v", err)
+	}
+	r.pushReferrer("ns/app", d3, sigtest.SignLayers(t, r.host+"/ns/app", d3, user))
+	if err := g.Check(ctx, "ns/app", d3); err != nil {
+		t.Fatalf("signed by a trusted key, as a referrer: %v", err)
+	}
 	// Deleting the signature blocks again.
 	tag, _ := signature.Tag(d2, signature.SuffixSignature)
 	must(t, r.reg.DeleteTag(ctx, "ns/app", tag))
