@@ -360,3 +360,34 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 		t.Errorf("a live image's accessories after collection: %+v", acc)
 	}
 }
+
+// TestBuildBlockedUnsigned: under require_signature a build whose image is not signed ends BLOCKED with the
+// gate's message; signed by the instance key, it ends SUCCESS.
+func TestBuildBlockedUnsigned(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRegistry(t)
+	instance := sigtest.NewKey(t)
+	g := NewGate(r.st)
+	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
+	g.SetContent(r.reg)
+	r.hooks.AccessoriesChanged = g.Changed
+	s := &Scans{Store: r.st, Gate: g, PollInterval: 10 * time.Millisecond}
+	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "HIGH", RequireSignature: true}, "ns", "")))
+
+	d := r.pushImage("ns/app:built")
+	must(t, r.st.StartScan(ctx, d, "ns/app", time.Now()))
+	_, err := r.st.FinishScan(ctx, d, store.ScanResult{Status: store.ScanDone})
+	must(t, err)
+	b := &store.Build{ID: "b1", Repository: "ns/app", ImageTag: "built", Digest: d}
+	log, err := OpenLog(ctx, r.st, b, nil)
+	must(t, err)
+	defer log.Close()
+	status, reason, err := s.AfterBuildPush(ctx, b, log)
+	if err != nil || status != store.BuildBlocked || !strings.Contains(reason, "require_signature") {
+		t.Fatalf("unsigned build: %s %q %v", status, reason, err)
+	}
+	r.pushAccessory("ns/app", d, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d, instance))
+	if status, reason, err := s.AfterBuildPush(ctx, b, log); err != nil || status != store.BuildSuccess {
+		t.Fatalf("signed build: %s %q %v", status, reason, err)
+	}
+}

@@ -151,6 +151,11 @@ func TestCosignSignAttestAndRequireSignature(t *testing.T) {
 	// An image pushed under the policy is signed with cosign (which reads it first), then pulls.
 	d4 := pushImage(t, in, "team/app:v4")
 	wantDeniedWith(t, in, deployer, "team/app:v4", "require_signature")
+	// Its trigger did not fire.
+	if r := byTag(t, waitRecords(t, in, "team/app", trig, settled(3)))["v4"]; r["status"] != "NOT_TRIGGERED" ||
+		!strings.Contains(fmt.Sprint(r["reason"]), "require_signature") {
+		t.Fatalf("trigger record of the unsigned v4: %v", r)
+	}
 	cosign.run(append(append([]string{"sign"}, flags...), in.Host+"/team/app@"+d4)...)
 	wantPullsWith(t, in, deployer, "team/app:v4")
 	d3 := pushImage(t, in, "team/app:v3")
