@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -82,6 +83,15 @@ func (r *testRegistry) pushImage(repoTag string) string {
 	return dg.String()
 }
 
+// gate is a gate over the registry whose instance key is instance, told of every accessory pushed.
+func (r *testRegistry) gate(instance *ecdsa.PrivateKey) *Gate {
+	g := NewGate(r.st)
+	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
+	g.SetContent(r.reg)
+	r.hooks.AccessoriesChanged = g.Changed
+	return g
+}
+
 // pushAccessory pushes layers under the accessory tag of digest in repo; it answers the manifest's digest.
 func (r *testRegistry) pushAccessory(repo, digest, suffix string, layers []signature.Layer) string {
 	r.t.Helper()
@@ -95,11 +105,8 @@ func TestGateRequireSignature(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
 	instance, user := sigtest.NewKey(t), sigtest.NewKey(t)
-	g := NewGate(r.st)
+	g := r.gate(instance)
 	g.TTL = time.Hour // only Changed refreshes within the test
-	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
-	g.SetContent(r.reg)
-	r.hooks.AccessoriesChanged = g.Changed
 
 	d1 := r.pushImage("ns/app:v1")
 	if v, err := g.Verdict(ctx, "ns/app", d1); err != nil || v.Blocked {
@@ -235,10 +242,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
 	instance := sigtest.NewKey(t)
-	g := NewGate(r.st)
-	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
-	g.SetContent(r.reg)
-	r.hooks.AccessoriesChanged = g.Changed
+	g := r.gate(instance)
 	ref := r.host + "/ns/app"
 
 	attach := func(dg string) (sig, att, referrer string) {
@@ -367,10 +371,7 @@ func TestBuildBlockedUnsigned(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
 	instance := sigtest.NewKey(t)
-	g := NewGate(r.st)
-	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
-	g.SetContent(r.reg)
-	r.hooks.AccessoriesChanged = g.Changed
+	g := r.gate(instance)
 	s := &Scans{Store: r.st, Gate: g, PollInterval: 10 * time.Millisecond}
 	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "HIGH", RequireSignature: true}, "ns", "")))
 
