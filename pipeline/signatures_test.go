@@ -27,7 +27,7 @@ import (
 
 // testRegistry is a real registry over a real store, its hooks Berth's, served over HTTP for pushes.
 type testRegistry struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	reg   *registry.Registry
 	hooks *RegistryHooks
@@ -36,7 +36,7 @@ type testRegistry struct {
 	images map[string]v1.Image
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	st := storetest.New(t)
 	ctx := context.Background()
@@ -390,5 +390,34 @@ func TestBuildBlockedUnsigned(t *testing.T) {
 	r.pushAccessory("ns/app", d, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d, instance))
 	if status, reason, err := s.AfterBuildPush(ctx, b, log); err != nil || status != store.BuildSuccess {
 		t.Fatalf("signed build: %s %q %v", status, reason, err)
+	}
+}
+
+// BenchmarkGateVerdictCold: one verdict with nothing cached (the first pull after a change), for a policy on
+// vulnerabilities alone and with require_signature (a signed image: its .sig manifest and payload are read).
+// A cached verdict costs neither.
+func BenchmarkGateVerdictCold(b *testing.B) {
+	ctx := context.Background()
+	r := newTestRegistry(b)
+	instance := sigtest.NewKey(b)
+	g := r.gate(instance)
+	d := r.pushImage("ns/app:v1")
+	r.pushAccessory("ns/app", d, signature.SuffixSignature, sigtest.SignLayers(b, r.host+"/ns/app", d, instance))
+	for _, c := range []struct {
+		name string
+		p    security.Policy
+	}{
+		{"vulnerabilities", security.Policy{BlockSeverity: "HIGH"}},
+		{"require_signature", security.Policy{BlockSeverity: "HIGH", RequireSignature: true}},
+	} {
+		must(b, r.st.PutSecurityPolicy(ctx, PolicyToStore(c.p, "ns", "")))
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				g.Changed()
+				if v, err := g.Verdict(ctx, "ns/app", d); err != nil || v.Blocked {
+					b.Fatalf("%+v %v", v, err)
+				}
+			}
+		})
 	}
 }
