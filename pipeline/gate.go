@@ -42,6 +42,8 @@ type Gate struct {
 	verdicts map[string]cached[Verdict]         // repo@digest
 	policies map[string]cached[EffectivePolicy] // repo
 	sigs     map[string]cached[SignatureStatus] // repo@digest
+	accs     map[string]cached[[]Accessory]     // repo@digest
+	atts     map[string]cached[[]signature.Attestation]
 }
 
 // cached is an answer of the gate and when it stops being reused.
@@ -126,7 +128,7 @@ func (g *Gate) SetContent(c Content) { g.content.Store(&c) }
 func (g *Gate) Changed() {
 	g.mu.Lock()
 	g.gen++
-	g.verdicts, g.policies, g.sigs = nil, nil, nil
+	g.verdicts, g.policies, g.sigs, g.accs, g.atts = nil, nil, nil, nil, nil
 	g.mu.Unlock()
 }
 
