@@ -134,8 +134,16 @@ func TestCosignSignAttestAndRequireSignature(t *testing.T) {
 		"trusted_keys": []string{cosign.publicKey()}})
 	wantPullsWith(t, in, deployer, "team/app:v1")
 	wantDeniedWith(t, in, deployer, "team/app:v2", "require_signature")
-	// Whoever may push (the signer) reads the unsigned manifest: cosign sign needs it.
-	wantPulls(t, in, "team/app:v2")
+	// So does the administrator's pull; only a signing client (cosign sign reads what it signs) of a user who
+	// may push reads it.
+	wantDenied(t, in, "team/app:v2", "require_signature")
+	asCosign := remote.WithUserAgent("cosign/v2.6.5")
+	if te := pullWith(t, in, "team/app:v2", adminAuth, asCosign); te != nil {
+		t.Fatalf("cosign as the administrator reading v2: %v", te)
+	}
+	if te := pullWith(t, in, "team/app:v2", deployer, asCosign); te == nil {
+		t.Fatal("cosign as a read-only deployer read v2")
+	}
 	r = in.Admin(t, "GET", "/api/v1/repositories/team/app/tags/v1", nil)
 	pub, err := signature.ParsePublicKeyPEM([]byte(cosign.publicKey()))
 	if err != nil {

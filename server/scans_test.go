@@ -218,18 +218,18 @@ func pushIndex(t testing.TB, in *apptest.Instance, ref string, idx v1.ImageIndex
 // go-containerregistry's client. It returns nil, or the registry's error.
 func pull(t testing.TB, in *apptest.Instance, ref string) *transport.Error {
 	t.Helper()
-	return pullWith(t, in, adminAuth, ref)
+	return pullWith(t, in, ref, adminAuth)
 }
 
-// pullWith is pull with another client's credentials.
-func pullWith(t testing.TB, in *apptest.Instance, auth remote.Option, ref string) *transport.Error {
+// pullWith is pull with another client's credentials and options.
+func pullWith(t testing.TB, in *apptest.Instance, ref string, opts ...remote.Option) *transport.Error {
 	t.Helper()
 	r, err := name.ParseReference(in.Host+"/"+ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = remote.Get(r, auth)
-	_, herr := remote.Head(r, auth)
+	_, err = remote.Get(r, opts...)
+	_, herr := remote.Head(r, opts...)
 	if (err == nil) != (herr == nil) {
 		t.Fatalf("pull %s: GET says %v, HEAD says %v", ref, err, herr)
 	}
@@ -252,7 +252,7 @@ func wantDenied(t testing.TB, in *apptest.Instance, ref string, parts ...string)
 // wantDeniedWith is wantDenied with another client's credentials.
 func wantDeniedWith(t testing.TB, in *apptest.Instance, auth remote.Option, ref string, parts ...string) {
 	t.Helper()
-	te := pullWith(t, in, auth, ref)
+	te := pullWith(t, in, ref, auth)
 	if te == nil {
 		t.Fatalf("pull %s succeeded; want 403 DENIED", ref)
 	}
@@ -274,7 +274,7 @@ func wantPulls(t testing.TB, in *apptest.Instance, ref string) {
 // wantPullsWith is wantPulls with another client's credentials.
 func wantPullsWith(t testing.TB, in *apptest.Instance, auth remote.Option, ref string) {
 	t.Helper()
-	if te := pullWith(t, in, auth, ref); te != nil {
+	if te := pullWith(t, in, ref, auth); te != nil {
 		t.Fatalf("pull %s: %v; want it to pass", ref, te)
 	}
 }
