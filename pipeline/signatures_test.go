@@ -292,7 +292,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	sig2, att2, ref2 := attach(d2)
 	// A third is deleted by digest (registry DELETE): its accessory tags go at once.
 	d3 := r.pushImage("ns/app:v3")
-	sig3, _, _ := attach(d3)
+	sig3, att3, ref3 := attach(d3)
 	must(t, r.reg.DeleteManifest(ctx, "ns/app", d3))
 	if _, _, _, err := r.reg.GetManifest(ctx, "ns/app", "sha256-"+d3[7:]+".sig"); !isUnknown(err) {
 		t.Fatalf("the signature tag of a deleted manifest: %v", err)
@@ -326,7 +326,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // past the collector's clock slack
 	st, err := r.reg.GarbageCollect(ctx, registry.GCOptions{})
 	must(t, err)
-	for _, dg := range []string{d1, sig1, att1, ref1, sig3} {
+	for _, dg := range []string{d1, sig1, att1, ref1, sig3, att3, ref3} {
 		if m, _ := r.present("ns/app", dg); m {
 			t.Errorf("%s survived collection", dg)
 		}
