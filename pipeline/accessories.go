@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/registry"
@@ -40,8 +41,15 @@ type Accessory struct {
 const maxReferrers = 100
 
 // Accessories lists the accessories of repo@digest, with their signatures verified under the instance key
-// and the keys trusted by the repository's policy. It reads the registry: for one image's page, not for lists.
+// and the keys trusted by the repository's policy. It reads the registry (for one image's page, not for lists)
+// and remembers the answer as verdicts are remembered.
 func (g *Gate) Accessories(ctx context.Context, repo, digest string) ([]Accessory, error) {
+	return through(g, &g.accs, repo+"@"+digest, false, func(time.Time) ([]Accessory, error) {
+		return g.accessories(ctx, repo, digest)
+	})
+}
+
+func (g *Gate) accessories(ctx context.Context, repo, digest string) ([]Accessory, error) {
 	c := g.content.Load()
 	if c == nil {
 		return []Accessory{}, nil
@@ -136,8 +144,14 @@ func (g *Gate) describe(ctx context.Context, c Content, repo, subject string, ke
 }
 
 // Attestations are the statements about repo@digest, from its ".att" accessory, that verify under the
-// instance key or a key trusted by the repository's policy.
+// instance key or a key trusted by the repository's policy (remembered as verdicts are).
 func (g *Gate) Attestations(ctx context.Context, repo, digest string) ([]signature.Attestation, error) {
+	return through(g, &g.atts, repo+"@"+digest, false, func(time.Time) ([]signature.Attestation, error) {
+		return g.attestations(ctx, repo, digest)
+	})
+}
+
+func (g *Gate) attestations(ctx context.Context, repo, digest string) ([]signature.Attestation, error) {
 	c := g.content.Load()
 	if c == nil {
 		return nil, nil

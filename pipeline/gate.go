@@ -42,6 +42,8 @@ type Gate struct {
 	verdicts map[string]cached[Verdict]         // repo@digest
 	policies map[string]cached[EffectivePolicy] // repo
 	sigs     map[string]cached[SignatureStatus] // repo@digest
+	accs     map[string]cached[[]Accessory]     // repo@digest
+	atts     map[string]cached[[]signature.Attestation]
 }
 
 // cached is an answer of the gate and when it stops being reused.
@@ -103,6 +105,8 @@ type Verdict struct {
 	Status string
 	// Message names the policy and the counts; empty when not blocked.
 	Message string
+	// Unsigned: require_signature is all that blocks it (no vulnerability does).
+	Unsigned bool
 }
 
 // NewGate returns a gate over st.
@@ -124,7 +128,7 @@ func (g *Gate) SetContent(c Content) { g.content.Store(&c) }
 func (g *Gate) Changed() {
 	g.mu.Lock()
 	g.gen++
-	g.verdicts, g.policies, g.sigs = nil, nil, nil
+	g.verdicts, g.policies, g.sigs, g.accs, g.atts = nil, nil, nil, nil, nil
 	g.mu.Unlock()
 }
 
@@ -237,7 +241,7 @@ func (g *Gate) verdict(ctx context.Context, repo, digest string, now time.Time) 
 		return Verdict{}, err
 	}
 	if !sig.Signed {
-		v.Blocked = true
+		v.Blocked, v.Unsigned = true, true
 		v.Reason = "blocked by security policy (require_signature): " + UnsignedReason
 		v.Message = "blocked by the security policy of " + p.Owner + " (require_signature): " + UnsignedReason
 	}
@@ -283,5 +287,17 @@ func (g *Gate) Check(ctx context.Context, repo, digest string) error {
 	if !v.Blocked {
 		return nil
 	}
-	return registry.ErrDenied(fmt.Sprintf("%s@%s is %s", repo, digest, v.Message))
+	err = registry.ErrDenied(fmt.Sprintf("%s@%s is %s", repo, digest, v.Message))
+	if v.Unsigned {
+		return unsignedError{err}
+	}
+	return err
 }
+
+// ErrUnsigned is wrapped by Check's refusal of an image that require_signature alone blocks.
+var ErrUnsigned = errors.New("image not signed")
+
+type unsignedError struct{ denied error }
+
+func (e unsignedError) Error() string   { return e.denied.Error() }
+func (e unsignedError) Unwrap() []error { return []error{e.denied, ErrUnsigned} }

@@ -32,6 +32,11 @@ type RegistryHooks struct {
 	Logger *slog.Logger
 	// Blocked, when set, refuses pulls of blocked images (the security policy).
 	Blocked func(ctx context.Context, repo, digest string) error
+	// MayPush, when set, says whether subj may push to repo. A signing client (cosign, notation) whose user
+	// may push there reads an image that require_signature alone blocks: cosign sign reads the manifest it
+	// signs (with a pull-only token), and such a user could replace the image anyway. Other clients of the
+	// same user (docker pull) are refused; vulnerability blocks hold for everybody.
+	MayPush func(ctx context.Context, subj registry.Subject, repo string) bool
 	// AccessoriesChanged, when set, is called when a signature, attestation or SBOM is pushed or deleted (the
 	// gate forgets its verdicts: a signature pushed later unblocks a require_signature image).
 	AccessoriesChanged func()
@@ -287,7 +292,17 @@ func (h *RegistryHooks) CheckPull(ctx context.Context, subj registry.Subject, na
 	if repo, builder := BuilderRepo(subj); builder && repo == name {
 		return nil
 	}
-	return h.Blocked(ctx, name, dgst)
+	err := h.Blocked(ctx, name, dgst)
+	if errors.Is(err, ErrUnsigned) && isSigner(registry.UserAgent(ctx)) && h.MayPush != nil && h.MayPush(ctx, subj, name) {
+		return nil // a signer reading what it signs
+	}
+	return err
+}
+
+// isSigner reports whether a User-Agent is a signing client's.
+func isSigner(ua string) bool {
+	ua = strings.ToLower(ua)
+	return strings.Contains(ua, "cosign") || strings.Contains(ua, "notation")
 }
 
 func (h *RegistryHooks) log() *slog.Logger {

@@ -78,21 +78,48 @@ func (g *Gate) readSignature(ctx context.Context, repo, digest string, p Effecti
 	return SignatureStatus{Signed: true, KeyID: f.KeyID, Instance: g.IsInstanceKey(f.KeyID)}, nil
 }
 
-// VerifyImageSignature reads the ".sig" accessory of repo@digest and verifies it under keys: the key that did,
-// or signature.ErrNotVerified (also when there is no signature at all).
+// VerifyImageSignature reads the signatures of repo@digest — its ".sig" accessory, then its referrers that are
+// signatures (cosign --registry-referrers-mode=oci-1-1) — and verifies them under keys: the key that did, or
+// signature.ErrNotVerified (also when there is no signature at all).
 func VerifyImageSignature(ctx context.Context, c Content, repo, digest string, keys []crypto.PublicKey) (*signature.Found, error) {
 	tag, err := signature.Tag(digest, signature.SuffixSignature)
 	if err != nil {
 		return nil, err
 	}
+	blob := BlobReader(ctx, c, repo)
 	_, payload, _, err := c.GetManifest(ctx, repo, tag)
-	if isUnknown(err) {
-		return nil, signature.ErrNotVerified
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+		if f, err := signature.VerifySignatures(payload, digest, keys, blob); err == nil {
+			return f, nil
+		}
+	case !isUnknown(err):
 		return nil, fmt.Errorf("read the signature of %s@%s: %w", repo, digest, err)
 	}
-	return signature.VerifySignatures(payload, digest, keys, BlobReader(ctx, c, repo))
+	rl, ok := c.(ReferrerLister)
+	if !ok {
+		return nil, signature.ErrNotVerified
+	}
+	refs, err := rl.Referrers(ctx, repo, digest)
+	if err != nil && !isUnknown(err) {
+		return nil, fmt.Errorf("read the referrers of %s@%s: %w", repo, digest, err)
+	}
+	for i, d := range refs {
+		if i == maxReferrers {
+			break
+		}
+		if k := kindOfMedia(d.ArtifactType); k != "" && k != KindSignature {
+			continue // an attestation or SBOM: not worth reading
+		}
+		_, payload, _, err := c.GetManifest(ctx, repo, d.Digest)
+		if err != nil || AccessoryKind(payload) != KindSignature {
+			continue
+		}
+		if f, err := signature.VerifySignatures(payload, digest, keys, blob); err == nil {
+			return f, nil
+		}
+	}
+	return nil, signature.ErrNotVerified
 }
 
 // BlobReader reads blobs of repo, at most signature.MaxBlob bytes each, for the signature package.

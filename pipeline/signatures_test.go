@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"encoding/json"
 	"net/http/httptest"
 	"strings"
@@ -26,7 +27,7 @@ import (
 
 // testRegistry is a real registry over a real store, its hooks Berth's, served over HTTP for pushes.
 type testRegistry struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	reg   *registry.Registry
 	hooks *RegistryHooks
@@ -35,7 +36,7 @@ type testRegistry struct {
 	images map[string]v1.Image
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	st := storetest.New(t)
 	ctx := context.Background()
@@ -82,6 +83,15 @@ func (r *testRegistry) pushImage(repoTag string) string {
 	return dg.String()
 }
 
+// gate is a gate over the registry whose instance key is instance, told of every accessory pushed.
+func (r *testRegistry) gate(instance *ecdsa.PrivateKey) *Gate {
+	g := NewGate(r.st)
+	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
+	g.SetContent(r.reg)
+	r.hooks.AccessoriesChanged = g.Changed
+	return g
+}
+
 // pushAccessory pushes layers under the accessory tag of digest in repo; it answers the manifest's digest.
 func (r *testRegistry) pushAccessory(repo, digest, suffix string, layers []signature.Layer) string {
 	r.t.Helper()
@@ -95,11 +105,8 @@ func TestGateRequireSignature(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
 	instance, user := sigtest.NewKey(t), sigtest.NewKey(t)
-	g := NewGate(r.st)
+	g := r.gate(instance)
 	g.TTL = time.Hour // only Changed refreshes within the test
-	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
-	g.SetContent(r.reg)
-	r.hooks.AccessoriesChanged = g.Changed
 
 	d1 := r.pushImage("ns/app:v1")
 	if v, err := g.Verdict(ctx, "ns/app", d1); err != nil || v.Blocked {
@@ -150,6 +157,15 @@ func TestGateRequireSignature(t *testing.T) {
 	}
 	if s, _ := g.Signature(ctx, "ns/app", d2); !s.Signed || s.Instance || s.KeyID != signature.KeyID(user.Public()) {
 		t.Fatalf("signature status: %+v", s)
+	}
+	// A signature attached as an OCI referrer (cosign --registry-referrers-mode=oci-1-1) counts too.
+	d3 := r.pushImage("ns/app:v3")
+	if err := g.Check(ctx, "ns/app", d3); registry.ErrorCode(err) != registry.CodeDenied {
+		t.Fatalf("v3 unsigned: %v", err)
+	}
+	r.pushReferrer("ns/app", d3, sigtest.SignLayers(t, r.host+"/ns/app", d3, user))
+	if err := g.Check(ctx, "ns/app", d3); err != nil {
+		t.Fatalf("signed by a trusted key, as a referrer: %v", err)
 	}
 	// Deleting the signature blocks again.
 	tag, _ := signature.Tag(d2, signature.SuffixSignature)
@@ -226,10 +242,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	ctx := context.Background()
 	r := newTestRegistry(t)
 	instance := sigtest.NewKey(t)
-	g := NewGate(r.st)
-	g.InstanceKey = func() crypto.PublicKey { return instance.Public() }
-	g.SetContent(r.reg)
-	r.hooks.AccessoriesChanged = g.Changed
+	g := r.gate(instance)
 	ref := r.host + "/ns/app"
 
 	attach := func(dg string) (sig, att, referrer string) {
@@ -279,7 +292,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	sig2, att2, ref2 := attach(d2)
 	// A third is deleted by digest (registry DELETE): its accessory tags go at once.
 	d3 := r.pushImage("ns/app:v3")
-	sig3, _, _ := attach(d3)
+	sig3, att3, ref3 := attach(d3)
 	must(t, r.reg.DeleteManifest(ctx, "ns/app", d3))
 	if _, _, _, err := r.reg.GetManifest(ctx, "ns/app", "sha256-"+d3[7:]+".sig"); !isUnknown(err) {
 		t.Fatalf("the signature tag of a deleted manifest: %v", err)
@@ -313,7 +326,7 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // past the collector's clock slack
 	st, err := r.reg.GarbageCollect(ctx, registry.GCOptions{})
 	must(t, err)
-	for _, dg := range []string{d1, sig1, att1, ref1, sig3} {
+	for _, dg := range []string{d1, sig1, att1, ref1, sig3, att3, ref3} {
 		if m, _ := r.present("ns/app", dg); m {
 			t.Errorf("%s survived collection", dg)
 		}
@@ -349,5 +362,62 @@ func TestAccessoriesListedAndCollected(t *testing.T) {
 	}
 	if acc, _ := g.Accessories(ctx, "ns/app", d2); len(acc) != 3 {
 		t.Errorf("a live image's accessories after collection: %+v", acc)
+	}
+}
+
+// TestBuildBlockedUnsigned: under require_signature a build whose image is not signed ends BLOCKED with the
+// gate's message; signed by the instance key, it ends SUCCESS.
+func TestBuildBlockedUnsigned(t *testing.T) {
+	ctx := context.Background()
+	r := newTestRegistry(t)
+	instance := sigtest.NewKey(t)
+	g := r.gate(instance)
+	s := &Scans{Store: r.st, Gate: g, PollInterval: 10 * time.Millisecond}
+	must(t, r.st.PutSecurityPolicy(ctx, PolicyToStore(security.Policy{BlockSeverity: "HIGH", RequireSignature: true}, "ns", "")))
+
+	d := r.pushImage("ns/app:built")
+	must(t, r.st.StartScan(ctx, d, "ns/app", time.Now()))
+	_, err := r.st.FinishScan(ctx, d, store.ScanResult{Status: store.ScanDone})
+	must(t, err)
+	b := &store.Build{ID: "b1", Repository: "ns/app", ImageTag: "built", Digest: d}
+	log, err := OpenLog(ctx, r.st, b, nil)
+	must(t, err)
+	defer log.Close()
+	status, reason, err := s.AfterBuildPush(ctx, b, log)
+	if err != nil || status != store.BuildBlocked || !strings.Contains(reason, "require_signature") {
+		t.Fatalf("unsigned build: %s %q %v", status, reason, err)
+	}
+	r.pushAccessory("ns/app", d, signature.SuffixSignature, sigtest.SignLayers(t, r.host+"/ns/app", d, instance))
+	if status, reason, err := s.AfterBuildPush(ctx, b, log); err != nil || status != store.BuildSuccess {
+		t.Fatalf("signed build: %s %q %v", status, reason, err)
+	}
+}
+
+// BenchmarkGateVerdictCold: one verdict with nothing cached (the first pull after a change), for a policy on
+// vulnerabilities alone and with require_signature (a signed image: its .sig manifest and payload are read).
+// A cached verdict costs neither.
+func BenchmarkGateVerdictCold(b *testing.B) {
+	ctx := context.Background()
+	r := newTestRegistry(b)
+	instance := sigtest.NewKey(b)
+	g := r.gate(instance)
+	d := r.pushImage("ns/app:v1")
+	r.pushAccessory("ns/app", d, signature.SuffixSignature, sigtest.SignLayers(b, r.host+"/ns/app", d, instance))
+	for _, c := range []struct {
+		name string
+		p    security.Policy
+	}{
+		{"vulnerabilities", security.Policy{BlockSeverity: "HIGH"}},
+		{"require_signature", security.Policy{BlockSeverity: "HIGH", RequireSignature: true}},
+	} {
+		must(b, r.st.PutSecurityPolicy(ctx, PolicyToStore(c.p, "ns", "")))
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				g.Changed()
+				if v, err := g.Verdict(ctx, "ns/app", d); err != nil || v.Blocked {
+					b.Fatalf("%+v %v", v, err)
+				}
+			}
+		})
 	}
 }

@@ -78,6 +78,15 @@ func ClientAddr(ctx context.Context) string {
 	return s
 }
 
+type userAgentKey struct{}
+
+// UserAgent is the User-Agent header of the registry request ctx belongs to ("" outside one). It is the
+// client's word, for hooks that narrow an exemption already granted on better grounds.
+func UserAgent(ctx context.Context) string {
+	s, _ := ctx.Value(userAgentKey{}).(string)
+	return s
+}
+
 func withClientAddr(req *http.Request) context.Context {
 	return context.WithValue(req.Context(), clientAddrKey{}, req.RemoteAddr)
 }

@@ -215,7 +215,7 @@ func (r *Registry) dispatch(w http.ResponseWriter, req *http.Request, rt route, 
 	if !ok {
 		return
 	}
-	ctx := req.Context()
+	ctx := context.WithValue(req.Context(), userAgentKey{}, req.UserAgent())
 	switch rt.kind {
 	case routeBase:
 		w.Header().Set("Content-Type", "application/json")

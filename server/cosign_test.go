@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/registry"
 	"github.com/berth-dev/berth/server/app/apptest"
@@ -116,15 +119,31 @@ func TestCosignSignAttestAndRequireSignature(t *testing.T) {
 		}
 	}
 
-	// require_signature: v2 (unsigned) and v1 (signed by an untrusted key) are refused.
+	// require_signature: v2 (unsigned) and v1 (signed by an untrusted key) are refused to a deployer, who may
+	// only pull.
+	if r := in.Admin(t, "POST", "/api/v1/users", map[string]any{"name": "deployer", "password": "deployer-password-1",
+		"policies": []string{"AliyunContainerRegistryReadOnlyAccess"}}); r.Status != 201 {
+		t.Fatalf("user: %s", r.Body)
+	}
+	deployer := remote.WithAuth(&authn.Basic{Username: "deployer", Password: "deployer-password-1"})
 	putPolicy(t, in, "/api/v1/repositories/team/app/security-policy", map[string]any{"block_severity": "NONE", "require_signature": true})
-	wantDenied(t, in, "team/app:v2", "require_signature", "not signed by the instance key or a trusted key", "repository team/app")
-	wantDenied(t, in, "team/app:v1", "require_signature")
+	wantDeniedWith(t, in, deployer, "team/app:v2", "require_signature", "not signed by the instance key or a trusted key", "repository team/app")
+	wantDeniedWith(t, in, deployer, "team/app:v1", "require_signature")
 	// The user's key is trusted: v1 pulls, v2 is still refused.
 	putPolicy(t, in, "/api/v1/repositories/team/app/security-policy", map[string]any{"block_severity": "NONE", "require_signature": true,
 		"trusted_keys": []string{cosign.publicKey()}})
-	wantPulls(t, in, "team/app:v1")
+	wantPullsWith(t, in, deployer, "team/app:v1")
+	wantDeniedWith(t, in, deployer, "team/app:v2", "require_signature")
+	// So does the administrator's pull; only a signing client (cosign sign reads what it signs) of a user who
+	// may push reads it.
 	wantDenied(t, in, "team/app:v2", "require_signature")
+	asCosign := remote.WithUserAgent("cosign/v2.6.5")
+	if te := pullWith(t, in, "team/app:v2", adminAuth, asCosign); te != nil {
+		t.Fatalf("cosign as the administrator reading v2: %v", te)
+	}
+	if te := pullWith(t, in, "team/app:v2", deployer, asCosign); te == nil {
+		t.Fatal("cosign as a read-only deployer read v2")
+	}
 	r = in.Admin(t, "GET", "/api/v1/repositories/team/app/tags/v1", nil)
 	pub, err := signature.ParsePublicKeyPEM([]byte(cosign.publicKey()))
 	if err != nil {
@@ -135,6 +154,27 @@ func TestCosignSignAttestAndRequireSignature(t *testing.T) {
 	}
 	if r := in.Admin(t, "GET", "/api/v1/repositories/team/app/tags/v2", nil); r.JSON["signed"] != false || r.JSON["blocked"] != true {
 		t.Fatalf("v2: %s", r.Body)
+	}
+	// A signature attached as an OCI 1.1 referrer (cosign's experimental referrers mode) counts as well.
+	// An image pushed under the policy is signed with cosign (which reads it first), then pulls.
+	d4 := pushImage(t, in, "team/app:v4")
+	wantDeniedWith(t, in, deployer, "team/app:v4", "require_signature")
+	// Its trigger did not fire.
+	if r := byTag(t, waitRecords(t, in, "team/app", trig, settled(3)))["v4"]; r["status"] != "NOT_TRIGGERED" ||
+		!strings.Contains(fmt.Sprint(r["reason"]), "require_signature") {
+		t.Fatalf("trigger record of the unsigned v4: %v", r)
+	}
+	cosign.run(append(append([]string{"sign"}, flags...), in.Host+"/team/app@"+d4)...)
+	wantPullsWith(t, in, deployer, "team/app:v4")
+	d3 := pushImage(t, in, "team/app:v3")
+	wantDeniedWith(t, in, deployer, "team/app:v3", "require_signature")
+	cosign.env = append(cosign.env, "COSIGN_EXPERIMENTAL=1")
+	cosign.run(append(append([]string{"sign", "--registry-referrers-mode=oci-1-1"}, flags...), in.Host+"/team/app@"+d3)...)
+	wantPullsWith(t, in, deployer, "team/app:v3")
+	r = in.Admin(t, "GET", "/api/v1/repositories/team/app/tags/v3", nil)
+	if acc, _ := r.JSON["accessories"].([]any); r.JSON["signed"] != true || len(acc) != 1 || acc[0].(map[string]any)["referrer"] != true ||
+		acc[0].(map[string]any)["type"] != "signature" || acc[0].(map[string]any)["verified"] != true {
+		t.Fatalf("v3 signed as a referrer: %s", r.Body)
 	}
 	// cosign reads the signature and the attestation while require_signature is on.
 	verify := []string{"--key", "cosign.pub", "--insecure-ignore-tlog=true", "--allow-http-registry"}

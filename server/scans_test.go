@@ -218,12 +218,18 @@ func pushIndex(t testing.TB, in *apptest.Instance, ref string, idx v1.ImageIndex
 // go-containerregistry's client. It returns nil, or the registry's error.
 func pull(t testing.TB, in *apptest.Instance, ref string) *transport.Error {
 	t.Helper()
+	return pullWith(t, in, ref, adminAuth)
+}
+
+// pullWith is pull with another client's credentials and options.
+func pullWith(t testing.TB, in *apptest.Instance, ref string, opts ...remote.Option) *transport.Error {
+	t.Helper()
 	r, err := name.ParseReference(in.Host+"/"+ref, name.Insecure)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = remote.Get(r, adminAuth)
-	_, herr := remote.Head(r, adminAuth)
+	_, err = remote.Get(r, opts...)
+	_, herr := remote.Head(r, opts...)
 	if (err == nil) != (herr == nil) {
 		t.Fatalf("pull %s: GET says %v, HEAD says %v", ref, err, herr)
 	}
@@ -240,7 +246,13 @@ func pull(t testing.TB, in *apptest.Instance, ref string) *transport.Error {
 // wantDenied asserts that ref's pull is refused with 403 DENIED and a message holding each of parts.
 func wantDenied(t testing.TB, in *apptest.Instance, ref string, parts ...string) {
 	t.Helper()
-	te := pull(t, in, ref)
+	wantDeniedWith(t, in, adminAuth, ref, parts...)
+}
+
+// wantDeniedWith is wantDenied with another client's credentials.
+func wantDeniedWith(t testing.TB, in *apptest.Instance, auth remote.Option, ref string, parts ...string) {
+	t.Helper()
+	te := pullWith(t, in, ref, auth)
 	if te == nil {
 		t.Fatalf("pull %s succeeded; want 403 DENIED", ref)
 	}
@@ -256,7 +268,13 @@ func wantDenied(t testing.TB, in *apptest.Instance, ref string, parts ...string)
 
 func wantPulls(t testing.TB, in *apptest.Instance, ref string) {
 	t.Helper()
-	if te := pull(t, in, ref); te != nil {
+	wantPullsWith(t, in, adminAuth, ref)
+}
+
+// wantPullsWith is wantPulls with another client's credentials.
+func wantPullsWith(t testing.TB, in *apptest.Instance, auth remote.Option, ref string) {
+	t.Helper()
+	if te := pullWith(t, in, ref, auth); te != nil {
 		t.Fatalf("pull %s: %v; want it to pass", ref, te)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -50,8 +51,12 @@ func (a *App) build() error {
 	if a.scan, err = a.newScanning(); err != nil {
 		return err
 	}
+	authz := a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region})
 	hooks := &pipeline.RegistryHooks{Store: a.Store, Queue: a.Enqueue, Logger: a.Logger, Blocked: a.scan.gate.Check,
-		AccessoriesChanged: a.scan.gate.Changed}
+		AccessoriesChanged: a.scan.gate.Changed, MayPush: func(ctx context.Context, subj registry.Subject, repo string) bool {
+			granted, err := authz.Grant(ctx, subj, []registry.Access{{Type: "repository", Name: repo, Actions: []string{registry.ActionPush}}})
+			return err == nil && len(granted) == 1 && slices.Contains(granted[0].Actions, registry.ActionPush)
+		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	signingKey, err := a.registrySigningKey(ctx)
 	if err == nil {
@@ -87,7 +92,7 @@ func (a *App) build() error {
 		Audit:        registryAudit{log: a.Audit, region: c.Region, accountID: a.Instance.AccountID},
 		AuditPulls:   c.AuditPulls,
 		RequestID:    server.RequestID,
-	}, a.internalAuthorizer(&access.RegistryAuthorizer{Service: a.Access, Region: c.Region}), hooks)
+	}, authz, hooks)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func AttestLayer(t testing.TB, ref, digest, predicateType, predicate string, key
 
 type rawManifest []byte
 
-func (m rawManifest) RawManifest() ([]byte, error)       { return m, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 // Push pushes layers as cosign does: their blobs and config, then the manifest under the accessory tag of
