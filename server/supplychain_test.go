@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"go/build"
 	"io"
 	"net/http"
 	"os"
@@ -18,25 +17,13 @@ import (
 	"github.com/berth-dev/berth/server/app/apptest"
 )
 
-// cosignBin is the stock cosign client (scripts/install-test-deps.sh installs it into $(go env GOPATH)/bin).
-func cosignBin(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("cosign"); err == nil {
-		return p
-	}
-	p := filepath.Join(build.Default.GOPATH, "bin", "cosign")
-	_, err := os.Stat(p)
-	need(t, "cosign (scripts/install-test-deps.sh: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)", err)
-	return p
-}
-
 // cosign runs the stock client as the administrator, with a home, Docker config and cache of its own.
 type cosign struct {
 	bin, home string
 }
 
-func newCosign(t *testing.T) *cosign {
-	return &cosign{bin: cosignBin(t), home: t.TempDir()}
+func newCosignVerifier(t *testing.T) *cosign {
+	return &cosign{bin: apptest.GoTool(t, "cosign"), home: t.TempDir()}
 }
 
 // verify runs `cosign SUB --key KEY … REF` and returns its stdout; it fails the test unless cosign succeeds.
@@ -153,7 +140,7 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	dg := b["digest"].(string)
 	ref := in.Host + "/" + repo + ":latest"
 
-	cs := newCosign(t)
+	cs := newCosignVerifier(t)
 	cs.verify(t, keyFile, ref, "verify")
 	cs.verify(t, keyFile, in.Host+"/"+repo+"@"+dg, "verify")
 	out := cs.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance")
