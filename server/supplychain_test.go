@@ -94,11 +94,8 @@ func statements(t *testing.T, out string) []signature.Statement {
 // verification.
 func TestBuildsSignedAndAttested(t *testing.T) {
 	bk := buildkitAddr(t)
-	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	in := scanInstance(t, scanDB(t), func(c *app.Config) { c.BuildkitAddr = bk })
 	allowBuilds(t, in.Host)
-	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
-		t.Fatalf("namespace: %d %s", r.Status, r.Body)
-	}
 	createRepo(t, in, "demo", "signed", "PRIVATE")
 	const repo = "demo/signed"
 	api := "/api/v1/repositories/" + repo
@@ -125,8 +122,11 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	}
 
 	g := newGitRepo(t)
-	commit := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-		"hello.txt": "signed hello\n"}, "first")
+	files := map[string]string{"Dockerfile": "FROM scratch\nCOPY rootfs/ /\n"}
+	for p, c := range alpineFiles("1.2.5-r9") {
+		files["rootfs/"+p] = c
+	}
+	commit := g.commit(t, files, "first")
 	const sourcePassword = "source-token-never-shown"
 	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": g.URL,
 		"username": "dev", "password": sourcePassword})
@@ -173,9 +173,9 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"builder"`
 		Invocation struct {
-			Parameters struct {
-				Args map[string]string `json:"args"`
-			} `json:"parameters"`
+			ConfigSource struct {
+				EntryPoint string `json:"entryPoint"`
+			} `json:"configSource"`
 			Environment struct {
 				Berth map[string]string `json:"berth"`
 			} `json:"environment"`
@@ -197,11 +197,36 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	if vcs := pred.Metadata.BuildKit.VCS; vcs["revision"] != commit || vcs["source"] != g.URL {
 		t.Errorf("provenance's vcs: %v (want %s at %s)", vcs, g.URL, commit)
 	}
-	if pred.Builder.ID != in.URL || pred.Invocation.Parameters.Args["filename"] != "Dockerfile" {
-		t.Errorf("builder %q, args %v", pred.Builder.ID, pred.Invocation.Parameters.Args)
+	if pred.Builder.ID != in.URL || pred.Invocation.ConfigSource.EntryPoint != "Dockerfile" {
+		t.Errorf("builder %q, Dockerfile %q", pred.Builder.ID, pred.Invocation.ConfigSource.EntryPoint)
 	}
 
-	// The attestation is a referrer of the image.
+	// The SBOM the scanner made, attested too: it lists the image's Alpine packages.
+	sts = statements(t, cs.verify(t, keyFile, ref, "verify-attestation", "--type", "cyclonedx"))
+	if len(sts) != 1 || sts[0].PredicateType != signature.PredicateCycloneDX {
+		t.Fatalf("cyclonedx attestations: %+v", sts)
+	}
+	var bom struct {
+		BOMFormat  string `json:"bomFormat"`
+		Components []struct {
+			Name, Version, Purl string
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(sts[0].Predicate, &bom); err != nil {
+		t.Fatal(err)
+	}
+	musl := false
+	for _, c := range bom.Components {
+		musl = musl || (c.Name == "musl" && c.Version == "1.2.5-r9")
+	}
+	if bom.BOMFormat != "CycloneDX" || !musl {
+		t.Errorf("SBOM without musl 1.2.5-r9: %s", sts[0].Predicate)
+	}
+	if !strings.Contains(log, "attested the SBOM") {
+		t.Errorf("build log does not say the SBOM was attested:\n%s", log)
+	}
+
+	// The attestations are referrers of the image.
 	req, _ := http.NewRequest("GET", in.URL+"/v2/"+repo+"/referrers/"+dg, nil)
 	req.SetBasicAuth("admin", apptest.AdminPassword)
 	resp, err = http.DefaultClient.Do(req)
@@ -215,7 +240,7 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&refs)
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || len(refs.Manifests) == 0 || refs.Manifests[0].ArtifactType != signature.MediaDSSE {
+	if err != nil || resp.StatusCode != 200 || len(refs.Manifests) != 2 || refs.Manifests[0].ArtifactType != signature.MediaDSSE {
 		t.Errorf("referrers of %s: %d %v %+v", dg, resp.StatusCode, err, refs)
 	}
 

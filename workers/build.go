@@ -416,7 +416,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 			}
 			return "", failf("sign %s: %v", res.Digest, err)
 		}
-		blog.Printf("signed %s and attested its provenance (%d statements) in %s", res.Digest, n,
+		blog.Printf("signed %s and attested its provenance (%d platform images) in %s", res.Digest, n,
 			time.Since(signStart).Round(time.Millisecond))
 	}
 	return res.Digest, nil
@@ -511,7 +511,7 @@ func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pi
 		// The image is built, pushed, signed and judged; only its SBOM is missing, which the log says.
 		blog.Printf("warning: no SBOM attested: %v", err)
 	default:
-		blog.Printf("attested the SBOM of %s (%d images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
+		blog.Printf("attested the SBOM of %s (%d platform images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
 	}
 	return status, reason, nil
 }

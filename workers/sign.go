@@ -477,8 +477,10 @@ func (s *Signer) statementLayer(name string, subjects []string, predicateType st
 	if err != nil {
 		return signature.Layer{}, err
 	}
+	// cosign verify-attestation wants the signature annotation on every layer, empty for an envelope (which
+	// holds its signature), as cosign attest writes it.
 	return signature.Layer{MediaType: signature.MediaDSSE, Data: data,
-		Annotations: map[string]string{signature.AnnotationPredicateType: predicateType}}, nil
+		Annotations: map[string]string{signature.AnnotationPredicateType: predicateType, signature.AnnotationSignature: ""}}, nil
 }
 
 func layerBytes(layers []signature.Layer) func(dg string) ([]byte, error) {
