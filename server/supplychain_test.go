@@ -13,9 +13,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/workers"
 )
 
 // cosignBin is the stock cosign client (scripts/install-test-deps.sh installs it into $(go env GOPATH)/bin).
@@ -256,5 +268,109 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 		t.Fatalf("cosign verify accepted an image pushed by hand:\n%s\n%s", out, errOut)
 	} else if !strings.Contains(errOut, "no signatures found") && !strings.Contains(errOut, "no matching signatures") {
 		t.Errorf("cosign verify of the tampered tag: %v\n%s", err, errOut)
+	}
+}
+
+// TestSignMultiPlatform: the signing of a build's index of two platform images, each with a BuildKit
+// attestation manifest, signs the index and each platform image and attests each platform's provenance, so the
+// stock cosign verifies the index (by tag) and each platform image (by digest), signature and provenance.
+func TestSignMultiPlatform(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
+		t.Fatalf("namespace: %d %s", r.Status, r.Body)
+	}
+	createRepo(t, in, "demo", "multi", "PRIVATE")
+	const repo = "demo/multi"
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+
+	// The index BuildKit pushes for two platforms with attest:provenance.
+	idx := v1.ImageIndex(empty.Index)
+	idx = mutate.IndexMediaType(idx, types.OCIImageIndex)
+	var platforms []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		dg, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		platforms = append(platforms, dg.String())
+		st, _ := json.Marshal(map[string]any{"_type": signature.StatementType, "predicateType": signature.PredicateSLSAProvenance,
+			"subject": []any{map[string]any{"name": "pkg:docker/x", "digest": map[string]string{"sha256": dg.Hex}}},
+			"predicate": map[string]any{"builder": map[string]string{"id": ""}, "buildType": "https://mobyproject.org/buildkit@v1",
+				"invocation": map[string]any{"environment": map[string]string{"platform": "linux/" + arch}}}})
+		att, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+			Layer:       static.NewLayer(st, "application/vnd.in-toto+json"),
+			Annotations: map[string]string{"in-toto.io/predicate-type": signature.PredicateSLSAProvenance}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx,
+			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}},
+			mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+				Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": dg.String()}}})
+	}
+	tag, err := name.NewTag(in.Host+"/"+repo+":v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, idx, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	idg, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	signer := &workers.Signer{Key: in.SigningKey}
+	target := workers.Target{Registry: in.Host, Repository: repo, Insecure: true, Username: "admin", Password: apptest.AdminPassword}
+	b := &store.Build{ID: "b1", Repository: repo, RuleID: "r1", Trigger: "manual", RefType: "BRANCH", Ref: "main", Commit: commit,
+		ImageTag: "v1", Spec: store.BuildSpec{DockerfileName: "Dockerfile"}}
+	n, err := signer.SignBuild(t.Context(), target, b, idg.String(), in.URL)
+	if err != nil || n != 2 {
+		t.Fatalf("SignBuild: %d statements, %v", n, err)
+	}
+	// Again (a build retried): nothing doubles.
+	if n, err := signer.SignBuild(t.Context(), target, b, idg.String(), in.URL); err != nil || n != 2 {
+		t.Fatalf("SignBuild again: %d statements, %v", n, err)
+	}
+
+	keyFile := filepath.Join(t.TempDir(), "berth.pub")
+	pemBytes, err := in.SigningKey.PublicPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs := newCosign(t)
+	cs.verify(t, keyFile, tag.String(), "verify")
+	sts := statements(t, cs.verify(t, keyFile, tag.String(), "verify-attestation", "--type", "slsaprovenance"))
+	if len(sts) != 2 {
+		t.Fatalf("the index has %d provenance statements, want one per platform (a retry must not add more)", len(sts))
+	}
+	for i, p := range platforms {
+		ref := in.Host + "/" + repo + "@" + p
+		cs.verify(t, keyFile, ref, "verify")
+		sts := statements(t, cs.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance"))
+		var pred struct {
+			Invocation struct {
+				Environment struct {
+					Platform string            `json:"platform"`
+					Berth    map[string]string `json:"berth"`
+				} `json:"environment"`
+			} `json:"invocation"`
+		}
+		if len(sts) != 1 || json.Unmarshal(sts[0].Predicate, &pred) != nil {
+			t.Fatalf("%s: statements %+v", p, sts)
+		}
+		if want := "linux/" + []string{"amd64", "arm64"}[i]; pred.Invocation.Environment.Platform != want ||
+			pred.Invocation.Environment.Berth["commit"] != commit {
+			t.Errorf("%s: provenance of %q at %q, want %s at %s", p, pred.Invocation.Environment.Platform,
+				pred.Invocation.Environment.Berth["commit"], want, commit)
+		}
 	}
 }

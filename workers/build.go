@@ -405,11 +405,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	}
 	if r.Signer != nil {
 		signStart := time.Now()
-		repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
-		if err != nil {
-			return "", err
-		}
-		n, err := r.Signer.SignBuild(ctx, repo, b, res.Digest, r.registryURL())
+		n, err := r.Signer.SignBuild(ctx, r.target(b.Repository, user, password), b, res.Digest, r.registryURL())
 		if err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
@@ -420,6 +416,11 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 			time.Since(signStart).Round(time.Millisecond))
 	}
 	return res.Digest, nil
+}
+
+// target is repository in Berth's registry, reached with a build login.
+func (r *BuildRunner) target(repository, user, password string) Target {
+	return Target{Registry: r.Registry, Repository: repository, Insecure: r.Insecure, Username: user, Password: password}
 }
 
 // registryURL is the URL of Berth's registry (and API) as builds reach it: the provenance's builder id.
@@ -499,11 +500,7 @@ func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pi
 	}
 	start := time.Now()
 	user, password := r.Credentials.Issue(b.Repository, pipeline.ScanTaskTimeout)
-	repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
-	if err != nil {
-		return "", "", err
-	}
-	n, err := r.Signer.AttestSBOM(ctx, repo, r.SBOMScanner, ScanRequest{Username: user, Password: password, Insecure: r.Insecure}, digest)
+	n, err := r.Signer.AttestSBOM(ctx, r.target(b.Repository, user, password), r.SBOMScanner, digest)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return "", "", ctx.Err()

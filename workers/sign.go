@@ -284,9 +284,25 @@ func (r *imageRepo) pushed(dg string) (*pushedImage, error) {
 	return p, nil
 }
 
-// SignBuild signs image dg that build b pushed to repo and attests its provenance. It returns how many
-// provenance statements it attested.
-func (s *Signer) SignBuild(ctx context.Context, repo *imageRepo, b *store.Build, dg string, builderURL string) (int, error) {
+// Target is the repository of Berth's registry a build pushed to, and the login the signing pushes with.
+type Target struct {
+	// Registry is host[:port]; Insecure when it speaks plain HTTP. Repository is namespace/name.
+	Registry, Repository string
+	Insecure             bool
+	Username, Password   string
+}
+
+func (t Target) open(ctx context.Context) (*imageRepo, error) {
+	return newImageRepo(ctx, t.Registry, t.Repository, t.Insecure, t.Username, t.Password)
+}
+
+// SignBuild signs image dg that build b pushed to t and attests its provenance (builderURL names Berth). It
+// returns how many provenance statements it attested.
+func (s *Signer) SignBuild(ctx context.Context, t Target, b *store.Build, dg string, builderURL string) (int, error) {
+	repo, err := t.open(ctx)
+	if err != nil {
+		return 0, err
+	}
 	img, err := repo.pushed(dg)
 	if err != nil {
 		return 0, err
@@ -339,10 +355,15 @@ func (s *Signer) attestProvenance(repo *imageRepo, img *pushedImage, b *store.Bu
 	return n, nil
 }
 
-// AttestSBOM has sc make the CycloneDX SBOM of each image of dg (each platform image of an index), and adds
-// each, as a signed in-toto statement about dg and that image, to the ".att" accessories and the referrers of
-// dg. req holds the scanner's pull login. It returns how many SBOMs it attested.
-func (s *Signer) AttestSBOM(ctx context.Context, repo *imageRepo, sc Scanner, req ScanRequest, dg string) (int, error) {
+// AttestSBOM has sc make the CycloneDX SBOM of each image of dg (each platform image of an index), pulling with
+// t's login, and adds each, as a signed in-toto statement about dg and that image, to the ".att" accessories
+// and the referrers of dg. It returns how many SBOMs it attested.
+func (s *Signer) AttestSBOM(ctx context.Context, t Target, sc Scanner, dg string) (int, error) {
+	repo, err := t.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	req := ScanRequest{Username: t.Username, Password: t.Password, Insecure: t.Insecure}
 	img, err := repo.pushed(dg)
 	if err != nil {
 		return 0, err
