@@ -69,12 +69,30 @@ func (c *cosign) runRef(args []string) (string, string, error) {
 	full := append(append([]string{}, args[:len(args)-1]...), "--insecure-ignore-tlog=true", "--allow-http-registry",
 		"--registry-username", "admin", "--registry-password", apptest.AdminPassword, ref)
 	cmd := exec.Command(c.bin, full...)
-	cmd.Env = append(os.Environ(), "HOME="+c.home, "DOCKER_CONFIG="+filepath.Join(c.home, ".docker"),
-		"SIGSTORE_NO_CACHE=true", "TUF_ROOT="+filepath.Join(c.home, ".sigstore"))
+	cmd.Env = c.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	return out.String(), errb.String(), err
+}
+
+// env keeps cosign out of the user's home: its config, Docker credentials and TUF cache live in the test's.
+func (c *cosign) env() []string {
+	return append(os.Environ(), "HOME="+c.home, "DOCKER_CONFIG="+filepath.Join(c.home, ".docker"),
+		"SIGSTORE_NO_CACHE=true", "TUF_ROOT="+filepath.Join(c.home, ".sigstore"))
+}
+
+// cmd runs cosign in dir with env added (NAME=VALUE entries first, then its arguments), and returns its output.
+func (c *cosign) cmd(dir string, args ...string) (string, error) {
+	var env []string
+	for len(args) > 0 && strings.Contains(args[0], "=") && !strings.HasPrefix(args[0], "-") {
+		env, args = append(env, args[0]), args[1:]
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(c.env(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // statements decodes the DSSE envelopes `cosign verify-attestation` prints, one a line.
@@ -325,6 +343,29 @@ func TestSignMultiPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// What users attached before: a signature made with their own key by the stock cosign, and a large foreign
+	// layer in the attestation tag. Berth's signing keeps both.
+	cs := newCosign(t)
+	keyDir := t.TempDir()
+	if out, err := cs.cmd(keyDir, "COSIGN_PASSWORD=", "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	if out, err := cs.cmd(keyDir, "COSIGN_PASSWORD=", "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry",
+		"--registry-username", "admin", "--registry-password", apptest.AdminPassword, "--yes", in.Host+"/"+repo+"@"+idg.String()); err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	attTag, _ := signature.Tag(idg.String(), signature.SuffixAttestation)
+	big := bytes.Repeat([]byte("x"), signature.MaxBlob+1)
+	foreign, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
+		mutate.Addendum{Layer: static.NewLayer(big, "application/vnd.example.big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag.Context().Tag(attTag), foreign, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	bigDigest := signature.Digest(big)
+
 	signer := &workers.Signer{Key: in.SigningKey}
 	target := workers.Target{Registry: in.Host, Repository: repo, Insecure: true, Username: "admin", Password: apptest.AdminPassword}
 	b := &store.Build{ID: "b1", Repository: repo, RuleID: "r1", Trigger: "manual", RefType: "BRANCH", Ref: "main", Commit: commit,
@@ -346,8 +387,12 @@ func TestSignMultiPlatform(t *testing.T) {
 	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cs := newCosign(t)
 	cs.verify(t, keyFile, tag.String(), "verify")
+	cs.verify(t, filepath.Join(keyDir, "cosign.pub"), tag.String(), "verify")
+	d, err := remote.Get(tag.Context().Tag(attTag), remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword}))
+	if err != nil || !strings.Contains(string(d.Manifest), bigDigest) {
+		t.Errorf("the foreign layer of %s was dropped: %v\n%s", attTag, err, d.Manifest)
+	}
 	sts := statements(t, cs.verify(t, keyFile, tag.String(), "verify-attestation", "--type", "slsaprovenance"))
 	if len(sts) != 2 {
 		t.Fatalf("the index has %d provenance statements, want one per platform (a retry must not add more)", len(sts))

@@ -168,10 +168,15 @@ func (r *imageRepo) accessory(tag string) (*accessory, error) {
 		return nil, fmt.Errorf("%s is not an image manifest: %w", tag, err)
 	}
 	a := &accessory{manifest: raw}
-	for i, l := range m.Layers {
-		if i == signature.MaxLayers {
-			break
+	read := 0
+	for _, l := range m.Layers {
+		if l.Size > signature.MaxBlob || l.MediaType != signature.MediaSimpleSigning && l.MediaType != signature.MediaDSSE ||
+			read == signature.MaxLayers {
+			// Kept as it is, unread: a large SBOM, a layer of a kind Berth does not sign, or beyond the bound.
+			a.layers = append(a.layers, signature.Layer{MediaType: l.MediaType, Annotations: l.Annotations, Stored: &l})
+			continue
 		}
+		read++
 		data, err := r.blob(l.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("read a layer of %s: %w", tag, err)
@@ -189,7 +194,9 @@ func (r *imageRepo) pushAccessory(tag string, layers []signature.Layer) error {
 	}
 	blobs := [][]byte{config}
 	for _, l := range layers {
-		blobs = append(blobs, l.Data)
+		if l.Stored == nil {
+			blobs = append(blobs, l.Data)
+		}
 	}
 	if err := r.putBlobs(blobs); err != nil {
 		return fmt.Errorf("push %s: %w", tag, err)
