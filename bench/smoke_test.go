@@ -31,7 +31,7 @@ func TestSmokeTriggers(t *testing.T) {
 }
 
 func TestSmokeBuilds(t *testing.T) {
-	smoke(t, "..", []string{"./bench/builds", "-smoke"}, "webhook → QUEUED", "no cache:", "registry cache, new commit:")
+	smoke(t, "..", []string{"./bench/builds", "-smoke"}, "webhook → QUEUED", "no cache:", "registry cache, new commit:", "signed/unsigned:")
 }
 
 func TestSmokeHistory(t *testing.T) {

@@ -60,7 +60,9 @@ type Scans struct {
 	Store store.Store
 	Queue Enqueuer
 	Gate  *Gate
-	// PollInterval is how often a build in SCANNING looks at its scan; default 250 ms.
+	// PollInterval is how often a build in SCANNING looks at its scan; default 50 ms, one read of a scan by its
+	// digest. A signed build pushes a new digest every time (its provenance differs), so its SCANNING waits for
+	// the scan of a new index even when every platform image was scanned before.
 	PollInterval time.Duration
 	Logger       *slog.Logger
 }
@@ -213,7 +215,7 @@ func (s *Scans) AfterBuildPush(ctx context.Context, b *store.Build, log *LogWrit
 	log.Printf("SCANNING %s@%s", b.Repository, digest)
 	every := s.PollInterval
 	if every <= 0 {
-		every = 250 * time.Millisecond
+		every = 50 * time.Millisecond
 	}
 	wctx, cancel := context.WithTimeout(ctx, BuildScanWait)
 	defer cancel()

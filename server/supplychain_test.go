@@ -12,9 +12,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/berth-dev/berth/policies/signature"
 	"github.com/berth-dev/berth/server/app"
 	"github.com/berth-dev/berth/server/app/apptest"
+	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/workers"
 )
 
 // cosign runs the stock client as the administrator, with a home, Docker config and cache of its own.
@@ -44,12 +56,30 @@ func (c *cosign) runRef(args []string) (string, string, error) {
 	full := append(append([]string{}, args[:len(args)-1]...), "--insecure-ignore-tlog=true", "--allow-http-registry",
 		"--registry-username", "admin", "--registry-password", apptest.AdminPassword, ref)
 	cmd := exec.Command(c.bin, full...)
-	cmd.Env = append(os.Environ(), "HOME="+c.home, "DOCKER_CONFIG="+filepath.Join(c.home, ".docker"),
-		"SIGSTORE_NO_CACHE=true", "TUF_ROOT="+filepath.Join(c.home, ".sigstore"))
+	cmd.Env = c.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	return out.String(), errb.String(), err
+}
+
+// env keeps cosign out of the user's home: its config, Docker credentials and TUF cache live in the test's.
+func (c *cosign) env() []string {
+	return append(os.Environ(), "HOME="+c.home, "DOCKER_CONFIG="+filepath.Join(c.home, ".docker"),
+		"SIGSTORE_NO_CACHE=true", "TUF_ROOT="+filepath.Join(c.home, ".sigstore"))
+}
+
+// cmd runs cosign in dir with env added (NAME=VALUE entries first, then its arguments), and returns its output.
+func (c *cosign) cmd(dir string, args ...string) (string, error) {
+	var env []string
+	for len(args) > 0 && strings.Contains(args[0], "=") && !strings.HasPrefix(args[0], "-") {
+		env, args = append(env, args[0]), args[1:]
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(c.env(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // statements decodes the DSSE envelopes `cosign verify-attestation` prints, one a line.
@@ -81,11 +111,8 @@ func statements(t *testing.T, out string) []signature.Statement {
 // verification.
 func TestBuildsSignedAndAttested(t *testing.T) {
 	bk := buildkitAddr(t)
-	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	in := scanInstance(t, scanDB(t), func(c *app.Config) { c.BuildkitAddr = bk })
 	allowBuilds(t, in.Host)
-	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
-		t.Fatalf("namespace: %d %s", r.Status, r.Body)
-	}
 	createRepo(t, in, "demo", "signed", "PRIVATE")
 	const repo = "demo/signed"
 	api := "/api/v1/repositories/" + repo
@@ -112,8 +139,11 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	}
 
 	g := newGitRepo(t)
-	commit := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n",
-		"hello.txt": "signed hello\n"}, "first")
+	files := map[string]string{"Dockerfile": "FROM scratch\nCOPY rootfs/ /\n"}
+	for p, c := range alpineFiles("1.2.5-r9") {
+		files["rootfs/"+p] = c
+	}
+	commit := g.commit(t, files, "first")
 	const sourcePassword = "source-token-never-shown"
 	r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "github", "url": g.URL,
 		"username": "dev", "password": sourcePassword})
@@ -160,9 +190,9 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"builder"`
 		Invocation struct {
-			Parameters struct {
-				Args map[string]string `json:"args"`
-			} `json:"parameters"`
+			ConfigSource struct {
+				EntryPoint string `json:"entryPoint"`
+			} `json:"configSource"`
 			Environment struct {
 				Berth map[string]string `json:"berth"`
 			} `json:"environment"`
@@ -184,11 +214,36 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	if vcs := pred.Metadata.BuildKit.VCS; vcs["revision"] != commit || vcs["source"] != g.URL {
 		t.Errorf("provenance's vcs: %v (want %s at %s)", vcs, g.URL, commit)
 	}
-	if pred.Builder.ID != in.URL || pred.Invocation.Parameters.Args["filename"] != "Dockerfile" {
-		t.Errorf("builder %q, args %v", pred.Builder.ID, pred.Invocation.Parameters.Args)
+	if pred.Builder.ID != in.URL || pred.Invocation.ConfigSource.EntryPoint != "Dockerfile" {
+		t.Errorf("builder %q, Dockerfile %q", pred.Builder.ID, pred.Invocation.ConfigSource.EntryPoint)
 	}
 
-	// The attestation is a referrer of the image.
+	// The SBOM the scanner made, attested too: it lists the image's Alpine packages.
+	sts = statements(t, cs.verify(t, keyFile, ref, "verify-attestation", "--type", "cyclonedx"))
+	if len(sts) != 1 || sts[0].PredicateType != signature.PredicateCycloneDX {
+		t.Fatalf("cyclonedx attestations: %+v", sts)
+	}
+	var bom struct {
+		BOMFormat  string `json:"bomFormat"`
+		Components []struct {
+			Name, Version, Purl string
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(sts[0].Predicate, &bom); err != nil {
+		t.Fatal(err)
+	}
+	musl := false
+	for _, c := range bom.Components {
+		musl = musl || (c.Name == "musl" && c.Version == "1.2.5-r9")
+	}
+	if bom.BOMFormat != "CycloneDX" || !musl {
+		t.Errorf("SBOM without musl 1.2.5-r9: %s", sts[0].Predicate)
+	}
+	if !strings.Contains(log, "attested the SBOM") {
+		t.Errorf("build log does not say the SBOM was attested:\n%s", log)
+	}
+
+	// The attestations are referrers of the image.
 	req, _ := http.NewRequest("GET", in.URL+"/v2/"+repo+"/referrers/"+dg, nil)
 	req.SetBasicAuth("admin", apptest.AdminPassword)
 	resp, err = http.DefaultClient.Do(req)
@@ -202,7 +257,7 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 	}
 	err = json.NewDecoder(resp.Body).Decode(&refs)
 	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || len(refs.Manifests) == 0 || refs.Manifests[0].ArtifactType != signature.MediaDSSE {
+	if err != nil || resp.StatusCode != 200 || len(refs.Manifests) != 2 || refs.Manifests[0].ArtifactType != signature.MediaDSSE {
 		t.Errorf("referrers of %s: %d %v %+v", dg, resp.StatusCode, err, refs)
 	}
 
@@ -218,5 +273,136 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 		t.Fatalf("cosign verify accepted an image pushed by hand:\n%s\n%s", out, errOut)
 	} else if !strings.Contains(errOut, "no signatures found") && !strings.Contains(errOut, "no matching signatures") {
 		t.Errorf("cosign verify of the tampered tag: %v\n%s", err, errOut)
+	}
+}
+
+// TestSignMultiPlatform: the signing of a build's index of two platform images, each with a BuildKit
+// attestation manifest, signs the index and each platform image and attests each platform's provenance, so the
+// stock cosign verifies the index (by tag) and each platform image (by digest), signature and provenance.
+func TestSignMultiPlatform(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
+		t.Fatalf("namespace: %d %s", r.Status, r.Body)
+	}
+	createRepo(t, in, "demo", "multi", "PRIVATE")
+	const repo = "demo/multi"
+	const commit = "0123456789abcdef0123456789abcdef01234567"
+
+	// The index BuildKit pushes for two platforms with attest:provenance.
+	idx := v1.ImageIndex(empty.Index)
+	idx = mutate.IndexMediaType(idx, types.OCIImageIndex)
+	var platforms []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		dg, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		platforms = append(platforms, dg.String())
+		st, _ := json.Marshal(map[string]any{"_type": signature.StatementType, "predicateType": signature.PredicateSLSAProvenance,
+			"subject": []any{map[string]any{"name": "pkg:docker/x", "digest": map[string]string{"sha256": dg.Hex}}},
+			"predicate": map[string]any{"builder": map[string]string{"id": ""}, "buildType": "https://mobyproject.org/buildkit@v1",
+				"invocation": map[string]any{"environment": map[string]string{"platform": "linux/" + arch}}}})
+		att, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+			Layer:       static.NewLayer(st, "application/vnd.in-toto+json"),
+			Annotations: map[string]string{"in-toto.io/predicate-type": signature.PredicateSLSAProvenance}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx,
+			mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}},
+			mutate.IndexAddendum{Add: att, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "unknown", Architecture: "unknown"},
+				Annotations: map[string]string{"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": dg.String()}}})
+	}
+	tag, err := name.NewTag(in.Host+"/"+repo+":v1", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(tag, idx, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	idg, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// What users attached before: a signature made with their own key by the stock cosign, and a large foreign
+	// layer in the attestation tag. Berth's signing keeps both.
+	cs := newCosign(t)
+	keyDir := t.TempDir()
+	if out, err := cs.cmd(keyDir, "COSIGN_PASSWORD=", "generate-key-pair"); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	if out, err := cs.cmd(keyDir, "COSIGN_PASSWORD=", "sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry",
+		"--registry-username", "admin", "--registry-password", apptest.AdminPassword, "--yes", in.Host+"/"+repo+"@"+idg.String()); err != nil {
+		t.Fatalf("cosign sign: %v\n%s", err, out)
+	}
+	attTag, _ := signature.Tag(idg.String(), signature.SuffixAttestation)
+	big := bytes.Repeat([]byte("x"), signature.MaxBlob+1)
+	foreign, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
+		mutate.Addendum{Layer: static.NewLayer(big, "application/vnd.example.big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag.Context().Tag(attTag), foreign, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})); err != nil {
+		t.Fatal(err)
+	}
+	bigDigest := signature.Digest(big)
+
+	signer := &workers.Signer{Key: in.SigningKey}
+	target := workers.Target{Registry: in.Host, Repository: repo, Insecure: true, Username: "admin", Password: apptest.AdminPassword}
+	b := &store.Build{ID: "b1", Repository: repo, RuleID: "r1", Trigger: "manual", RefType: "BRANCH", Ref: "main", Commit: commit,
+		ImageTag: "v1", Spec: store.BuildSpec{DockerfileName: "Dockerfile"}}
+	n, err := signer.SignBuild(t.Context(), target, b, idg.String(), in.URL)
+	if err != nil || n != 2 {
+		t.Fatalf("SignBuild: %d statements, %v", n, err)
+	}
+	// Again (a build retried): nothing doubles.
+	if n, err := signer.SignBuild(t.Context(), target, b, idg.String(), in.URL); err != nil || n != 2 {
+		t.Fatalf("SignBuild again: %d statements, %v", n, err)
+	}
+
+	keyFile := filepath.Join(t.TempDir(), "berth.pub")
+	pemBytes, err := in.SigningKey.PublicPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs.verify(t, keyFile, tag.String(), "verify")
+	cs.verify(t, filepath.Join(keyDir, "cosign.pub"), tag.String(), "verify")
+	d, err := remote.Get(tag.Context().Tag(attTag), remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword}))
+	if err != nil || !strings.Contains(string(d.Manifest), bigDigest) {
+		t.Errorf("the foreign layer of %s was dropped: %v\n%s", attTag, err, d.Manifest)
+	}
+	sts := statements(t, cs.verify(t, keyFile, tag.String(), "verify-attestation", "--type", "slsaprovenance"))
+	if len(sts) != 2 {
+		t.Fatalf("the index has %d provenance statements, want one per platform (a retry must not add more)", len(sts))
+	}
+	for i, p := range platforms {
+		ref := in.Host + "/" + repo + "@" + p
+		cs.verify(t, keyFile, ref, "verify")
+		sts := statements(t, cs.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance"))
+		var pred struct {
+			Invocation struct {
+				Environment struct {
+					Platform string            `json:"platform"`
+					Berth    map[string]string `json:"berth"`
+				} `json:"environment"`
+			} `json:"invocation"`
+		}
+		if len(sts) != 1 || json.Unmarshal(sts[0].Predicate, &pred) != nil {
+			t.Fatalf("%s: statements %+v", p, sts)
+		}
+		if want := "linux/" + []string{"amd64", "arm64"}[i]; pred.Invocation.Environment.Platform != want ||
+			pred.Invocation.Environment.Berth["commit"] != commit {
+			t.Errorf("%s: provenance of %q at %q, want %s at %s", p, pred.Invocation.Environment.Platform,
+				pred.Invocation.Environment.Berth["commit"], want, commit)
+		}
 	}
 }

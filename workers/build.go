@@ -405,21 +405,22 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 	}
 	if r.Signer != nil {
 		signStart := time.Now()
-		repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
-		if err != nil {
-			return "", err
-		}
-		n, err := r.Signer.SignBuild(ctx, repo, b, res.Digest, r.registryURL())
+		n, err := r.Signer.SignBuild(ctx, r.target(b.Repository, user, password), b, res.Digest, r.registryURL())
 		if err != nil {
 			if ctx.Err() != nil {
 				return "", ctx.Err()
 			}
 			return "", failf("sign %s: %v", res.Digest, err)
 		}
-		blog.Printf("signed %s and attested its provenance (%d statements) in %s", res.Digest, n,
+		blog.Printf("signed %s and attested its provenance (%d platform images) in %s", res.Digest, n,
 			time.Since(signStart).Round(time.Millisecond))
 	}
 	return res.Digest, nil
+}
+
+// target is repository in Berth's registry, reached with a build login.
+func (r *BuildRunner) target(repository, user, password string) Target {
+	return Target{Registry: r.Registry, Repository: repository, Insecure: r.Insecure, Username: user, Password: password}
 }
 
 // registryURL is the URL of Berth's registry (and API) as builds reach it: the provenance's builder id.
@@ -499,11 +500,7 @@ func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pi
 	}
 	start := time.Now()
 	user, password := r.Credentials.Issue(b.Repository, pipeline.ScanTaskTimeout)
-	repo, err := newImageRepo(ctx, r.Registry, b.Repository, r.Insecure, user, password)
-	if err != nil {
-		return "", "", err
-	}
-	n, err := r.Signer.AttestSBOM(ctx, repo, r.SBOMScanner, ScanRequest{Username: user, Password: password, Insecure: r.Insecure}, digest)
+	n, err := r.Signer.AttestSBOM(ctx, r.target(b.Repository, user, password), r.SBOMScanner, digest)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return "", "", ctx.Err()
@@ -511,7 +508,7 @@ func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pi
 		// The image is built, pushed, signed and judged; only its SBOM is missing, which the log says.
 		blog.Printf("warning: no SBOM attested: %v", err)
 	default:
-		blog.Printf("attested the SBOM of %s (%d images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
+		blog.Printf("attested the SBOM of %s (%d platform images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
 	}
 	return status, reason, nil
 }

@@ -168,10 +168,15 @@ func (r *imageRepo) accessory(tag string) (*accessory, error) {
 		return nil, fmt.Errorf("%s is not an image manifest: %w", tag, err)
 	}
 	a := &accessory{manifest: raw}
-	for i, l := range m.Layers {
-		if i == signature.MaxLayers {
-			break
+	read := 0
+	for _, l := range m.Layers {
+		if l.Size > signature.MaxBlob || l.MediaType != signature.MediaSimpleSigning && l.MediaType != signature.MediaDSSE ||
+			read == signature.MaxLayers {
+			// Kept as it is, unread: a large SBOM, a layer of a kind Berth does not sign, or beyond the bound.
+			a.layers = append(a.layers, signature.Layer{MediaType: l.MediaType, Annotations: l.Annotations, Stored: &l})
+			continue
 		}
+		read++
 		data, err := r.blob(l.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("read a layer of %s: %w", tag, err)
@@ -189,7 +194,9 @@ func (r *imageRepo) pushAccessory(tag string, layers []signature.Layer) error {
 	}
 	blobs := [][]byte{config}
 	for _, l := range layers {
-		blobs = append(blobs, l.Data)
+		if l.Stored == nil {
+			blobs = append(blobs, l.Data)
+		}
 	}
 	if err := r.putBlobs(blobs); err != nil {
 		return fmt.Errorf("push %s: %w", tag, err)
@@ -284,9 +291,25 @@ func (r *imageRepo) pushed(dg string) (*pushedImage, error) {
 	return p, nil
 }
 
-// SignBuild signs image dg that build b pushed to repo and attests its provenance. It returns how many
-// provenance statements it attested.
-func (s *Signer) SignBuild(ctx context.Context, repo *imageRepo, b *store.Build, dg string, builderURL string) (int, error) {
+// Target is the repository of Berth's registry a build pushed to, and the login the signing pushes with.
+type Target struct {
+	// Registry is host[:port]; Insecure when it speaks plain HTTP. Repository is namespace/name.
+	Registry, Repository string
+	Insecure             bool
+	Username, Password   string
+}
+
+func (t Target) open(ctx context.Context) (*imageRepo, error) {
+	return newImageRepo(ctx, t.Registry, t.Repository, t.Insecure, t.Username, t.Password)
+}
+
+// SignBuild signs image dg that build b pushed to t and attests its provenance (builderURL names Berth). It
+// returns how many provenance statements it attested.
+func (s *Signer) SignBuild(ctx context.Context, t Target, b *store.Build, dg string, builderURL string) (int, error) {
+	repo, err := t.open(ctx)
+	if err != nil {
+		return 0, err
+	}
 	img, err := repo.pushed(dg)
 	if err != nil {
 		return 0, err
@@ -339,10 +362,15 @@ func (s *Signer) attestProvenance(repo *imageRepo, img *pushedImage, b *store.Bu
 	return n, nil
 }
 
-// AttestSBOM has sc make the CycloneDX SBOM of each image of dg (each platform image of an index), and adds
-// each, as a signed in-toto statement about dg and that image, to the ".att" accessories and the referrers of
-// dg. req holds the scanner's pull login. It returns how many SBOMs it attested.
-func (s *Signer) AttestSBOM(ctx context.Context, repo *imageRepo, sc Scanner, req ScanRequest, dg string) (int, error) {
+// AttestSBOM has sc make the CycloneDX SBOM of each image of dg (each platform image of an index), pulling with
+// t's login, and adds each, as a signed in-toto statement about dg and that image, to the ".att" accessories
+// and the referrers of dg. It returns how many SBOMs it attested.
+func (s *Signer) AttestSBOM(ctx context.Context, t Target, sc Scanner, dg string) (int, error) {
+	repo, err := t.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	req := ScanRequest{Username: t.Username, Password: t.Password, Insecure: t.Insecure}
 	img, err := repo.pushed(dg)
 	if err != nil {
 		return 0, err
@@ -477,8 +505,10 @@ func (s *Signer) statementLayer(name string, subjects []string, predicateType st
 	if err != nil {
 		return signature.Layer{}, err
 	}
+	// cosign verify-attestation wants the signature annotation on every layer, empty for an envelope (which
+	// holds its signature), as cosign attest writes it.
 	return signature.Layer{MediaType: signature.MediaDSSE, Data: data,
-		Annotations: map[string]string{signature.AnnotationPredicateType: predicateType}}, nil
+		Annotations: map[string]string{signature.AnnotationPredicateType: predicateType, signature.AnnotationSignature: ""}}, nil
 }
 
 func layerBytes(layers []signature.Layer) func(dg string) ([]byte, error) {

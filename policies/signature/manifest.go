@@ -13,6 +13,17 @@ type Layer struct {
 	MediaType   string
 	Data        []byte
 	Annotations map[string]string
+	// Stored, when set, describes a layer already in the registry whose bytes were not read (Data is nil):
+	// a manifest made again keeps it as it is.
+	Stored *Descriptor
+}
+
+// descriptor is l's entry in a manifest.
+func (l Layer) descriptor() Descriptor {
+	if l.Stored != nil {
+		return Descriptor{MediaType: l.MediaType, Digest: l.Stored.Digest, Size: l.Stored.Size, Annotations: l.Annotations}
+	}
+	return Descriptor{MediaType: l.MediaType, Digest: Digest(l.Data), Size: int64(len(l.Data)), Annotations: l.Annotations}
 }
 
 // Descriptor is an OCI content descriptor.
@@ -53,9 +64,9 @@ func Build(layers []Layer, created time.Time) (manifest, config []byte, err erro
 	diffIDs := make([]string, len(layers))
 	m := Manifest{SchemaVersion: 2, MediaType: MediaOCIManifest}
 	for i, l := range layers {
-		dg := Digest(l.Data)
-		diffIDs[i] = dg
-		m.Layers = append(m.Layers, Descriptor{MediaType: l.MediaType, Digest: dg, Size: int64(len(l.Data)), Annotations: l.Annotations})
+		d := l.descriptor()
+		diffIDs[i] = d.Digest
+		m.Layers = append(m.Layers, d)
 	}
 	cfg := map[string]any{
 		"architecture": "", "os": "", "created": created.UTC().Format(time.RFC3339),
@@ -76,7 +87,7 @@ func BuildReferrer(subject Descriptor, artifactType string, layers []Layer) ([]b
 	m := Manifest{SchemaVersion: 2, MediaType: MediaOCIManifest, ArtifactType: artifactType, Subject: &subject,
 		Config: Descriptor{MediaType: MediaOCIEmpty, Digest: Digest([]byte(EmptyJSON)), Size: int64(len(EmptyJSON))}}
 	for _, l := range layers {
-		m.Layers = append(m.Layers, Descriptor{MediaType: l.MediaType, Digest: Digest(l.Data), Size: int64(len(l.Data)), Annotations: l.Annotations})
+		m.Layers = append(m.Layers, l.descriptor())
 	}
 	return json.Marshal(m)
 }

@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -16,6 +17,8 @@ type Report struct {
 	StartedAt       time.Time       `json:"started_at"`
 	FinishedAt      time.Time       `json:"finished_at"`
 	Vulnerabilities []Vulnerability `json:"vulnerabilities"` // never null; most severe first
+	// SBOM is the image's CycloneDX JSON SBOM, when the request asked for it.
+	SBOM json.RawMessage `json:"sbom,omitempty"`
 }
 
 // Vulnerability is one finding: a vulnerable version of a package installed in the image.

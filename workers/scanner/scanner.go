@@ -15,6 +15,7 @@
 package scanner
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	tdb "github.com/aquasecurity/trivy-db/pkg/db"
 	"github.com/aquasecurity/trivy-db/pkg/metadata"
 	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
@@ -42,6 +44,7 @@ import (
 	"github.com/aquasecurity/trivy/pkg/fanal/image"
 	ftypes "github.com/aquasecurity/trivy/pkg/fanal/types"
 	tlog "github.com/aquasecurity/trivy/pkg/log"
+	"github.com/aquasecurity/trivy/pkg/sbom/cyclonedx"
 	"github.com/aquasecurity/trivy/pkg/scan"
 	"github.com/aquasecurity/trivy/pkg/scan/langpkg"
 	"github.com/aquasecurity/trivy/pkg/scan/local"
@@ -94,6 +97,8 @@ type Request struct {
 	Password string `json:"password,omitempty"`
 	// Insecure allows plain HTTP and unverified TLS for the registry.
 	Insecure bool `json:"insecure,omitempty"`
+	// SBOM asks for the image's SBOM (CycloneDX JSON) in the report too, made from the same analysis.
+	SBOM bool `json:"sbom,omitempty"`
 }
 
 // Scanner scans images with Trivy. It is safe for concurrent use.
@@ -432,7 +437,29 @@ func (s *Scanner) Scan(ctx context.Context, req Request) (Report, error) {
 	if detected := tr.Metadata.OS; detected != nil {
 		rep.OS = strings.TrimSpace(string(detected.Family) + " " + detected.Name)
 	}
+	if req.SBOM {
+		if rep.SBOM, err = s.cycloneDX(ctx, tr); err != nil {
+			return Report{}, fmt.Errorf("SBOM of %s: %w", req.Image, err)
+		}
+	}
 	return rep, nil
+}
+
+// cycloneDX is the CycloneDX JSON SBOM of a scan's report: every package found (the report keeps them all;
+// only Trivy's JSON output drops those without findings), as `trivy image --format cyclonedx` writes it.
+func (s *Scanner) cycloneDX(ctx context.Context, tr types.Report) ([]byte, error) {
+	m := cyclonedx.NewMarshaler(s.version)
+	bom, err := m.MarshalReport(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := cdx.NewBOMEncoder(&buf, cdx.BOMFileFormatJSON)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(bom); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 func (s *Scanner) scan(ctx context.Context, req Request) (types.Report, error) {

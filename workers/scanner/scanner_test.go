@@ -3,6 +3,7 @@ package scanner
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -242,14 +243,7 @@ func TestRescanUsesLayerCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	cacheDir := t.TempDir()
-	layers, err := f.alpineImg.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	layerDigest, err := layers[0].Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	layerDigest := firstLayer(t, f.alpineImg)
 
 	for round := 1; round <= 2; round++ {
 		// A new Scanner each round: the cache lives on disk, not in the process.
@@ -373,4 +367,59 @@ func TestExternalRegistry(t *testing.T) {
 			t.Errorf("%s with a wrong password: %v", ref, err)
 		}
 	}
+}
+
+// TestScanSBOM: a scan asked for the SBOM reports the image's CycloneDX SBOM beside its findings, listing every
+// package (those without findings too); a scan after the first makes it from the layer cache, downloading no
+// layer; a scan not asked for it reports none.
+func TestScanSBOM(t *testing.T) {
+	f := testFixture(t)
+	s, _ := newScanner(t, true)
+	layerDigest := firstLayer(t, f.alpineImg)
+	if rep, err := s.Scan(context.Background(), request(f.clean)); err != nil || rep.SBOM != nil {
+		t.Fatalf("a scan without sbom: %v, SBOM %q", err, rep.SBOM)
+	}
+	for round := 1; round <= 2; round++ {
+		req := request(f.alpine)
+		req.SBOM = true
+		before := f.reg.BlobGets(layerDigest.String())
+		rep, err := s.Scan(context.Background(), req)
+		if err != nil || !equalVulns(rep.Vulnerabilities, []Vulnerability{muslVuln}) {
+			t.Fatalf("round %d: %+v, %v", round, rep, err)
+		}
+		if got := f.reg.BlobGets(layerDigest.String()) - before; round == 2 && got != 0 {
+			t.Errorf("the second SBOM downloaded the cached layer %d times", got)
+		}
+		var bom struct {
+			BOMFormat   string `json:"bomFormat"`
+			SpecVersion string `json:"specVersion"`
+			Components  []struct {
+				Type, Name, Version, Purl string
+			} `json:"components"`
+		}
+		if err := json.Unmarshal(rep.SBOM, &bom); err != nil {
+			t.Fatalf("SBOM is not JSON: %v\n%s", err, rep.SBOM)
+		}
+		found := map[string]string{}
+		for _, c := range bom.Components {
+			found[c.Name] = c.Version
+		}
+		if bom.BOMFormat != "CycloneDX" || bom.SpecVersion == "" || found["musl"] != muslVuln.InstalledVersion {
+			t.Errorf("round %d: SBOM %s %s, components %v", round, bom.BOMFormat, bom.SpecVersion, found)
+		}
+	}
+}
+
+// firstLayer is the digest of img's first layer.
+func firstLayer(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dg, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dg
 }

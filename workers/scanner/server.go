@@ -89,7 +89,7 @@ func (h *handler) scan(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, CodeInvalidRequest, "request body must be a JSON object "+
-			`{"image", "username", "password", "insecure"}: `+err.Error())
+			`{"image", "username", "password", "insecure", "sbom"}: `+err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.ScanTimeout)
