@@ -163,14 +163,15 @@ func (h *RegistryHooks) describe(ctx context.Context, repo string, payload []byt
 		return nil
 	}
 	c := h.content.Load()
+	var configs []string // of the platform images
 	for _, d := range m.Manifests {
 		if d.Platform != nil {
+			if d.Platform.OS == "unknown" { // attestation manifests from BuildKit: not part of the image
+				continue
+			}
 			p := d.Platform.OS + "/" + d.Platform.Architecture
 			if d.Platform.Variant != "" {
 				p += "/" + d.Platform.Variant
-			}
-			if d.Platform.OS == "unknown" { // attestation manifests from BuildKit
-				continue
 			}
 			v.Platforms = append(v.Platforms, p)
 		}
@@ -188,8 +189,14 @@ func (h *RegistryHooks) describe(ctx context.Context, repo string, payload []byt
 				for _, l := range cm.Layers {
 					v.Size += l.Size
 				}
+				configs = append(configs, cm.Config.Digest.String())
 			}
 		}
+	}
+	// A one-platform index (a signed build: BuildKit adds its attestation beside the image) has the ImageId of
+	// its one image, as docker shows after a pull.
+	if len(configs) == 1 && len(v.Platforms) <= 1 {
+		v.ImageID = configs[0]
 	}
 	return nil
 }

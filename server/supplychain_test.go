@@ -332,7 +332,7 @@ func TestSignMultiPlatform(t *testing.T) {
 
 	// What users attached before: a signature made with their own key by the stock cosign, and a large foreign
 	// layer in the attestation tag. Berth's signing keeps both.
-	cs := newCosign(t)
+	cs := newCosignVerifier(t)
 	keyDir := t.TempDir()
 	if out, err := cs.cmd(keyDir, "COSIGN_PASSWORD=", "generate-key-pair"); err != nil {
 		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
