@@ -156,6 +156,10 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 		t.Fatalf("rule: %d %s", r.Status, r.Body)
 	}
 	ruleID := r.JSON["id"].(string)
+	// With require_signature on from the start, the build still ends SUCCESS: it signs before the gate judges.
+	if r := in.Admin(t, "PUT", api+"/security-policy", map[string]any{"block_severity": "NONE", "require_signature": true}); r.Status != 200 {
+		t.Fatalf("security policy: %d %s", r.Status, r.Body)
+	}
 	status, ans := sendHook(t, hookURL, secret, "push", "sig-1", githubPush("refs/heads/main", strings.Repeat("0", 40), commit))
 	ids := hookBuilds(t, ans)
 	if status != http.StatusAccepted || len(ids) != 1 {
@@ -267,13 +271,20 @@ func TestBuildsSignedAndAttested(t *testing.T) {
 		t.Errorf("tags list accessories: %d %s", r.Status, r.Body)
 	}
 
-	// Another image pushed over the tag by hand is not Berth's: cosign refuses it.
+	// require_signature (set before the build): the image Berth built and signed pulls.
+	admin := remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword})
+	wantPullsWith(t, in, admin, repo+":latest")
+
+	// Another image pushed over the tag by hand is not Berth's: cosign refuses it, and require_signature
+	// refuses its pull, while the signed image still pulls by digest.
 	pushImage(t, in, repo+":latest")
 	if out, errOut, err := cs.runRef([]string{"verify", "--key", keyFile, ref}); err == nil {
 		t.Fatalf("cosign verify accepted an image pushed by hand:\n%s\n%s", out, errOut)
 	} else if !strings.Contains(errOut, "no signatures found") && !strings.Contains(errOut, "no matching signatures") {
 		t.Errorf("cosign verify of the tampered tag: %v\n%s", err, errOut)
 	}
+	wantDeniedWith(t, in, admin, repo+":latest", "require_signature", "not signed")
+	wantPullsWith(t, in, admin, repo+"@"+dg)
 }
 
 // TestSignMultiPlatform: the signing of a build's index of two platform images, each with a BuildKit
