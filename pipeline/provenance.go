@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"time"
@@ -61,6 +62,15 @@ func ProvenanceOf(atts []signature.Attestation) *Provenance {
 		// The Git URL may carry the ref (BuildKit: https://host/repo.git#refs/heads/main).
 		if u, _, ok := strings.Cut(p.GitURL, "#"); ok && strings.Contains(u, "://") {
 			p.GitURL = u
+		}
+		// BuildKit's own record of the Git source of a build from a local clone (vcs:source, vcs:revision attrs),
+		// and Berth's environment.
+		vcs := field(pred, "metadata", "https://mobyproject.org/buildkit@v1#metadata", "vcs")
+		if p.GitURL == "" {
+			p.GitURL = str(field(vcs, "source"))
+		}
+		if p.Commit == "" {
+			p.Commit = cmp.Or(str(field(vcs, "revision")), str(field(pred, "invocation", "environment", "berth", "commit")))
 		}
 		// Berth's own fields, wherever it puts them: the build rule, and the commit or source when BuildKit's are absent.
 		p.BuildRule = str(find(pred, 5, "build_rule", "buildRule", "rule_id", "ruleId"))

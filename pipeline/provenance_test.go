@@ -28,6 +28,14 @@ func TestProvenanceOf(t *testing.T) {
 	if p == nil || p.GitURL != "git+https://git.example/x.git" || p.Commit != "beef" || p.Builder != "b1" || p.StartedAt == nil {
 		t.Fatalf("v1: %+v", p)
 	}
+	// What a Berth build attests: BuildKit built a local clone, so the Git source is in its vcs metadata.
+	berth := `{"builder":{"id":"http://berth"},"invocation":{"configSource":{"entryPoint":"Dockerfile"},
+	  "environment":{"berth":{"commit":"c0ffee","rule_id":"r1"}}},
+	 "metadata":{"https://mobyproject.org/buildkit@v1#metadata":{"vcs":{"source":"https://git.example/a.git","revision":"c0ffee"}}}}`
+	p = ProvenanceOf([]signature.Attestation{att(signature.PredicateSLSAProvenance, berth)})
+	if p == nil || p.GitURL != "https://git.example/a.git" || p.Commit != "c0ffee" || p.BuildRule != "r1" || p.Dockerfile != "Dockerfile" {
+		t.Fatalf("Berth's build: %+v", p)
+	}
 	if p := ProvenanceOf([]signature.Attestation{att(signature.PredicateSLSAProvenance, `"not an object"`)}); p != nil {
 		t.Fatalf("malformed: %+v", p)
 	}

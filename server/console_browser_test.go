@@ -190,7 +190,7 @@ func (c *chrome) screenshot(path string) {
 // TestConsoleInBrowser drives the web console in headless Chromium against a whole Berth (buildkitd, the scanner
 // and a Git repository served by git http-backend): the core flow from sign-in to a built, scanned version and
 // a trigger's record; a read-only user; injected markup everywhere it can be shown; a cross-site form. It writes
-// docs/console-versions.png and docs/console-build.png.
+// docs/console-versions.png, docs/console-version.png and docs/console-build.png.
 func TestConsoleInBrowser(t *testing.T) {
 	bk := buildkitAddr(t)
 	scanner := scannerBin(t)
@@ -321,6 +321,27 @@ func TestConsoleInBrowser(t *testing.T) {
 	if s := c.text("table.vulns"); !strings.Contains(s, "CVE-2025-26519") || !strings.Contains(s, "1.2.5-r9") {
 		t.Fatalf("scan: %q", s)
 	}
+	// Signed by the instance key, its provenance (the commit built) and the SBOM the scanner made (SPEC §15).
+	prov, _ := tagAPI.JSON["provenance"].(map[string]any)
+	commit, _ := prov["commit"].(string)
+	if f := c.text("dl.facts"); !strings.Contains(f, "SIGNED by the instance key") {
+		t.Fatalf("signature on the version page: %q", f)
+	}
+	gitURL, _ := prov["git_url"].(string)
+	if p := c.text("dl.provenance"); len(commit) != 40 || !strings.Contains(p, commit) || !strings.Contains(p, "Dockerfile") ||
+		!strings.HasPrefix(gitURL, "http://127.0.0.1:") || !strings.Contains(p, gitURL) {
+		t.Fatalf("provenance on the version page: %q (API: %v)", p, prov)
+	}
+	if a := c.text("table.accessories"); !strings.Contains(a, "signature") || !strings.Contains(a, "https://cyclonedx.org/bom") {
+		t.Fatalf("accessories on the version page: %q", a)
+	}
+	var sbomLink bool
+	c.eval(`document.querySelector('a[href$="/tags/latest/sbom"]') !== null`, &sbomLink)
+	if !sbomLink {
+		t.Fatal("no SBOM download on the version page")
+	}
+	c.eval(`document.getElementById("supply-chain").scrollIntoView(); true`, nil)
+	c.screenshot(filepath.Join(docs, "console-version.png"))
 	c.open("/repositories/team/app/tags")
 	if v := c.text("table.versions"); !strings.Contains(v, "latest") || !strings.Contains(v, "DONE") {
 		t.Fatalf("versions: %q", v)
