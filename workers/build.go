@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -412,7 +413,7 @@ func (r *BuildRunner) run(ctx context.Context, b *store.Build, blog *pipeline.Lo
 			}
 			return "", failf("sign %s: %v", res.Digest, err)
 		}
-		blog.Printf("signed %s and attested its provenance (%d platform images) in %s", res.Digest, n,
+		blog.Printf("signed %s and attested its provenance (%s) in %s", res.Digest, platformImages(n),
 			time.Since(signStart).Round(time.Millisecond))
 	}
 	return res.Digest, nil
@@ -508,7 +509,7 @@ func (r *BuildRunner) afterPush(ctx context.Context, id, digest string, blog *pi
 		// The image is built, pushed, signed and judged; only its SBOM is missing, which the log says.
 		blog.Printf("warning: no SBOM attested: %v", err)
 	default:
-		blog.Printf("attested the SBOM of %s (%d platform images) in %s", digest, n, time.Since(start).Round(time.Millisecond))
+		blog.Printf("attested the SBOM of %s (%s) in %s", digest, platformImages(n), time.Since(start).Round(time.Millisecond))
 	}
 	return status, reason, nil
 }
@@ -601,4 +602,12 @@ func (r *BuildRunner) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return r.Logger
+}
+
+// platformImages counts platform images for the build log: "1 platform image", "2 platform images".
+func platformImages(n int) string {
+	if n == 1 {
+		return "1 platform image"
+	}
+	return strconv.Itoa(n) + " platform images"
 }
