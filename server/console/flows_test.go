@@ -233,7 +233,8 @@ func TestConsoleWorkedCase1(t *testing.T) {
 	expect("/namespaces/other", 403, []string{"cr:GetNamespace"}, []string{"the app"})
 	expect("/repositories/other/app", 403, []string{"cr:GetRepository"}, []string{"the app"})
 	body := expect("/repositories", 200, []string{`aria-label="Manage juzhong/nginx"`, `aria-label="Manage juzhong/redis"`,
-		`<span class="noaccess" title="You may not open this page">app</span>`, `<option>juzhong</option>`}, []string{`href="/repositories/other/app"`})
+		`<span class="noaccess" title="You may not open this page">app</span>`, `<option>juzhong</option>`},
+		[]string{`href="/repositories/other/app"`, `href="/repositories/new`}) // a reader creates nothing: no Create button
 	if strings.Count(body, "<tr>") != 4 {
 		t.Fatalf("all repositories: want 3 rows\n%s", body)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,7 +155,7 @@ func (c *Console) allRepositories(x *reqCtx) {
 		pq.Set("q", q)
 	}
 	if !x.can("GET", apiPath("repositories")) {
-		data["NoList"] = true
+		data["NoList"], data["CanCreate"] = true, true // the user names the namespace in step 1
 		x.render("all_repositories", "Repositories", data)
 		return
 	}
@@ -172,12 +173,27 @@ func (c *Console) allRepositories(x *reqCtx) {
 	}
 	data["Items"] = items
 	data["Pager"] = newPager("/repositories", pq, page, 20, l.Total)
+	var nss list[namespace]
 	if x.can("GET", apiPath("namespaces")) {
-		var nss list[namespace]
 		if err := x.call("GET", apiPath("namespaces")+"?page_size=100", nil, &nss); err == nil {
 			data["Namespaces"] = nss.Items
 		}
 	}
+	// "Create repository" is offered where the user may create one: in the filtered namespace, else in one of
+	// the namespaces on the page.
+	candidates := []string{ns}
+	if ns == "" {
+		candidates = candidates[:0]
+		for _, n := range nss.Items {
+			candidates = append(candidates, n.Name)
+		}
+		for _, r := range l.Items {
+			candidates = append(candidates, r.Namespace)
+		}
+	}
+	data["CanCreate"] = slices.ContainsFunc(candidates, func(n string) bool {
+		return x.can("POST", apiPath("namespaces", n, "repositories"))
+	})
 	x.render("all_repositories", "Repositories", data)
 }
 
