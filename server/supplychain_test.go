@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -396,24 +397,121 @@ func TestSignMultiPlatform(t *testing.T) {
 		t.Fatalf("the index has %d provenance statements, want one per platform (a retry must not add more)", len(sts))
 	}
 	for i, p := range platforms {
-		ref := in.Host + "/" + repo + "@" + p
-		cs.verify(t, keyFile, ref, "verify")
-		sts := statements(t, cs.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance"))
-		var pred struct {
-			Invocation struct {
-				Environment struct {
-					Platform string            `json:"platform"`
-					Berth    map[string]string `json:"berth"`
-				} `json:"environment"`
-			} `json:"invocation"`
-		}
-		if len(sts) != 1 || json.Unmarshal(sts[0].Predicate, &pred) != nil {
-			t.Fatalf("%s: statements %+v", p, sts)
-		}
+		_, pred := cs.platformProvenance(t, keyFile, in.Host+"/"+repo+"@"+p)
 		if want := "linux/" + []string{"amd64", "arm64"}[i]; pred.Invocation.Environment.Platform != want ||
 			pred.Invocation.Environment.Berth["commit"] != commit {
 			t.Errorf("%s: provenance of %q at %q, want %s at %s", p, pred.Invocation.Environment.Platform,
 				pred.Invocation.Environment.Berth["commit"], want, commit)
 		}
 	}
+}
+
+// TestBuildsSignedMultiPlatformOnBuildKit: a real two-platform build (linux/amd64 and linux/arm64; FROM scratch
+// and COPY need no emulation) is signed and attested for every platform: the stock cosign verifies the index by
+// tag, and each platform image by digest, signature and provenance, each provenance naming its platform and the
+// commit built.
+func TestBuildsSignedMultiPlatformOnBuildKit(t *testing.T) {
+	bk := buildkitAddr(t)
+	in := apptest.Start(t, apptest.Options{Configure: func(c *app.Config) { c.BuildkitAddr = bk }})
+	allowBuilds(t, in.Host)
+	if r := in.Admin(t, "POST", "/api/v1/namespaces", map[string]any{"name": "demo"}); r.Status != 201 {
+		t.Fatalf("namespace: %d %s", r.Status, r.Body)
+	}
+	createRepo(t, in, "demo", "multi", "PRIVATE")
+	const repo = "demo/multi"
+	api := "/api/v1/repositories/" + repo
+	g := newGitRepo(t)
+	commit := g.commit(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello.txt /hello.txt\n", "hello.txt": "two platforms\n"}, "first")
+	if r := in.Admin(t, "PUT", api+"/source", map[string]any{"provider": "generic", "url": g.URL}); r.Status != 201 {
+		t.Fatalf("put source: %d %s", r.Status, r.Body)
+	}
+	r := in.Admin(t, "POST", api+"/build-rules", map[string]any{"source_type": "BRANCH", "source_ref": "main", "image_tag": "latest",
+		"platforms": []string{"linux/amd64", "linux/arm64"}})
+	if r.Status != 201 {
+		t.Fatalf("rule: %d %s", r.Status, r.Body)
+	}
+	r = in.Admin(t, "POST", api+"/build-rules/"+r.JSON["id"].(string)+"/builds", nil)
+	if r.Status != 201 && r.Status != 202 {
+		t.Fatalf("build now: %d %s", r.Status, r.Body)
+	}
+	b := waitBuild(t, in, repo, r.JSON["id"].(string), buildTimeout)
+	requireSuccess(t, in, repo, b)
+
+	pemBytes, err := in.SigningKey.PublicPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "berth.pub")
+	if err := os.WriteFile(keyFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(in.Host+"/"+repo+":latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(tag, remote.WithAuth(&authn.Basic{Username: "admin", Password: apptest.AdminPassword}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	platforms := map[string]string{} // platform → digest of its image
+	for _, m := range im.Manifests {
+		if m.Platform != nil && m.Platform.OS == "linux" {
+			platforms[m.Platform.OS+"/"+m.Platform.Architecture] = m.Digest.String()
+		}
+	}
+	if len(platforms) != 2 || platforms["linux/amd64"] == "" || platforms["linux/arm64"] == "" {
+		t.Fatalf("the built index's platform images: %v", platforms)
+	}
+
+	cs := newCosignVerifier(t)
+	cs.verify(t, keyFile, tag.String(), "verify")
+	if sts := statements(t, cs.verify(t, keyFile, tag.String(), "verify-attestation", "--type", "slsaprovenance")); len(sts) != 2 {
+		t.Fatalf("the index has %d provenance statements, want one per platform", len(sts))
+	}
+	for platform, dg := range platforms {
+		st, pred := cs.platformProvenance(t, keyFile, in.Host+"/"+repo+"@"+dg)
+		// BuildKit's invocation.environment.platform is the builder's; the statement is about this platform's
+		// image (its subject), built from the commit.
+		subject := false
+		for _, sub := range st.Subject {
+			subject = subject || "sha256:"+sub.Digest["sha256"] == dg
+		}
+		if !subject || pred.Invocation.Environment.Berth["commit"] != commit {
+			t.Errorf("%s (%s): provenance about %+v at %q, want it about %s at %s", platform, dg, st.Subject,
+				pred.Invocation.Environment.Berth["commit"], dg, commit)
+		}
+	}
+	// The version lists both platforms, and the accessories under it.
+	v := in.Admin(t, "GET", api+"/tags/latest", nil)
+	if ps := fmt.Sprint(v.JSON["platforms"]); v.JSON["signed"] != true || !strings.Contains(ps, "linux/amd64") || !strings.Contains(ps, "linux/arm64") {
+		t.Errorf("the version: %s", v.Body)
+	}
+}
+
+// provenancePredicate is what the multi-platform tests read of a provenance: the platform BuildKit recorded and
+// Berth's environment.
+type provenancePredicate struct {
+	Invocation struct {
+		Environment struct {
+			Platform string            `json:"platform"`
+			Berth    map[string]string `json:"berth"`
+		} `json:"environment"`
+	} `json:"invocation"`
+}
+
+// platformProvenance verifies a platform image's signature and its one provenance statement with the stock
+// cosign, and returns the statement and its predicate.
+func (c *cosign) platformProvenance(t *testing.T, keyFile, ref string) (signature.Statement, provenancePredicate) {
+	t.Helper()
+	c.verify(t, keyFile, ref, "verify")
+	sts := statements(t, c.verify(t, keyFile, ref, "verify-attestation", "--type", "slsaprovenance"))
+	var pred provenancePredicate
+	if len(sts) != 1 || json.Unmarshal(sts[0].Predicate, &pred) != nil {
+		t.Fatalf("%s: statements %+v", ref, sts)
+	}
+	return sts[0], pred
 }
