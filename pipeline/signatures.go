@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/policies/signature"
@@ -156,8 +157,10 @@ const (
 )
 
 // AccessoryKind classifies a manifest as an accessory of another image: "signature", "attestation", "sbom",
-// "" for an image (or anything else). A manifest with a subject (an OCI referrer) is an accessory whatever it
-// holds; kinds come from its artifact type and layer media types as cosign, BuildKit and ORAS write them.
+// "" for an image (or anything else). A manifest with a subject (an OCI referrer) is an accessory unless it is
+// runnable (an index, or an image layer among its layers: the gate must judge what a client can pull and run,
+// subject or not); kinds come from its artifact type and layer media types as cosign, BuildKit and ORAS write
+// them.
 func AccessoryKind(payload []byte) string {
 	var m struct {
 		ArtifactType string           `json:"artifactType"`
@@ -168,8 +171,9 @@ func AccessoryKind(payload []byte) string {
 		Layers []struct {
 			MediaType string `json:"mediaType"`
 		} `json:"layers"`
+		Manifests []json.RawMessage `json:"manifests"`
 	}
-	if json.Unmarshal(payload, &m) != nil {
+	if json.Unmarshal(payload, &m) != nil || len(m.Manifests) > 0 {
 		return ""
 	}
 	kind := kindOfMedia(m.ArtifactType)
@@ -179,8 +183,8 @@ func AccessoryKind(payload []byte) string {
 	for _, l := range m.Layers {
 		k := kindOfMedia(l.MediaType)
 		if k == "" {
-			if m.Subject == nil {
-				return "" // an image layer: an image, even if it carries a signature-like layer too
+			if m.Subject == nil || isImageLayer(l.MediaType) {
+				return "" // an image layer: an image, even if it carries a signature-like layer or a subject too
 			}
 			continue
 		}
@@ -192,6 +196,11 @@ func AccessoryKind(payload []byte) string {
 		return "artifact"
 	}
 	return kind
+}
+
+// isImageLayer reports whether mt is the media type of a filesystem layer of a runnable image (OCI or Docker).
+func isImageLayer(mt string) bool {
+	return strings.HasPrefix(mt, "application/vnd.oci.image.layer.") || strings.HasPrefix(mt, "application/vnd.docker.image.rootfs.")
 }
 
 func kindOfMedia(mt string) string {

@@ -195,6 +195,10 @@ func TestAccessoryKind(t *testing.T) {
 		{`{"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","config":{"mediaType":"application/vnd.oci.empty.v1+json"},"layers":[{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}],"subject":{"digest":"sha256:1"}}`, KindAttestation},
 		{`{"artifactType":"application/x-thing","layers":[{"mediaType":"application/octet-stream"}],"subject":{"digest":"sha256:1"}}`, "artifact"},
 		{`{"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"},{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}]}`, ""},
+		// Runnable content is an image whatever else it says: an image layer, or an index, beside a subject.
+		{`{"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}],"subject":{"digest":"sha256:1"}}`, ""},
+		{`{"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip"},{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json"}],"subject":{"digest":"sha256:1"}}`, ""},
+		{`{"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"digest":"sha256:2"}],"subject":{"digest":"sha256:1"}}`, ""},
 		{`not json`, ""},
 	} {
 		if got := AccessoryKind([]byte(c.payload)); got != c.want {
