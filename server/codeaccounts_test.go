@@ -192,6 +192,27 @@ func TestCodeAccountAPI(t *testing.T) {
 		t.Errorf("a repository the host does not have: %d %s", r.Status, r.Body)
 	}
 
+	// A user who may change this repository's source but not use code accounts cannot borrow the account's
+	// token; with cr:GetCodeAccount added, the same request connects.
+	devPass := newUser(t, in, "dev", []string{`{"Version":"1","Statement":[{"Effect":"Allow","Action":"cr:*","Resource":"acs:cr:*:*:repository/team/manual"}]}`})
+	manual := "/api/v1/repositories/team/manual/source"
+	if r := in.Call(t, "dev", devPass, "PUT", manual, map[string]any{"account_id": id, "repository": "alice/app"}); r.Status != 403 ||
+		!strings.Contains(string(r.Body), "cr:GetCodeAccount") {
+		t.Fatalf("connect by an account the user may not use: %d %s", r.Status, r.Body)
+	}
+	if r := in.Admin(t, "GET", manual, nil); r.Status != 404 {
+		t.Fatalf("the refused connect left a source: %d %s", r.Status, r.Body)
+	}
+	expect(t, "allow cr:GetCodeAccount", in.Admin(t, "POST", "/api/v1/policies", map[string]any{"name": "use-accounts",
+		"document": rawJSON(`{"Version":"1","Statement":[{"Effect":"Allow","Action":"cr:GetCodeAccount","Resource":"*"}]}`)}), 201)
+	expect(t, "attach use-accounts", in.Admin(t, "PUT", "/api/v1/users/dev/policies/use-accounts", nil), 200)
+	if r := in.Call(t, "dev", devPass, "PUT", manual, map[string]any{"account_id": id, "repository": "alice/app", "register_webhook": false}); r.Status != 201 {
+		t.Fatalf("connect by account with cr:GetCodeAccount: %d %s", r.Status, r.Body)
+	}
+	if r := in.Admin(t, "DELETE", manual, nil); r.Status != 204 {
+		t.Fatalf("disconnect: %d %s", r.Status, r.Body)
+	}
+
 	// Connected by account: the clone URL is the host's, the hook is registered with the webhook URL and secret.
 	r = in.Admin(t, "PUT", src, map[string]any{"account_id": id, "repository": "alice/app"})
 	if r.Status != 201 || r.JSON["webhook_registered"] != true || r.JSON["webhook_error"] != "" || r.JSON["provider"] != "gitea" ||
@@ -261,7 +282,7 @@ func TestCodeAccountAPI(t *testing.T) {
 	}
 
 	// A token on a provider other than generic registers too (the API root from the clone URL).
-	manual := "/api/v1/repositories/team/manual/source"
+	manual = "/api/v1/repositories/team/manual/source"
 	r = in.Admin(t, "PUT", manual, map[string]any{"provider": "gitea", "url": host.url + "/alice/site.git", "token": "good-token"})
 	if r.Status != 201 || r.JSON["webhook_registered"] != true || len(host.hooksOf("alice/site")) != 1 {
 		t.Fatalf("token source: %d %s", r.Status, r.Body)

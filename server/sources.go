@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berth-dev/berth/pipeline"
+	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/server/forwarded"
 	"github.com/berth-dev/berth/store"
 	"github.com/berth-dev/berth/webhooks/inbound"
@@ -189,9 +190,10 @@ func (a *api) putSource(c *gin.Context) {
 // applySourceRequest changes src as req asks: the Git repository by URL and credentials, or by code account
 // and repository (whose clone URL and credentials the account gives).
 func (a *api) applySourceRequest(ctx context.Context, c *gin.Context, src *store.Source, req *sourceRequest) error {
-	admin := principal(c).Admin
+	p := principal(c)
+	admin := p.Admin
 	if req.AccountID != nil && *req.AccountID != "" || req.Repository != nil && req.URL == nil {
-		return a.applyAccountSource(ctx, src, req, admin)
+		return a.applyAccountSource(ctx, src, req, p)
 	}
 	if src.CodeAccount != "" {
 		creds := req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil
@@ -253,7 +255,14 @@ func (a *api) applySourceRequest(ctx context.Context, c *gin.Context, src *store
 
 // applyAccountSource points src at repository req.Repository of code account req.AccountID (or of its own
 // account): the host says the clone URL; the account gives the provider and the credentials.
-func (a *api) applyAccountSource(ctx context.Context, src *store.Source, req *sourceRequest, admin bool) error {
+func (a *api) applyAccountSource(ctx context.Context, src *store.Source, req *sourceRequest, p *Principal) error {
+	// A source by account clones and registers hooks with the account's token: who connects one must be
+	// allowed to use the account, not only to change this repository's source.
+	if !p.Can(policies.ActionGetCodeAccount, "*") {
+		return errf(http.StatusForbidden, CodeForbidden,
+			"%s is not allowed %s on *: connecting by code account uses its token; ask an administrator to attach a policy that allows it",
+			p.Name, policies.ActionGetCodeAccount)
+	}
 	if req.URL != nil || req.Username != nil || req.Token != nil || req.Password != nil || req.SSHKey != nil {
 		return badRequest("account_id takes the url and the credentials from the code account: give repository, not url, username, token, password or ssh_key")
 	}
@@ -294,10 +303,12 @@ func (a *api) applyAccountSource(ctx context.Context, src *store.Source, req *so
 	if repo.CloneURL == "" {
 		return errf(http.StatusUnprocessableEntity, CodeInvalidArgument, "the Git host shows no https clone URL for %s", name)
 	}
-	if err := a.checkCloneURL(ctx, repo.CloneURL, admin); err != nil {
+	// The clone URL is the Git host's word, not the administrator's: it stays confined by the source guard
+	// (--source-allow-cidr), as the account's API calls are.
+	if err := a.checkCloneURL(ctx, repo.CloneURL, false); err != nil {
 		return err
 	}
-	src.Provider, src.URL, src.AdminURL = acct.Provider, repo.CloneURL, admin
+	src.Provider, src.URL, src.AdminURL = acct.Provider, repo.CloneURL, false
 	src.Username, src.Password, src.SSHKey = acct.Username, acct.Token, ""
 	if src.Username == "" {
 		src.Username = acct.Login // Gitea and GitLab take the token's own user with it
