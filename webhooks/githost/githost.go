@@ -158,8 +158,11 @@ func New(a Account, guard *outbound.Guard) (Host, error) {
 		guard = &outbound.Guard{}
 	}
 	c := &client{provider: a.Provider, base: base, username: a.Username, token: a.Token, http: &http.Client{
-		Timeout:   Timeout,
-		Transport: &http.Transport{DialContext: guard.DialContext, Proxy: nil, TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: Timeout},
+		Timeout: Timeout,
+		// A client lives for one API request of Berth's: no idle connection outlives it (as gitclone's guarded
+		// transport).
+		Transport: &http.Transport{DialContext: guard.DialContext, Proxy: nil, TLSHandshakeTimeout: 10 * time.Second,
+			ResponseHeaderTimeout: Timeout, DisableKeepAlives: true},
 		// A redirect could carry the token's header to another host: the API roots answer without one.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
