@@ -16,11 +16,19 @@ func (c *Console) showTriggers(x *reqCtx, created *trigger) {
 		x.fail(err)
 		return
 	}
-	f := x.r.PostForm
-	draft := trigger{Name: f.Get("name"), URL: f.Get("url"), FilterType: f.Get("filter_type"), Expression: f.Get("expression"),
-		Tags: formTags(f), Enabled: f == nil || checked(f.Get("enabled"))}
-	x.render("triggers", nav.NS+"/"+nav.Name+" triggers", map[string]any{"Nav": nav, "Items": l.Items,
-		"Created": created, "Draft": c.triggerFormData(x, nav, draft)})
+	data := map[string]any{"Nav": nav, "Items": l.Items, "Created": created}
+	if x.can("POST", nav.API+"/triggers") { // the create form, and its version picker, only for who may create
+		draft := triggerOfForm(x.r.PostForm)
+		draft.Enabled = x.r.PostForm == nil || draft.Enabled
+		data["Draft"] = c.triggerFormData(x, nav, draft)
+	}
+	x.render("triggers", nav.NS+"/"+nav.Name+" triggers", data)
+}
+
+// triggerOfForm is the trigger a trigger form sent.
+func triggerOfForm(f url.Values) trigger {
+	return trigger{Name: f.Get("name"), URL: f.Get("url"), FilterType: f.Get("filter_type"), Expression: f.Get("expression"),
+		Tags: formTags(f), Enabled: checked(f.Get("enabled"))}
 }
 
 // triggerFormData is what the trigger form shows: the trigger, and for a TAGS filter the repository's newest
@@ -114,8 +122,8 @@ func (c *Console) showTrigger(x *reqCtx, tested *triggerRecord) {
 	if x.can("PATCH", p) {
 		edited := t
 		if f := x.r.PostForm; x.r.Method == "POST" && f.Get("name") != "" { // an edit the API refused: the form as sent
-			edited = trigger{ID: t.ID, Name: f.Get("name"), URL: f.Get("url"), FilterType: f.Get("filter_type"),
-				Expression: f.Get("expression"), Tags: formTags(f), Enabled: checked(f.Get("enabled"))}
+			edited = triggerOfForm(f)
+			edited.ID = t.ID
 		}
 		data["Form"] = c.triggerFormData(x, nav, edited)
 	}
