@@ -79,6 +79,10 @@ func (g *Gate) readSignature(ctx context.Context, repo, digest string, p Effecti
 	return SignatureStatus{Signed: true, KeyID: f.KeyID, Instance: g.IsInstanceKey(f.KeyID)}, nil
 }
 
+// maxSignatureReferrers bounds the referrers VerifyImageSignature reads for one image: a pull of a gated image
+// reads no more, however many artifacts a pusher attached.
+const maxSignatureReferrers = 8
+
 // VerifyImageSignature reads the signatures of repo@digest — its ".sig" accessory, then its referrers that are
 // signatures (cosign --registry-referrers-mode=oci-1-1) — and verifies them under keys: the key that did, or
 // signature.ErrNotVerified (also when there is no signature at all).
@@ -105,12 +109,13 @@ func VerifyImageSignature(ctx context.Context, c Content, repo, digest string, k
 	if err != nil && !isUnknown(err) {
 		return nil, fmt.Errorf("read the referrers of %s@%s: %w", repo, digest, err)
 	}
-	for i, d := range refs {
-		if i == maxReferrers {
-			break
-		}
+	read := 0
+	for _, d := range refs {
 		if k := kindOfMedia(d.ArtifactType); k != "" && k != KindSignature {
 			continue // an attestation or SBOM: not worth reading
+		}
+		if read++; read > maxSignatureReferrers {
+			break
 		}
 		_, payload, _, err := c.GetManifest(ctx, repo, d.Digest)
 		if err != nil || AccessoryKind(payload) != KindSignature {

@@ -92,10 +92,13 @@ func BuildReferrer(subject Descriptor, artifactType string, layers []Layer) ([]b
 	return json.Marshal(m)
 }
 
-// MaxLayers bounds the layers read from one accessory manifest; MaxBlob the bytes of one layer.
+// MaxLayers bounds the layers read from one accessory manifest; MaxBlob the bytes of one layer; MaxPayload the
+// bytes of one simple-signing payload (cosign's are a few hundred bytes), so that checking an image's
+// signatures on the pull path reads little whatever a pusher put in its ".sig".
 const (
-	MaxLayers = 64
-	MaxBlob   = 4 << 20
+	MaxLayers  = 64
+	MaxBlob    = 4 << 20
+	MaxPayload = 64 << 10
 )
 
 // Found is what VerifySignatures found: the key that verified a signature of the image.
@@ -117,11 +120,11 @@ func VerifySignatures(manifest []byte, dg string, keys []crypto.PublicKey, blob 
 	}
 	for _, l := range m.Layers {
 		sig := l.Annotations[AnnotationSignature]
-		if l.MediaType != MediaSimpleSigning || sig == "" || l.Size > MaxBlob {
+		if l.MediaType != MediaSimpleSigning || sig == "" || l.Size > MaxPayload {
 			continue
 		}
 		payload, err := blob(l.Digest)
-		if err != nil || Digest(payload) != l.Digest {
+		if err != nil || len(payload) > MaxPayload || Digest(payload) != l.Digest {
 			continue
 		}
 		p, err := ParsePayload(payload)

@@ -51,6 +51,14 @@ func TestSignatureRoundTrip(t *testing.T) {
 	if _, err := VerifySignatures(m, otherDigest, []crypto.PublicKey{key.Public()}, blobsOf(layers)); !errors.Is(err, ErrNotVerified) {
 		t.Fatalf("a signature of another image verified: %v", err)
 	}
+	// A payload past MaxPayload is not read, signed or not (the pull path reads little).
+	big, _ := NewPayload("127.0.0.1:5000/demo/app", dg, map[string]any{"pad": strings.Repeat("x", MaxPayload)})
+	bigSig, _ := Sign(key, big)
+	bigLayers := []Layer{{MediaType: MediaSimpleSigning, Data: big, Annotations: map[string]string{AnnotationSignature: bigSig}}}
+	mb, _, _ := Build(bigLayers, time.Now())
+	if _, err := VerifySignatures(mb, dg, []crypto.PublicKey{key.Public()}, blobsOf(bigLayers)); !errors.Is(err, ErrNotVerified) {
+		t.Fatalf("a payload of %d bytes verified: %v", len(big), err)
+	}
 	// A payload changed after signing does not verify.
 	tampered := []Layer{{MediaType: MediaSimpleSigning, Data: []byte(strings.Replace(string(payload), "demo", "evil", 1)), Annotations: layers[0].Annotations}}
 	m2, _, _ := Build(tampered, time.Now())
