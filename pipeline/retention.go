@@ -138,14 +138,13 @@ func (r *Retention) Schedule(ctx context.Context, interval time.Duration) (stop 
 			return
 		}
 		for _, ns := range nss {
-			last := began
-			runs, _, err := r.Store.ListRetentionRuns(ctx, ns, store.Page{Page: 1, PageSize: 1})
+			last, err := r.lastRealRun(ctx, ns)
 			if err != nil {
 				r.log().Warn("retention schedule: read the last run", "namespace", ns, "err", err)
 				continue
 			}
-			if len(runs) > 0 {
-				last = runs[0].StartedAt
+			if last.IsZero() {
+				last = began
 			}
 			if time.Since(last) < interval {
 				continue
@@ -155,6 +154,27 @@ func (r *Retention) Schedule(ctx context.Context, interval time.Duration) (stop 
 			}
 		}
 	})
+}
+
+// lastRealRun is when the newest run of ns that was not a dry run started (zero when none is among the newest
+// 100): a preview does not push the next deletion back.
+func (r *Retention) lastRealRun(ctx context.Context, ns string) (time.Time, error) {
+	const pageSize, pages = 20, 5
+	for p := 1; p <= pages; p++ {
+		runs, _, err := r.Store.ListRetentionRuns(ctx, ns, store.Page{Page: p, PageSize: pageSize})
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, run := range runs {
+			if !run.DryRun {
+				return run.StartedAt, nil
+			}
+		}
+		if len(runs) < pageSize {
+			break
+		}
+	}
+	return time.Time{}, nil
 }
 
 // retentionRule is a rule with its patterns compiled.

@@ -123,3 +123,28 @@ func TestRetentionOneAtATime(t *testing.T) {
 		t.Fatal("the run left its lease")
 	}
 }
+
+// TestRetentionLastRealRun: the schedule times the next run from the last run that deleted, not from a dry run
+// (a preview must not push the deletion back).
+func TestRetentionLastRealRun(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.New(t)
+	r := &Retention{Store: st}
+	if last, err := r.lastRealRun(ctx, "team"); err != nil || !last.IsZero() {
+		t.Fatalf("no runs: %v %v", last, err)
+	}
+	real := time.Now().Add(-3 * time.Hour).UTC().Truncate(time.Millisecond)
+	if err := st.CreateRetentionRun(ctx, &store.RetentionRun{ID: "r0", Namespace: "team", StartedAt: real}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 { // more than one page of previews since
+		run := &store.RetentionRun{ID: fmt.Sprintf("d%02d", i), Namespace: "team", DryRun: true,
+			StartedAt: real.Add(time.Duration(i+1) * time.Minute)}
+		if err := st.CreateRetentionRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last, err := r.lastRealRun(ctx, "team"); err != nil || !last.Equal(real) {
+		t.Fatalf("last real run %v (%v), want %v", last, err, real)
+	}
+}
