@@ -252,6 +252,7 @@ func (r *Retention) applyRepository(ctx context.Context, run *store.RetentionRun
 	matched := make([]int, len(rules)) // per rule: the matching tags seen so far, newest first
 	seen := map[string]bool{}          // a push during the run shifts the pages: a tag is judged once
 	var doomed []store.ImageVersion
+	immutable := repo.ImmutableMatcher()
 	for p := 1; ; p++ {
 		vs, _, err := r.Store.ListImageVersions(ctx, repo.FullName, store.Page{Page: p, PageSize: retentionPage})
 		if err != nil {
@@ -273,7 +274,7 @@ func (r *Retention) applyRepository(ctx context.Context, run *store.RetentionRun
 					keep = true
 				}
 			}
-			if !hit || keep || repo.TagImmutable(v.Tag) {
+			if !hit || keep || immutable(v.Tag) {
 				run.KeptCount++
 				continue
 			}

@@ -209,10 +209,16 @@ func CompilePattern(p string) (*regexp.Regexp, error) {
 
 // TagImmutable reports whether tag is immutable in r (its immutable_tags pattern matches the whole tag). A
 // pattern that no longer compiles makes every tag immutable: better refused than lost.
-func (r *Repository) TagImmutable(tag string) bool {
+func (r *Repository) TagImmutable(tag string) bool { return r.ImmutableMatcher()(tag) }
+
+// ImmutableMatcher is TagImmutable with the pattern compiled once, for asking of many tags.
+func (r *Repository) ImmutableMatcher() func(tag string) bool {
 	if r.ImmutableTags == "" {
-		return false
+		return func(string) bool { return false }
 	}
 	re, err := CompilePattern(r.ImmutableTags)
-	return err != nil || re.MatchString(tag)
+	if err != nil {
+		return func(string) bool { return true }
+	}
+	return re.MatchString
 }
