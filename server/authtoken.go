@@ -1,9 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -21,22 +18,9 @@ func (a *api) createAuthToken(c *gin.Context) {
 	var req struct {
 		TTLSeconds *int64 `json:"ttl_seconds"`
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		fail(c, errf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", mbe.Limit))
-		return
-	}
-	if err != nil {
+	if err := bindOptionalJSON(c, &req); err != nil {
 		fail(c, err)
 		return
-	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		if err := bindJSON(c, &req); err != nil {
-			fail(c, err)
-			return
-		}
 	}
 	ttl := access.DefaultTokenTTL
 	if req.TTLSeconds != nil {

@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -66,20 +64,13 @@ func (a *api) startGC(c *gin.Context) {
 		fail(c, errf(http.StatusServiceUnavailable, CodeUnavailable, "garbage collection is not available on this instance"))
 		return
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
+	var req gcRequest
+	if err := bindOptionalJSON(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	var req gcRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		if err := bindJSON(c, &req); err != nil {
-			fail(c, err)
-			return
-		}
-	}
 	opts := a.GC.DefaultOptions()
+	var err error
 	if req.DryRun != nil {
 		opts.DryRun = *req.DryRun
 	}

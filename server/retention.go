@@ -1,10 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -230,20 +228,12 @@ func (a *api) startRetentionRun(c *gin.Context) {
 	if _, ok := a.namespaceOr404(c); !ok {
 		return
 	}
-	body, err := io.ReadAll(c.Request.Body)
-	if err != nil {
-		fail(c, err)
-		return
-	}
 	var req struct {
 		DryRun bool `json:"dry_run"`
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
-		if err := bindJSON(c, &req); err != nil {
-			fail(c, err)
-			return
-		}
+	if err := bindOptionalJSON(c, &req); err != nil {
+		fail(c, err)
+		return
 	}
 	run, err := a.Retention.Start(c.Request.Context(), c.Param("ns"), req.DryRun, "api")
 	if errors.Is(err, pipeline.ErrRetentionRunning) {

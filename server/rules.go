@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -173,19 +172,9 @@ func (a *api) buildNow(c *gin.Context) {
 	var req struct {
 		Ref *string `json:"ref"`
 	}
-	if c.Request.ContentLength != 0 {
-		data, err := io.ReadAll(c.Request.Body)
-		if err != nil {
-			fail(c, badRequest("read body: %v", err))
-			return
-		}
-		if strings.TrimSpace(string(data)) != "" {
-			c.Request.Body = io.NopCloser(strings.NewReader(string(data)))
-			if err := bindJSON(c, &req); err != nil {
-				fail(c, err)
-				return
-			}
-		}
+	if err := bindOptionalJSON(c, &req); err != nil {
+		fail(c, err)
+		return
 	}
 	if !a.buildsOr503(c) {
 		return

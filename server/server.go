@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -230,6 +231,22 @@ func (a *api) readyz(c *gin.Context) {
 }
 
 // bindJSON decodes the request body into v, refusing unknown fields, trailing data and oversized bodies.
+// bindOptionalJSON is bindJSON for an optional body: an empty (or blank) one leaves v as it is.
+func bindOptionalJSON(c *gin.Context, v any) error {
+	body, err := io.ReadAll(c.Request.Body)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return errf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", mbe.Limit)
+	case err != nil:
+		return badRequest("read the request body: %v", err)
+	case len(bytes.TrimSpace(body)) == 0:
+		return nil
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	return bindJSON(c, v)
+}
+
 func bindJSON(c *gin.Context, v any) error {
 	dec := json.NewDecoder(c.Request.Body)
 	dec.DisallowUnknownFields()
