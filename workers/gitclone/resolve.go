@@ -50,21 +50,12 @@ func ResolveRef(ctx context.Context, url string, refType RefType, name string, c
 	if name == "" || plumbing.ReferenceName(ref).Validate() != nil {
 		return "", "", fmt.Errorf("%w: %q is not a valid %s name", ErrInvalidRequest, name, refType)
 	}
-	src, err := newSource(url, creds, nil)
-	if err != nil {
-		return "", "", err
-	}
-	if err := src.guard(ctx, guard); err != nil {
-		return "", "", err
-	}
-	ctx = withGuard(ctx, guard)
-	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{
-		Name: git.DefaultRemoteName,
-		URLs: []string{src.url},
-	})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: src.auth, PeelingOption: git.AppendPeeled})
-	if err != nil {
+	src, refs, err := lsRemote(ctx, url, creds, guard, git.AppendPeeled)
+	if src != nil && err != nil {
 		return "", "", src.wrap(err, ref)
+	}
+	if err != nil {
+		return "", "", err
 	}
 
 	var direct, peeled string
@@ -104,22 +95,15 @@ type Refs struct {
 // ListRefs asks the remote (like git ls-remote --heads --tags) for its branches and tags, for pickers. A
 // non-nil guard confines it as CloneRequest.Guard does a clone.
 func ListRefs(ctx context.Context, url string, creds *Credentials, guard *outbound.Guard) (*Refs, error) {
-	src, err := newSource(url, creds, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := src.guard(ctx, guard); err != nil {
-		return nil, err
-	}
-	ctx = withGuard(ctx, guard)
-	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{src.url}})
-	list, err := remote.ListContext(ctx, &git.ListOptions{Auth: src.auth})
+	src, list, err := lsRemote(ctx, url, creds, guard, git.IgnorePeeled)
 	out := &Refs{Branches: []string{}, Tags: []string{}}
-	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
+	switch {
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return out, nil
-	}
-	if err != nil {
+	case src != nil && err != nil:
 		return nil, src.wrap(err, "")
+	case err != nil:
+		return nil, err
 	}
 	for _, r := range list {
 		n := r.Name()
@@ -138,4 +122,20 @@ func ListRefs(ctx context.Context, url string, creds *Credentials, guard *outbou
 		}
 	}
 	return out, nil
+}
+
+// lsRemote lists the refs of the remote at url (git ls-remote), confined by guard when it is not nil. The
+// source is nil when the error is about the URL or the guard's refusal; else listing failed and src.wrap words
+// the error.
+func lsRemote(ctx context.Context, url string, creds *Credentials, guard *outbound.Guard, peel git.PeelingOption) (*source, []*plumbing.Reference, error) {
+	src, err := newSource(url, creds, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := src.guard(ctx, guard); err != nil {
+		return nil, nil, err
+	}
+	remote := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: git.DefaultRemoteName, URLs: []string{src.url}})
+	refs, err := remote.ListContext(withGuard(ctx, guard), &git.ListOptions{Auth: src.auth, PeelingOption: peel})
+	return src, refs, err
 }
