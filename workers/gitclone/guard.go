@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -45,7 +47,7 @@ type guardSwitch struct{}
 func (guardSwitch) RoundTrip(req *http.Request) (*http.Response, error) {
 	g, _ := req.Context().Value(guardKey{}).(*outbound.Guard)
 	if g == nil {
-		return http.DefaultTransport.RoundTrip(req)
+		return capRefs(http.DefaultTransport.RoundTrip(req))
 	}
 	t := &http.Transport{
 		Proxy:               nil,
@@ -55,7 +57,37 @@ func (guardSwitch) RoundTrip(req *http.Request) (*http.Response, error) {
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
 	defer t.CloseIdleConnections()
-	return t.RoundTrip(req)
+	return capRefs(t.RoundTrip(req))
+}
+
+// MaxRefAdvertisement bounds the ref list a Git server may send (GET …/info/refs): ls-remote, "build now" and a
+// clone's first step read it whole into memory, in the API process for the first two. Real repositories'
+// lists are a few MiB at most.
+const MaxRefAdvertisement = 32 << 20
+
+// capRefs makes a ref advertisement's body fail past MaxRefAdvertisement.
+func capRefs(resp *http.Response, err error) (*http.Response, error) {
+	if err == nil && strings.HasSuffix(resp.Request.URL.Path, "/info/refs") {
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: MaxRefAdvertisement}
+	}
+	return resp, err
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("the Git server's list of refs is larger than %d bytes", MaxRefAdvertisement)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }
 
 // guard confines s to what g allows: only http(s) and ssh, and for ssh the address g vetted.

@@ -3,9 +3,13 @@ package gitclone
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/webhooks/outbound"
@@ -64,5 +68,31 @@ func TestListRefsCap(t *testing.T) {
 	}
 	if len(refs.Tags) != MaxRefs || !refs.Truncated || len(refs.Branches) != 2 {
 		t.Fatalf("tags %d, truncated %v, branches %v", len(refs.Tags), refs.Truncated, refs.Branches)
+	}
+}
+
+// TestRefAdvertisementCap: a Git server that streams refs without end is cut off at MaxRefAdvertisement with an
+// error that says so, instead of filling the API process's memory.
+func TestRefAdvertisementCap(t *testing.T) {
+	line := func(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/info/refs") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+		io.WriteString(w, line("# service=git-upload-pack\n")+"0000")
+		io.WriteString(w, line(strings.Repeat("a", 40)+" HEAD\x00multi_ack side-band-64k ofs-delta\n"))
+		for i := 0; r.Context().Err() == nil && i < 2*MaxRefAdvertisement/60; i++ {
+			if _, err := io.WriteString(w, line(fmt.Sprintf("%040x refs/heads/b%07d\n", i, i))); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, "0000")
+	}))
+	defer srv.Close()
+	_, err := ListRefs(testContext(t), srv.URL+"/repo.git", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("ListRefs of an endless ref list: %v", err)
 	}
 }
