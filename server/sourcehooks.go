@@ -116,6 +116,14 @@ func (a *api) updateHostHook(ctx context.Context, c *gin.Context, src *store.Sou
 }
 
 // dropHostHook deletes src's webhook at the host.
+// dropHostHookDetached is dropHostHook with a deadline of its own, that neither the caller's deadline nor a
+// client gone away cuts short: it undoes or finishes what the host was told.
+func (a *api) dropHostHookDetached(ctx context.Context, src *store.Source) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostTimeout)
+	defer cancel()
+	return a.dropHostHook(ctx, src)
+}
+
 func (a *api) dropHostHook(ctx context.Context, src *store.Source) error {
 	host, name, err := a.sourceHost(ctx, src)
 	if err == nil && host == nil {

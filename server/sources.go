@@ -120,7 +120,9 @@ func (a *api) putSource(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
+	// The Git host's calls share hostTimeout; the store's do not, so a slow host cannot fail the save.
+	ctx := c.Request.Context()
+	hctx, cancel := context.WithTimeout(ctx, hostTimeout)
 	defer cancel()
 	var secret string // set when this request makes the webhook secret: then, and only then, it is shown
 	var old *store.Source
@@ -141,7 +143,7 @@ func (a *api) putSource(c *gin.Context) {
 		o := *src
 		old = &o
 	}
-	if err := a.applySourceRequest(ctx, c, src, &req); err != nil {
+	if err := a.applySourceRequest(hctx, c, src, &req); err != nil {
 		fail(c, err)
 		return
 	}
@@ -160,11 +162,11 @@ func (a *api) putSource(c *gin.Context) {
 			return
 		}
 	}
-	registered := a.syncHostHook(ctx, c, old, src, req.RegisterWebhook, secret)
+	registered := a.syncHostHook(hctx, c, old, src, req.RegisterWebhook, secret)
 	created, err := a.Store.PutSource(ctx, src)
 	a.Builds.Forget(r.FullName)
 	if err != nil && registered {
-		a.dropHostHook(ctx, src) // the hook would lead nowhere
+		a.dropHostHookDetached(ctx, src) // the hook would lead nowhere
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -360,17 +362,17 @@ func (a *api) rotateSourceSecret(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
+	hctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
 	defer cancel()
 	var secret string
 	src.WebhookSecret, secret = a.newWebhookSecret()
 	switch {
 	case src.HostHookID != "":
-		a.updateHostHook(ctx, c, src, secret)
+		a.updateHostHook(hctx, c, src, secret)
 	case src.WebhookError != "":
-		a.createHostHook(ctx, c, src, secret)
+		a.createHostHook(hctx, c, src, secret)
 	}
-	_, err := a.Store.PutSource(ctx, src)
+	_, err := a.Store.PutSource(c.Request.Context(), src)
 	a.Builds.Forget(src.Repository)
 	if err != nil {
 		fail(c, err)
@@ -388,11 +390,10 @@ func (a *api) deleteSource(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
-	defer cancel()
+	ctx := c.Request.Context()
 	src, err := a.Store.GetSource(ctx, r.FullName)
 	if err == nil && src.HostHookID != "" && a.Builds != nil {
-		if herr := a.dropHostHook(ctx, src); herr != nil {
+		if herr := a.dropHostHookDetached(ctx, src); herr != nil {
 			c.Header("Warning", `199 berth "the webhook at the Git host was not deleted: `+strings.ReplaceAll(herr.Error(), `"`, `'`)+`"`)
 		}
 	}
