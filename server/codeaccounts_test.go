@@ -24,6 +24,9 @@ type fakeGitea struct {
 	hooks  map[string]map[string]any // id → {repo, url, secret, content_type, events}
 	nextID int
 	seen   []string // "METHOD path?query" of every call
+	// failCreates and failUpdates make hook creation (POST) and updates (PATCH) fail (500), as a host that is
+	// down for a moment.
+	failCreates, failUpdates bool
 }
 
 func newFakeGitea(t *testing.T) *fakeGitea {
@@ -43,7 +46,8 @@ func (f *fakeGitea) serve(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.seen = append(f.seen, r.Method+" "+r.URL.RequestURI())
 	w.Header().Set("Content-Type", "application/json")
-	if r.Header.Get("Authorization") != "token good-token" {
+	// Gitea's token header, or GitHub's (whose repository and hook routes Gitea's mirror).
+	if a := r.Header.Get("Authorization"); a != "token good-token" && a != "Bearer good-token" {
 		w.WriteHeader(401)
 		_, _ = w.Write([]byte(`{"message":"user does not exist [uid: 0, name: ]"}`))
 		return
@@ -84,6 +88,8 @@ func (f *fakeGitea) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&body)
 		switch {
+		case r.Method == "POST" && f.failCreates, r.Method == "PATCH" && f.failUpdates:
+			answer(500, map[string]any{"message": "internal error"})
 		case r.Method == "POST" && len(parts) == 4:
 			id := fmt.Sprint(f.nextID)
 			f.nextID++
@@ -248,6 +254,54 @@ func TestCodeAccountAPI(t *testing.T) {
 	}
 	if hooks := host.hooksOf("alice/app"); len(hooks) != 1 || hooks[0]["secret"] != r.JSON["webhook_secret"] || hooks[0]["secret"] == secret {
 		t.Fatalf("hook after rotation: %v", hooks)
+	}
+
+	// A rotation the host fails half-way (Gitea's update deletes the hook, then creating it again fails):
+	// register_webhook true then makes the one hook again, with the new secret.
+	host.mu.Lock()
+	host.failCreates = true
+	host.mu.Unlock()
+	r = in.Admin(t, "POST", src+"/rotate-secret", nil)
+	if r.Status != 200 || r.JSON["webhook_registered"] != false || !strings.Contains(fmt.Sprint(r.JSON["webhook_error"]), "500") {
+		t.Fatalf("rotate while the host fails: %d %s", r.Status, r.Body)
+	}
+	host.mu.Lock()
+	host.failCreates = false
+	host.mu.Unlock()
+	newSecret := r.JSON["webhook_secret"].(string)
+	r = in.Admin(t, "PUT", src, map[string]any{"register_webhook": true})
+	if hooks := host.hooksOf("alice/app"); r.Status != 200 || r.JSON["webhook_registered"] != true || len(hooks) != 1 || hooks[0]["secret"] != newSecret {
+		t.Fatalf("register again after a failed rotation: %d %s; hooks %v", r.Status, r.Body, hooks)
+	}
+
+	// The same on a host that updates a hook in place (GitHub's PATCH): the failed rotation keeps the hook's id,
+	// and register_webhook true updates that hook instead of adding a second one.
+	r = in.Admin(t, "POST", "/api/v1/code-accounts", map[string]any{"provider": "github", "base_url": base, "token": "good-token"})
+	if r.Status != 201 {
+		t.Fatalf("a GitHub-shaped account: %d %s", r.Status, r.Body)
+	}
+	ghSrc := "/api/v1/repositories/team/manual/source"
+	if r := in.Admin(t, "PUT", ghSrc, map[string]any{"account_id": r.JSON["id"], "repository": "alice/site"}); r.Status != 201 ||
+		r.JSON["webhook_registered"] != true || len(host.hooksOf("alice/site")) != 1 {
+		t.Fatalf("connect by the GitHub-shaped account: %d %s", r.Status, r.Body)
+	}
+	host.mu.Lock()
+	host.failUpdates = true
+	host.mu.Unlock()
+	r = in.Admin(t, "POST", ghSrc+"/rotate-secret", nil)
+	if r.Status != 200 || r.JSON["webhook_registered"] != false {
+		t.Fatalf("rotate while updates fail: %d %s", r.Status, r.Body)
+	}
+	host.mu.Lock()
+	host.failUpdates = false
+	host.mu.Unlock()
+	newSecret = r.JSON["webhook_secret"].(string)
+	r = in.Admin(t, "PUT", ghSrc, map[string]any{"register_webhook": true})
+	if hooks := host.hooksOf("alice/site"); r.Status != 200 || r.JSON["webhook_registered"] != true || len(hooks) != 1 || hooks[0]["secret"] != newSecret {
+		t.Fatalf("register again after a failed update: %d %s; hooks %v", r.Status, r.Body, hooks)
+	}
+	if r := in.Admin(t, "DELETE", ghSrc, nil); r.Status != 204 || len(host.hooksOf("alice/site")) != 0 {
+		t.Fatalf("disconnect: %d; hooks %v", r.Status, host.hooksOf("alice/site"))
 	}
 
 	// The account is in use.

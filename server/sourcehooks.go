@@ -47,7 +47,8 @@ func (a *api) sourceHost(ctx context.Context, src *store.Source) (githost.Host, 
 // PUT connects it), src after; register is the request's register_webhook. A new source, or one whose Git
 // repository changed, gets a hook when register allows it (by default when Berth has host credentials), and
 // the old repository's hook is deleted; register false deletes the hook; register true on a source without
-// one tries again. It reports whether it created a hook.
+// one tries again (updating the hook it still names, which is created again when the host lost it). It
+// reports whether it created a hook.
 func (a *api) syncHostHook(ctx context.Context, c *gin.Context, old, src *store.Source, register *bool, secret string) bool {
 	moved := old == nil || old.URL != src.URL || old.CodeAccount != src.CodeAccount || old.GitRepository != src.GitRepository ||
 		old.Provider != src.Provider
@@ -67,17 +68,26 @@ func (a *api) syncHostHook(ctx context.Context, c *gin.Context, old, src *store.
 	default:
 		return false
 	}
-	if register == nil {
-		if h, _, err := a.sourceHost(ctx, src); h == nil && err == nil {
-			return false // no host credentials: the webhook is configured by hand, as before
-		}
+	host, name, err := a.sourceHost(ctx, src)
+	if register == nil && host == nil && err == nil {
+		return false // no host credentials: the webhook is configured by hand, as before
 	}
-	return a.createHostHook(ctx, c, src, secret)
+	if src.HostHookID != "" { // a hook a failed rotation left with the old secret: give it the new one
+		before := src.HostHookID
+		a.updateHook(ctx, c, src, secret, host, name, err)
+		return src.WebhookRegistered && src.HostHookID != before
+	}
+	return a.createHook(ctx, c, src, secret, host, name, err)
 }
 
 // createHostHook creates src's webhook at the host and records the outcome in src.
 func (a *api) createHostHook(ctx context.Context, c *gin.Context, src *store.Source, secret string) bool {
 	host, name, err := a.sourceHost(ctx, src)
+	return a.createHook(ctx, c, src, secret, host, name, err)
+}
+
+// createHook is createHostHook on the host (and its error) sourceHost answered.
+func (a *api) createHook(ctx context.Context, c *gin.Context, src *store.Source, secret string, host githost.Host, name string, err error) bool {
 	if err == nil && host == nil {
 		err = errNoHostCredentials
 	}
@@ -95,16 +105,23 @@ func (a *api) createHostHook(ctx context.Context, c *gin.Context, src *store.Sou
 }
 
 // updateHostHook gives src's webhook at the host the new secret; a hook deleted at the host is created again.
+// A failure keeps the hook's id, so that a later try updates that hook rather than adding another.
 func (a *api) updateHostHook(ctx context.Context, c *gin.Context, src *store.Source, secret string) {
 	host, name, err := a.sourceHost(ctx, src)
+	a.updateHook(ctx, c, src, secret, host, name, err)
+}
+
+// updateHook is updateHostHook on the host (and its error) sourceHost answered.
+func (a *api) updateHook(ctx context.Context, c *gin.Context, src *store.Source, secret string, host githost.Host, name string, err error) {
 	if err == nil && host == nil {
 		err = errNoHostCredentials
 	}
+	var id string
 	if err == nil {
-		src.HostHookID, err = host.UpdateHook(ctx, name, src.HostHookID, githost.Hook{URL: webhookURL(c, src), Secret: secret})
+		id, err = host.UpdateHook(ctx, name, src.HostHookID, githost.Hook{URL: webhookURL(c, src), Secret: secret})
 	}
 	if errors.Is(err, githost.ErrNotFound) {
-		a.createHostHook(ctx, c, src, secret)
+		a.createHook(ctx, c, src, secret, host, name, nil)
 		return
 	}
 	if err != nil {
@@ -112,10 +129,9 @@ func (a *api) updateHostHook(ctx context.Context, c *gin.Context, src *store.Sou
 		src.WebhookRegistered, src.WebhookError = false, err.Error()
 		return
 	}
-	src.WebhookRegistered, src.WebhookError = src.HostHookID != "", ""
+	src.HostHookID, src.WebhookRegistered, src.WebhookError = id, id != "", ""
 }
 
-// dropHostHook deletes src's webhook at the host.
 // dropHostHookDetached is dropHostHook with a deadline of its own, that neither the caller's deadline nor a
 // client gone away cuts short: it undoes or finishes what the host was told.
 func (a *api) dropHostHookDetached(ctx context.Context, src *store.Source) error {
