@@ -60,8 +60,8 @@ func (g *Gate) accessories(ctx context.Context, repo, digest string) ([]Accessor
 	}
 	keys := g.Keys(p)
 	out := []Accessory{}
-	for _, suffix := range []string{signature.SuffixSignature, signature.SuffixAttestation, signature.SuffixSBOM} {
-		tag, err := signature.Tag(digest, suffix)
+	for _, a := range accessoryTags {
+		tag, err := signature.Tag(digest, a.suffix)
 		if err != nil {
 			return nil, err
 		}
@@ -72,9 +72,7 @@ func (g *Gate) accessories(ctx context.Context, repo, digest string) ([]Accessor
 		if err != nil {
 			return nil, err
 		}
-		kind := map[string]string{signature.SuffixSignature: KindSignature, signature.SuffixAttestation: KindAttestation,
-			signature.SuffixSBOM: KindSBOM}[suffix]
-		out = append(out, g.describe(ctx, *c, repo, digest, keys, Accessory{Type: kind, Tag: tag, Digest: dg}, payload))
+		out = append(out, g.describe(ctx, *c, repo, digest, keys, Accessory{Type: a.kind, Tag: tag, Digest: dg}, payload))
 	}
 	rl, ok := (*c).(ReferrerLister)
 	if !ok {
@@ -97,7 +95,7 @@ func (g *Gate) accessories(ctx context.Context, repo, digest string) ([]Accessor
 		}
 		kind := AccessoryKind(payload)
 		if kind == "" {
-			kind = "artifact"
+			kind = KindArtifact
 		}
 		out = append(out, g.describe(ctx, *c, repo, digest, keys, Accessory{Type: kind, Digest: d.Digest, Referrer: true}, payload))
 	}

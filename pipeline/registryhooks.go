@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -121,12 +120,17 @@ func (h *RegistryHooks) ManifestPushed(ctx context.Context, ev registry.Manifest
 	return EnqueuePushEvent(ctx, h.Queue, PushEvent{Namespace: ns, Repo: repo, Tag: ev.Tag, Digest: ev.Digest, PushedAt: v.PushedAt})
 }
 
-// accessoryTag is the tag cosign gives what it attaches to an image by tag: sha256-<hex digest>.sig (signature),
-// .att (attestation) or .sbom.
-var accessoryTag = regexp.MustCompile(`^sha256-[a-f0-9]{64}\.(sig|att|sbom)$`)
+// IsAccessoryTag reports whether tag names an accessory of another image (SPEC §15), not an image version: the
+// tag cosign gives what it attaches to an image by tag, sha256-<hex digest>.sig, .att or .sbom.
+func IsAccessoryTag(tag string) bool {
+	_, _, ok := signature.SubjectOf(tag)
+	return ok
+}
 
-// IsAccessoryTag reports whether tag names an accessory of another image (SPEC §15), not an image version.
-func IsAccessoryTag(tag string) bool { return accessoryTag.MatchString(tag) }
+// accessoryTags are the tags of an image's accessories, by suffix, and the kind of each.
+var accessoryTags = []struct{ suffix, kind string }{
+	{signature.SuffixSignature, KindSignature}, {signature.SuffixAttestation, KindAttestation}, {signature.SuffixSBOM, KindSBOM},
+}
 
 // BuildCacheConfigType is the config media type of a BuildKit registry cache manifest.
 const BuildCacheConfigType = "application/vnd.buildkit.cacheconfig.v0"
@@ -275,8 +279,8 @@ func (h *RegistryHooks) dropAccessories(ctx context.Context, name, dgst string) 
 		return nil
 	}
 	var errs []error
-	for _, suffix := range []string{signature.SuffixSignature, signature.SuffixAttestation, signature.SuffixSBOM} {
-		tag, err := signature.Tag(dgst, suffix)
+	for _, a := range accessoryTags {
+		tag, err := signature.Tag(dgst, a.suffix)
 		if err != nil {
 			return nil // not a sha256 image: it has none
 		}

@@ -159,6 +159,8 @@ const (
 	KindSignature   = "signature"
 	KindAttestation = "attestation"
 	KindSBOM        = "sbom"
+	// KindArtifact is a referrer of another kind (an ORAS artifact, say): an accessory all the same.
+	KindArtifact = "artifact"
 )
 
 // AccessoryKind classifies a manifest as an accessory of another image: "signature", "attestation", "sbom",
@@ -198,7 +200,7 @@ func AccessoryKind(payload []byte) string {
 		}
 	}
 	if kind == "" && m.Subject != nil {
-		return "artifact"
+		return KindArtifact
 	}
 	return kind
 }
