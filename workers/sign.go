@@ -485,15 +485,7 @@ func (s *Signer) attest(repo *imageRepo, dg string, layers []signature.Layer) er
 
 // statementLayer is the ".att" layer of a statement about subjects: its DSSE envelope, signed.
 func (s *Signer) statementLayer(name string, subjects []string, predicateType string, predicate json.RawMessage) (signature.Layer, error) {
-	st := signature.Statement{Type: signature.StatementType, PredicateType: predicateType, Predicate: predicate}
-	for _, d := range subjects {
-		hex, ok := bytes.CutPrefix([]byte(d), []byte("sha256:"))
-		if !ok {
-			return signature.Layer{}, fmt.Errorf("%q is not a sha256 digest", d)
-		}
-		st.Subject = append(st.Subject, signature.Subject{Name: name, Digest: map[string]string{"sha256": string(hex)}})
-	}
-	payload, err := json.Marshal(st)
+	payload, err := signature.NewStatement(name, predicateType, predicate, subjects...)
 	if err != nil {
 		return signature.Layer{}, err
 	}

@@ -71,12 +71,19 @@ type Subject struct {
 	Digest map[string]string `json:"digest"`
 }
 
-// NewStatement is the statement that image dg of repository name has predicate of predicateType.
-func NewStatement(name, dg, predicateType string, predicate json.RawMessage) ([]byte, error) {
-	m := digestRe.FindStringSubmatch(dg)
-	if m == nil {
-		return nil, fmt.Errorf("%w: %q is not a sha256 digest", ErrInvalid, dg)
+// NewStatement is the statement that images dgs (one at least) of repository name have predicate of
+// predicateType.
+func NewStatement(name, predicateType string, predicate json.RawMessage, dgs ...string) ([]byte, error) {
+	st := Statement{Type: StatementType, PredicateType: predicateType, Predicate: predicate}
+	for _, dg := range dgs {
+		m := digestRe.FindStringSubmatch(dg)
+		if m == nil {
+			return nil, fmt.Errorf("%w: %q is not a sha256 digest", ErrInvalid, dg)
+		}
+		st.Subject = append(st.Subject, Subject{Name: name, Digest: map[string]string{"sha256": m[1]}})
 	}
-	return json.Marshal(Statement{Type: StatementType, PredicateType: predicateType,
-		Subject: []Subject{{Name: name, Digest: map[string]string{"sha256": m[1]}}}, Predicate: predicate})
+	if len(st.Subject) == 0 {
+		return nil, fmt.Errorf("%w: a statement names one image at least", ErrInvalid)
+	}
+	return json.Marshal(st)
 }

@@ -69,7 +69,7 @@ func TestSignatureRoundTrip(t *testing.T) {
 
 func TestAttestationRoundTrip(t *testing.T) {
 	key, _ := GenerateKey()
-	st, err := NewStatement("127.0.0.1:5000/demo/app", dg, PredicateCycloneDX, json.RawMessage(`{"bomFormat":"CycloneDX"}`))
+	st, err := NewStatement("127.0.0.1:5000/demo/app", PredicateCycloneDX, json.RawMessage(`{"bomFormat":"CycloneDX"}`), dg)
 	if err != nil {
 		t.Fatal(err)
 	}

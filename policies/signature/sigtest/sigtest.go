@@ -58,7 +58,7 @@ func SignLayers(t testing.TB, ref, digest string, keys ...*ecdsa.PrivateKey) []s
 // AttestLayer is a DSSE layer of an in-toto statement about digest, signed by key.
 func AttestLayer(t testing.TB, ref, digest, predicateType, predicate string, key *ecdsa.PrivateKey) signature.Layer {
 	t.Helper()
-	st, err := signature.NewStatement(ref, digest, predicateType, json.RawMessage(predicate))
+	st, err := signature.NewStatement(ref, predicateType, json.RawMessage(predicate), digest)
 	if err != nil {
 		t.Fatal(err)
 	}
