@@ -60,8 +60,8 @@ type Scans struct {
 	Store store.Store
 	Queue Enqueuer
 	Gate  *Gate
-	// PollInterval is how often a build in SCANNING looks at its scan; default 50 ms, one read of a scan by its
-	// digest. A signed build pushes a new digest every time (its provenance differs), so its SCANNING waits for
+	// PollInterval is how soon a build in SCANNING looks at its scan again, first; default 50 ms, one read of a
+	// scan by its digest, the wait doubling after each look up to a second. A signed build pushes a new digest every time (its provenance differs), so its SCANNING waits for
 	// the scan of a new index even when every platform image was scanned before.
 	PollInterval time.Duration
 	Logger       *slog.Logger
@@ -215,7 +215,7 @@ func (s *Scans) AfterBuildPush(ctx context.Context, b *store.Build, log *LogWrit
 	log.Printf("SCANNING %s@%s", b.Repository, digest)
 	every := s.PollInterval
 	if every <= 0 {
-		every = 50 * time.Millisecond
+		every = 50 * time.Millisecond // then doubling, up to a second
 	}
 	wctx, cancel := context.WithTimeout(ctx, BuildScanWait)
 	defer cancel()
@@ -237,6 +237,7 @@ func (s *Scans) AfterBuildPush(ctx context.Context, b *store.Build, log *LogWrit
 			}
 			log.Printf("the scan did not finish within %s; judging the image as it is", BuildScanWait)
 		case <-time.After(every):
+			every = min(2*every, max(s.PollInterval, time.Second)) // quick to see a fast scan, light on the store for a slow one
 			continue
 		}
 		break
