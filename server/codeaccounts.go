@@ -74,7 +74,7 @@ func (a *api) createCodeAccount(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), hostTimeout)
 	defer cancel()
-	host, err := a.host(acct)
+	host, err := a.hostFor(acct, req.Token)
 	if err == nil {
 		acct.Login, err = host.User(ctx) // the token is checked against the host before it is kept
 	}
@@ -187,9 +187,15 @@ func (a *api) host(acct *store.CodeAccount) (githost.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.hostFor(acct, token)
+}
+
+// hostFor is the host API of acct with its token in the clear.
+func (a *api) hostFor(acct *store.CodeAccount, token string) (githost.Host, error) {
 	return githost.New(githost.Account{Provider: acct.Provider, BaseURL: acct.BaseURL, Username: acct.Username, Token: token}, a.hostGuard())
 }
 
+// hostGuard confines what Berth connects to for users (Git hosts' APIs, code sources): --source-allow-cidr.
 func (a *api) hostGuard() *outbound.Guard {
 	if a.SourceGuard != nil {
 		return a.SourceGuard

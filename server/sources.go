@@ -436,10 +436,7 @@ func (a *api) getSourceRefs(c *gin.Context) {
 // checkCloneURL applies gitclone.CheckSource, the one place that judges a source URL (on its parsed,
 // normalised form), and words its refusals for the API.
 func (a *api) checkCloneURL(ctx context.Context, raw string, admin bool) error {
-	guard := a.SourceGuard
-	if guard == nil {
-		guard = &outbound.Guard{Flag: gitclone.SourceAllowFlag}
-	}
+	guard := a.hostGuard()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a name that does not resolve by then is checked at clone time
 	defer cancel()
 	_, err := gitclone.CheckSource(ctx, raw, admin, guard)
