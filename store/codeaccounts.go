@@ -36,11 +36,11 @@ var ErrInUse = errors.New("in use")
 
 // InUseError refuses to delete a code account that code sources name.
 type InUseError struct {
-	Repositories []string // some of the repositories whose sources name it (at most maxInUse)
+	Repositories []string // some of the repositories whose sources name it (at most MaxInUse)
 }
 
-// maxInUse bounds the repositories an InUseError names.
-const maxInUse = 10
+// MaxInUse bounds the repositories an InUseError names.
+const MaxInUse = 10
 
 func (e *InUseError) Error() string {
 	return fmt.Sprintf("the code account is used by the code source of %s; disconnect those first (DELETE …/source)",
@@ -82,7 +82,7 @@ func (s *Mongo) DeleteCodeAccount(ctx context.Context, id string) error {
 	}
 	defer unlock()
 	cur, err := s.c(colSources).Find(ctx, bson.M{"code_account": id},
-		options.Find().SetLimit(maxInUse).SetProjection(bson.M{"_id": 1}).SetSort(bson.D{{Key: "code_account", Value: 1}, {Key: "_id", Value: 1}}))
+		options.Find().SetLimit(MaxInUse).SetProjection(bson.M{"_id": 1}).SetSort(bson.D{{Key: "code_account", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return err
 	}

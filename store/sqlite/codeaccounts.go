@@ -7,9 +7,6 @@ import (
 	"github.com/berth-dev/berth/store"
 )
 
-// maxInUse bounds the repositories an InUseError names.
-const maxInUse = 10
-
 // CreateCodeAccount stores a, giving it an id when it has none.
 func (db *DB) CreateCodeAccount(ctx context.Context, a *store.CodeAccount) error {
 	if a.ID == "" {
@@ -37,25 +34,12 @@ func (db *DB) ListCodeAccounts(ctx context.Context, accountID string, p store.Pa
 // DeleteCodeAccount deletes code account id; an *store.InUseError when code sources name it.
 func (db *DB) DeleteCodeAccount(ctx context.Context, id string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, "SELECT id FROM sources WHERE code_account = ? ORDER BY id LIMIT ?", id, maxInUse)
+		repos, err := strs(ctx, tx, "SELECT id FROM sources WHERE code_account = ? ORDER BY id LIMIT ?", id, store.MaxInUse)
 		if err != nil {
 			return err
 		}
-		e := &store.InUseError{}
-		for rows.Next() {
-			var repo string
-			if err := rows.Scan(&repo); err != nil {
-				rows.Close()
-				return err
-			}
-			e.Repositories = append(e.Repositories, repo)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(e.Repositories) > 0 {
-			return e
+		if len(repos) > 0 {
+			return &store.InUseError{Repositories: repos}
 		}
 		return removeID(ctx, tx, tCodeAccounts, id)
 	})

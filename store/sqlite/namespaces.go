@@ -79,20 +79,8 @@ func (db *DB) DeleteNamespace(ctx context.Context, name string, force bool) (rep
 		if _, err := get[store.Namespace](ctx, tx, tNamespaces, name); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT id FROM repositories WHERE namespace = ? ORDER BY id", name)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			repos = append(repos, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var err error
+		if repos, err = strs(ctx, tx, "SELECT id FROM repositories WHERE namespace = ? ORDER BY id", name); err != nil {
 			return err
 		}
 		if len(repos) > 0 && !force {

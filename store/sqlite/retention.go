@@ -55,20 +55,11 @@ func (db *DB) UpdateRetentionRules(ctx context.Context, namespace string, change
 
 // NamespacesWithRetentionRules lists the namespaces that have any retention rule.
 func (db *DB) NamespacesWithRetentionRules(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT id FROM retention_rules WHERE rules > 0 ORDER BY id")
-	if err != nil {
-		return nil, err
+	out, err := strs(ctx, db.r, "SELECT id FROM retention_rules WHERE rules > 0 ORDER BY id")
+	if out == nil && err == nil {
+		out = []string{}
 	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // CreateRetentionRun records a run that has started.
