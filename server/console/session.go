@@ -161,8 +161,13 @@ func (c *Console) page(fn func(*reqCtx)) http.HandlerFunc {
 // auditRefusedForm records a console form refused before it reached the API (no session, an unreadable form,
 // a CSRF failure); the forms that reach it are recorded by the API under their RAM action.
 func (c *Console) auditRefusedForm(r *http.Request, user string, status int) {
+	c.audit(r, time.Time{}, user, audit.ActionConsoleForm, status)
+}
+
+// audit records a console action of user in the audit log, when there is one (at = zero: now).
+func (c *Console) audit(r *http.Request, at time.Time, user, action string, status int) {
 	if c.Audit != nil {
-		c.Audit.Record(r.Context(), store.AuditEntry{User: user, Client: server.ClientAddr(r), Action: audit.ActionConsoleForm,
+		c.Audit.Record(r.Context(), store.AuditEntry{Time: at, User: user, Client: server.ClientAddr(r), Action: action,
 			Resource: "*", Status: status, RequestID: server.RequestID(r)})
 	}
 }
@@ -236,9 +241,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		start, rec := time.Now(), &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		w = rec
 		defer func() {
-			c.Audit.Record(r.Context(), store.AuditEntry{Time: start, User: strings.TrimSpace(r.PostForm.Get("username")),
-				Client: server.ClientAddr(r), Action: audit.ActionLogin, Resource: "*", Status: rec.status,
-				RequestID: server.RequestID(r)})
+			c.audit(r, start, strings.TrimSpace(r.PostForm.Get("username")), audit.ActionLogin, rec.status)
 		}()
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -313,10 +316,7 @@ func (c *Console) logout(x *reqCtx) {
 	if err := c.Store.DeleteSession(x.r.Context(), x.sess.ID); err != nil {
 		c.Logger.Error("console: sign out", "err", err)
 	}
-	if c.Audit != nil {
-		c.Audit.Record(x.r.Context(), store.AuditEntry{User: x.sess.User, Client: server.ClientAddr(x.r),
-			Action: audit.ActionLogout, Resource: "*", Status: http.StatusSeeOther, RequestID: server.RequestID(x.r)})
-	}
+	c.audit(x.r, time.Time{}, x.sess.User, audit.ActionLogout, http.StatusSeeOther)
 	http.SetCookie(x.w, &http.Cookie{Name: sessionCookie(x.r), Value: "", Path: "/", HttpOnly: true, Secure: secure(x.r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	http.Redirect(x.w, x.r, "/login", http.StatusSeeOther)
